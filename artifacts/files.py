@@ -1,0 +1,87 @@
+"""Atomic file writes: a crash never leaves a half-written output behind.
+
+Every writer goes through :func:`atomic_path`, which yields a temporary path in the
+destination's folder and renames it over the destination only when the block
+finishes without an exception (``os.replace`` is atomic on POSIX within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it to ``dest`` on success.
+
+    Args:
+        dest: the final path. Its parent folder is created when missing.
+
+    Yields:
+        A path in the same folder to write to. It is removed if the block raises.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_parquet(dest: str | os.PathLike[str], df: pd.DataFrame) -> None:
+    """Write a DataFrame to parquet (pyarrow, no index), atomically."""
+    with atomic_path(dest) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow")
+
+
+def write_npz(dest: str | os.PathLike[str], **arrays: Any) -> None:
+    """Write arrays to an uncompressed ``.npz``, atomically."""
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file (a missing file raises ``FileNotFoundError``)."""
+    return json.loads(Path(path).read_text())
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and arrays show up in metadata built from DataFrames.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")

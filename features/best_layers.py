@@ -1,0 +1,137 @@
+"""Discover the best layers from the SAE analysis' ``top_20_features.json``.
+
+Accepted files, in the first folder that has one (Phase 2.10, then Phase 2.5):
+``top_20_features.json`` with entries ``{"feature_idx", "layer", ...}`` or the later
+renamed ``top_20_latents.json`` with ``{"latent_idx", "layer", ...}``; both hold
+``{"correct": [...], "incorrect": [...]}`` sorted best first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from artifacts.errors import InputError
+
+FILE_NAMES = (("top_20_features.json", "feature_idx"), ("top_20_latents.json", "latent_idx"))
+
+
+@dataclass(frozen=True)
+class BestLayers:
+    """Best correct/incorrect features and the layers to extract (sorted, unique)."""
+
+    correct_layer: int | None
+    incorrect_layer: int | None
+    correct_feature_idx: int | None
+    incorrect_feature_idx: int | None
+    extraction_layers: tuple[int, ...]
+    source: str
+
+    def to_metadata(self) -> dict:
+        """The ``best_layers`` block of the downstream metadata, plus layers and source."""
+        return {
+            "best_layers": {
+                "correct": self.correct_layer,
+                "incorrect": self.incorrect_layer,
+                "correct_feature_idx": self.correct_feature_idx,
+                "incorrect_feature_idx": self.incorrect_feature_idx,
+            },
+            "extraction_layers": list(self.extraction_layers),
+            "best_layers_source": self.source,
+        }
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_layers(spec: str) -> tuple[int, ...]:
+    """Parse ``"16,19"`` into ``(16, 19)`` (sorted, unique, non-negative)."""
+    try:
+        layers = sorted({int(part) for part in spec.split(",") if part.strip()})
+    except ValueError as exc:
+        raise InputError(f"--layers {spec!r}: expected comma-separated integers such as 16,19") from exc
+    if not layers:
+        raise InputError(f"--layers {spec!r}: no layer given")
+    if layers[0] < 0:
+        raise InputError(f"--layers {spec!r}: layers are 0-indexed and cannot be negative")
+    return tuple(layers)
+
+
+def read_best_layers(path: str | Path) -> BestLayers:
+    """Read one ``top_20_features.json`` / ``top_20_latents.json`` file."""
+    path = Path(path)
+    idx_key = dict(FILE_NAMES).get(path.name, "feature_idx")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    picks = {}
+    for group in ("correct", "incorrect"):
+        entries = data.get(group) if isinstance(data, dict) else None
+        if not entries:
+            raise InputError(f"{path}: missing or empty {group!r} list")
+        best = entries[0]
+        key = idx_key if idx_key in best else next((k for _, k in FILE_NAMES if k in best), None)
+        if "layer" not in best or key is None:
+            raise InputError(f"{path}: {group}[0] needs 'layer' and 'feature_idx' (or 'latent_idx')")
+        picks[group] = (int(best["layer"]), int(best[key]))
+    return BestLayers(
+        correct_layer=picks["correct"][0],
+        incorrect_layer=picks["incorrect"][0],
+        correct_feature_idx=picks["correct"][1],
+        incorrect_feature_idx=picks["incorrect"][1],
+        extraction_layers=tuple(sorted({picks["correct"][0], picks["incorrect"][0]})),
+        source=str(path),
+    )
+
+
+def find_best_layers(folders: Sequence[str | Path]) -> BestLayers:
+    """Best layers from the first folder holding a top-20 file (Phase 2.10, then 2.5)."""
+    for folder in folders:
+        for name, _ in FILE_NAMES:
+            candidate = Path(folder) / name
+            if candidate.is_file():
+                return read_best_layers(candidate)
+    tried = ", ".join(str(Path(f)) for f in folders)
+    raise InputError(
+        f"no top_20_features.json or top_20_latents.json in {tried}; "
+        "set PVA_PHASE2_10_DIR / PVA_PHASE2_5_DIR or pass --layers"
+    )
+
+
+def resolve_layers(folders: Sequence[str | Path], layers: str | None) -> BestLayers:
+    """Best layers from the analysis files, with ``--layers`` overriding the extraction set.
+
+    With ``layers`` given and no analysis file, the best-feature fields are ``None``.
+    """
+    override = parse_layers(layers) if layers else None
+    try:
+        found = find_best_layers(folders)
+    except InputError:
+        if override is None:
+            raise
+        return BestLayers(None, None, None, None, override, "--layers")
+    if override is None:
+        return found
+    return BestLayers(
+        found.correct_layer,
+        found.incorrect_layer,
+        found.correct_feature_idx,
+        found.incorrect_feature_idx,
+        override,
+        f"--layers (best features from {found.source})",
+    )
+
+
+def check_layers(layers: Sequence[int], n_layers: int, model: str) -> None:
+    """Raise a clear error when a layer is outside a model with ``n_layers`` layers."""
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise InputError(
+            f"layer(s) {bad} outside model {model}, which has {n_layers} layers (0..{n_layers - 1}); "
+            "pass --layers with valid layers"
+        )

@@ -1,0 +1,1 @@
+"""MBPP problems: loading, complexity, the validation split and prompt text."""

@@ -1,0 +1,1 @@
+"""Benchmarks: each module compares our path against a baseline in the same run (ratios)."""

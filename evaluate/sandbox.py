@@ -1,0 +1,507 @@
+"""Run one untrusted program against its tests in its own process (the launcher side).
+
+:class:`Sandbox` starts the standard-library test runner :mod:`evaluate.harness` in a fresh
+interpreter (``python -u -S -s -B``: no site-packages, standard library only), sends it the
+job over stdin and reads per-test results from a private pipe (see the harness docstring for
+the channel and its threat model). The parent enforces the wall-clock limit and kills the
+whole process tree; all limits live in :class:`Limits`.
+
+Kind ``bwrap`` (default) isolates, via bubblewrap:
+
+- network: a new, empty network namespace (loopback only, nothing listening);
+- processes: a new PID namespace (no other process is visible or can be signalled; when the
+  runner exits or is killed, everything it started dies with the namespace), a new session
+  (no terminal injection), IPC and UTS namespaces; ``--die-with-parent``;
+- file system: only ``/usr`` (with the ``/bin``, ``/lib*`` links), a few ``/etc`` files for
+  the dynamic linker and the interpreter's install prefix, all read-only; fresh ``/proc`` and
+  ``/dev``; the work dir ``/tmp`` is a private, size-capped tmpfs that vanishes afterwards.
+  The project, the data, home folders and the host ``/tmp`` are not visible;
+- privileges: no new privileges; as non-root, a user namespace without capabilities; when
+  the launcher runs as root, the runner switches to a unique unprivileged uid before the
+  program runs (this also makes the process-count limit per program).
+
+Both kinds apply, before the program runs: CPU seconds, address space (~2 GiB), file size,
+open files, process count (threads count too), no core dumps; stdout and stderr are drained
+and capped; the wall-clock timeout kills the process group.
+
+Not isolated: CPU and memory bandwidth (no cgroups: a program may use ``max_processes``
+times the address-space limit at worst), the kernel attack surface (no seccomp filter), and
+read access to the world-readable files under ``/usr`` and the interpreter prefix.
+
+Kind ``process`` (``--sandbox process``) has only the resource limits, the uid switch when
+root, parent-death kill and no-new-privileges: the program sees the whole file system, the
+network and other processes with the launcher's (or the unique uid's) rights, and a child
+that calls ``setsid`` escapes the group kill. It is not a security boundary.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import marshal
+import math
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from artifacts.errors import InputError
+from evaluate import harness
+from evaluate.outcomes import ErrorType, ExecutionResult
+
+HARNESS_SOURCE = Path(harness.__file__).read_text()
+SANDBOX_WORKDIR = "/tmp"  # inside bwrap
+# Unique uids for programs when the launcher is root: base + (launcher pid, counter) blocks.
+RUN_AS_BASE = 1_900_000_000
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap), "
+    "or pass --sandbox process to run with resource limits only (no isolation)"
+)
+# Files under /etc the dynamic linker and time functions read; nothing else of /etc is shown.
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
+ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+PROGRAM_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",  # set and dict-of-str orders, hence outputs, repeat run to run
+    "PYTHONIOENCODING": "utf-8",
+}
+DRAIN_GRACE_S = 0.5  # after the runner exits, how long stray children may hold the pipes
+
+
+class SandboxKind(str, Enum):
+    BWRAP = "bwrap"
+    PROCESS = "process"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the program): results would be meaningless."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit on one program, in one place.
+
+    Attributes:
+        timeout_s: wall-clock seconds per program (all its tests), enforced by the parent.
+        address_space_bytes: RLIMIT_AS per process.
+        file_size_bytes: RLIMIT_FSIZE (largest file the program may write).
+        max_processes: processes and threads the program may add (RLIMIT_NPROC).
+        open_files: RLIMIT_NOFILE.
+        workdir_bytes: size of the private tmpfs work dir (bwrap only).
+        output_bytes: stdout and stderr bytes kept, each (the rest is drained and dropped).
+        results_bytes: result-channel bytes kept.
+    """
+
+    timeout_s: float = 10.0
+    address_space_bytes: int = 2 << 30
+    file_size_bytes: int = 16 << 20
+    max_processes: int = 8
+    open_files: int = 256
+    workdir_bytes: int = 64 << 20
+    output_bytes: int = 16 << 10
+    results_bytes: int = 1 << 20
+
+    @property
+    def cpu_s(self) -> int:
+        """RLIMIT_CPU: the wall limit rounded up, plus one second (the wall limit fires first)."""
+        return math.ceil(self.timeout_s) + 1
+
+    def for_harness(self) -> dict:
+        return {
+            "cpu_s": self.cpu_s,
+            "address_space_bytes": self.address_space_bytes,
+            "file_size_bytes": self.file_size_bytes,
+            "max_processes": self.max_processes,
+            "open_files": self.open_files,
+        }
+
+
+@dataclass(frozen=True)
+class Program:
+    """One program and its tests (``setup_code`` runs between the code and the tests)."""
+
+    code: str
+    tests: tuple[str, ...]
+    setup_code: str = ""
+
+
+@dataclass
+class _Streams:
+    """Bytes read from the child's pipes (``stdout``, ``stderr``, ``results``), each capped."""
+
+    caps: dict[str, int]
+    data: dict[str, bytearray] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, chunk: bytes) -> None:
+        buf = self.data.setdefault(name, bytearray())
+        room = self.caps[name] - len(buf)
+        if room > 0:
+            buf += chunk[:room]
+        self.total[name] = self.total.get(name, 0) + len(chunk)
+
+    def get(self, name: str) -> bytes:
+        return bytes(self.data.get(name, b""))
+
+    def text(self) -> str:
+        """stdout and stderr as text for the result, with what was dropped."""
+        parts = []
+        for name in ("stdout", "stderr"):
+            data = self.get(name)
+            if data:
+                dropped = self.total.get(name, 0) - len(data)
+                tail = f"\n[... {dropped} more bytes dropped]" if dropped else ""
+                parts.append(f"--- {name} ---\n{data.decode('utf-8', 'replace')}{tail}")
+        return "\n".join(parts)
+
+
+class Sandbox:
+    """Runs programs in bubblewrap (or, unisolated, as plain processes). Thread-safe."""
+
+    def __init__(
+        self,
+        kind: SandboxKind | str = SandboxKind.BWRAP,
+        *,
+        limits: Limits = Limits(),
+        python: str | None = None,
+    ) -> None:
+        """
+        Args:
+            kind: ``bwrap`` (isolated) or ``process`` (resource limits only).
+            limits: the limits of every program.
+            python: interpreter that runs the programs [default: this one, resolved].
+
+        Raises:
+            InputError: ``bwrap`` asked for but not installed.
+        """
+        self.kind = SandboxKind(kind)
+        self.limits = limits
+        self.python = os.path.realpath(python or sys.executable)
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+        self._bwrap = shutil.which("bwrap") if self.kind is SandboxKind.BWRAP else None
+        if self.kind is SandboxKind.BWRAP and self._bwrap is None:
+            raise InputError(f"bwrap: not found on PATH; {INSTALL_HINT}")
+        self._bwrap_prefix = self._bwrap_args() if self._bwrap else []
+        # As root, programs run under a unique unprivileged uid; without bwrap that uid must
+        # be able to read the interpreter's files where they are.
+        self._switch_uid = os.geteuid() == 0 and (self._bwrap is not None or _world_readable(self.python))
+
+    # Public -------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Run a known-good and a known-bad program; raise if the verdicts are not right.
+
+        Raises:
+            InputError: the sandbox cannot start here (message says what to do).
+        """
+        hint = INSTALL_HINT if self.kind is SandboxKind.BWRAP else "check that the interpreter runs"
+        try:
+            good = self.run(Program("def f():\n    return 1", ("assert f() == 1",)))
+            bad = self.run(Program("def f():\n    return 2", ("assert f() == 1",)))
+        except SandboxError as exc:
+            raise InputError(f"{self.kind.value} sandbox cannot run here ({_one_line(str(exc))}); {hint}") from exc
+        if not good.passed or bad.error_type is not ErrorType.ASSERTION_FAILED:
+            detail = good.error_message or bad.error_message or ""
+            raise InputError(
+                f"{self.kind.value} sandbox self-check failed ({_one_line(detail + ' ' + good.output)}); {hint}"
+            )
+
+    def describe(self) -> dict:
+        """What the metadata records about the sandbox."""
+        return {
+            "kind": self.kind.value,
+            "isolated": self.kind is SandboxKind.BWRAP,
+            "bwrap_version": bwrap_version(self._bwrap) if self._bwrap else None,
+            "python": self.python,
+            "python_version": sys.version.split()[0],
+            "limits": {**asdict(self.limits), "cpu_s": self.limits.cpu_s},
+            "unprivileged_uid": self._switch_uid or os.geteuid() != 0,
+            # RLIMIT_NPROC does not bind uid 0.
+            "max_processes_enforced": self._switch_uid or os.geteuid() != 0,
+            "warnings": self._warnings(),
+        }
+
+    def _warnings(self) -> list[str]:
+        if os.geteuid() == 0 and not self._switch_uid:
+            return [
+                f"warning: running as root and {self.python} is not readable by other users: programs "
+                "run as root and the process-count limit is not enforced"
+            ]
+        return []
+
+    def run(self, program: Program) -> ExecutionResult:
+        """Run ``program`` and its tests; never raises for anything the program does.
+
+        Raises:
+            SandboxError: the runner did not start (a broken sandbox, not a bad program).
+        """
+        nonce = secrets.token_hex(16)
+        read_fd, write_fd = os.pipe()
+        workdir = SANDBOX_WORKDIR if self._bwrap else tempfile.mkdtemp(prefix="pva-eval-")
+        job = {
+            "nonce": nonce,
+            "results_fd": write_fd,
+            "code": program.code,
+            "setup_code": program.setup_code,
+            "tests": list(program.tests),
+            "limits": self.limits.for_harness(),
+            "workdir": workdir,
+            "run_as": self._run_as() if self._switch_uid else None,
+            "process_mode": self.kind is SandboxKind.PROCESS,
+        }
+        command = [*self._bwrap_prefix, self.python, "-u", "-S", "-s", "-B", "-c", HARNESS_SOURCE]
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                start_new_session=True,  # one process group to kill
+                env=PROGRAM_ENV,
+                cwd=None if self._bwrap else workdir,
+            )
+        except OSError:
+            os.close(read_fd)
+            if not self._bwrap:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        finally:
+            os.close(write_fd)  # the child holds the only write end now
+        try:
+            _send_job(proc, marshal.dumps(job))
+            streams, timed_out, exit_status = self._collect(proc, read_fd, start)
+        finally:
+            _kill_group(proc)
+            os.close(read_fd)
+            if not self._bwrap:
+                shutil.rmtree(workdir, ignore_errors=True)
+        wall = time.monotonic() - start
+        records = harness.parse_records(streams.get("results"), nonce)
+        output = streams.text()
+        if not records["ready"] and not timed_out:
+            raise SandboxError(f"the test runner did not start (exit status {exit_status}): {output[-500:]}")
+        return _verdict(program, records, timed_out, exit_status, output, wall, self.limits)
+
+    # Internals ----------------------------------------------------------------------------
+
+    def _run_as(self) -> list[int]:
+        with self._lock:
+            n = next(self._counter)
+        uid = RUN_AS_BASE + ((os.getpid() & 0xFFF) << 12) + (n & 0xFFF)
+        return [uid, uid]
+
+    def _bwrap_args(self) -> list[str]:
+        args = [self._bwrap]  # type: ignore[list-item]
+        if os.geteuid() == 0:
+            # As root, bwrap would map uid 0 into a user namespace where the runner could not
+            # switch uid; without one it keeps only the capabilities needed to switch.
+            args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+            args += ["--cap-drop", "ALL"]
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_CHOWN"]
+        else:
+            args += ["--unshare-all"]
+        args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+        args += ["--ro-bind", "/usr", "/usr"]
+        for path in ROOT_LINKS:
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        for path in ETC_FILES:
+            args += ["--ro-bind-try", path, path]
+        # The interpreter's install prefix (pyenv, conda, /opt ...): bin/, lib/ with the stdlib.
+        prefix = os.path.dirname(os.path.dirname(self.python))
+        if not (prefix + "/").startswith("/usr/"):
+            # bwrap copies the modes of the source's parents (/root is 0700): open them up so
+            # the unprivileged uid can reach the standard library.
+            for parent in reversed(Path(prefix).parents[:-1]):
+                args += ["--perms", "0755", "--dir", str(parent)]
+            args += ["--ro-bind", prefix, prefix]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--perms", "1777", "--size", str(self.limits.workdir_bytes), "--tmpfs", SANDBOX_WORKDIR]
+        args += ["--chdir", SANDBOX_WORKDIR, "--setenv", "HOME", SANDBOX_WORKDIR, "--setenv", "TMPDIR", SANDBOX_WORKDIR]
+        args += ["--"]
+        return args
+
+    def _collect(self, proc: subprocess.Popen, read_fd: int, start: float) -> tuple[_Streams, bool, int | None]:
+        """Drain stdout, stderr and the result pipe until EOF, the deadline, or exit + grace."""
+        assert proc.stdout is not None and proc.stderr is not None
+        names = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", read_fd: "results"}
+        limits = self.limits
+        caps = {"stdout": limits.output_bytes, "stderr": limits.output_bytes, "results": limits.results_bytes}
+        streams = _Streams(caps=caps)
+        deadline = start + limits.timeout_s
+        open_fds = set(names)
+        exit_status: int | None = None
+        exited_at: float | None = None
+        timed_out = False
+        with selectors.DefaultSelector() as selector:
+            for fd in open_fds:
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ)
+            while open_fds:
+                now = time.monotonic()
+                if exit_status is None:
+                    exit_status = proc.poll()
+                    if exit_status is not None:
+                        exited_at = now
+                if exited_at is not None and now - exited_at > DRAIN_GRACE_S:
+                    break  # the runner is gone; a stray child keeps a pipe open
+                if now >= deadline:
+                    timed_out = exit_status is None
+                    break
+                wait = min(deadline - now, 0.05 if exit_status is None else DRAIN_GRACE_S)
+                for key, _ in selector.select(timeout=wait):
+                    fd = key.fd
+                    try:
+                        chunk = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        if exc.errno != errno.EIO:
+                            raise
+                        chunk = b""
+                    if chunk:
+                        streams.add(names[fd], chunk)
+                    else:
+                        selector.unregister(fd)
+                        open_fds.discard(fd)
+        if exit_status is None and not timed_out:
+            # Every pipe closed: the runner is exiting, or closed its pipes and runs on.
+            try:
+                exit_status = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        return streams, timed_out, exit_status
+
+
+def bwrap_version(path: str | None = None) -> str | None:
+    """``bubblewrap 0.8.0`` -> ``"0.8.0"``; ``None`` when bwrap is missing."""
+    path = path or shutil.which("bwrap")
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.split()[-1] if out.strip() else None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _world_readable(path: str) -> bool:
+    """Every folder above the interpreter's prefix lets other users through."""
+    prefix = Path(path).parent.parent
+    return all(os.stat(p).st_mode & 0o001 for p in [prefix, *prefix.parents])
+
+
+def _send_job(proc: subprocess.Popen, payload: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the runner died at start; reported as "did not start"
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the launched process group (bwrap then takes its namespace down) and reap."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    for stream in (proc.stdout, proc.stderr, proc.stdin):
+        if stream is not None and not stream.closed:
+            stream.close()
+
+
+def _verdict(
+    program: Program,
+    records: dict,
+    timed_out: bool,
+    exit_status: int | None,
+    output: str,
+    wall: float,
+    limits: Limits,
+) -> ExecutionResult:
+    """Combine the authenticated records with how the process ended."""
+    n_tests = len(program.tests)
+    tests = records["tests"]
+    n_passed = sum(1 for status, _ in tests.values() if status == harness.OK)
+
+    def result(error_type: ErrorType | None, message: str | None) -> ExecutionResult:
+        return ExecutionResult(
+            passed=error_type is None,
+            error_type=error_type,
+            error_message=message,
+            n_tests_passed=n_passed,
+            n_tests=n_tests,
+            wall_time_s=round(wall, 4),
+            output=output,
+        )
+
+    if records["stage"] is not None:
+        stage, error_type, message = records["stage"]
+        what = "the code" if stage == harness.STAGE_CODE else "test_setup_code"
+        return result(_error_type(error_type), f"{what} failed: {message}")
+    failures = sorted((i, status, msg) for i, (status, msg) in tests.items() if status != harness.OK)
+    if failures:
+        index, status, message = failures[0]
+        test = program.tests[index].strip() if 0 <= index < n_tests else "?"
+        detail = f" ({message})" if message and message != "AssertionError" else ""
+        return result(_error_type(status), f"test {index + 1}/{n_tests} failed: {test}{detail}")
+    done = records["done"]
+    if done is not None and n_tests > 0 and done == (n_tests, n_tests) and n_passed == n_tests:
+        return result(None, None)
+    progress = f"after {n_passed}/{n_tests} tests"
+    if timed_out:
+        return result(ErrorType.TIMEOUT, f"exceeded the {limits.timeout_s:g} s wall-clock limit {progress}")
+    signum = _signal_of(exit_status)
+    if signum == signal.SIGXCPU:
+        return result(ErrorType.TIMEOUT, f"exceeded the {limits.cpu_s} s CPU-time limit {progress}")
+    if "MemoryError" in output:
+        return result(ErrorType.MEMORY, f"ran out of memory ({limits.address_space_bytes >> 20} MiB limit) {progress}")
+    if done is not None:
+        return result(ErrorType.NO_RESULT, f"no tests to run ({n_tests} given)")
+    if signum is not None:
+        return result(ErrorType.NO_RESULT, f"killed by {signal.Signals(signum).name} {progress}")
+    return result(ErrorType.NO_RESULT, f"exited with status {exit_status} before reporting results {progress}")
+
+
+def _error_type(value: str) -> ErrorType:
+    try:
+        return ErrorType(value)
+    except ValueError:
+        return ErrorType.RUNTIME_ERROR
+
+
+def _signal_of(exit_status: int | None) -> int | None:
+    """The signal that ended the runner: negative status (direct) or 128 + n (through bwrap)."""
+    if exit_status is None:
+        return None
+    if exit_status < 0:
+        number = -exit_status
+    elif exit_status > 128:
+        number = exit_status - 128
+    else:
+        return None
+    try:
+        return signal.Signals(number).value
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""The whole pipeline as one resumable command: split, generate, replay, evaluate, report."""

@@ -1,0 +1,212 @@
+"""Read the files the report summarizes; only the evaluated dataset is required.
+
+Next to the dataset (``phase7_3/`` by default): ``metadata.json``, ``generations.parquet``
+(only its small columns are read, never the token ids), ``generations_metadata.json``.
+In the activations folder: ``activations_metadata.json`` and
+``task_activations/{task_id}_layer_{L}.npz``, of which only ``arr_0``
+(Float[ndarray, "1 d_model"], the last prompt token) is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from artifacts.errors import InputError
+from artifacts.layout import (
+    ACTIVATIONS_METADATA_FILE,
+    DATASET_METADATA_FILE,
+    GENERATIONS_FILE,
+    GENERATIONS_METADATA_FILE,
+    TASK_ACTIVATIONS_SUBDIR,
+)
+
+DATASET_REQUIRED = ("task_id", "test_passed", "cyclomatic_complexity")
+GENERATION_COLUMNS = ("task_id", "finish_reason", "n_prompt_tokens", "n_completion_tokens")
+ACTIVATION_FILE_RE = re.compile(r"^(\d+)_layer_(\d+)\.npz$")
+
+
+@dataclass(frozen=True)
+class LayerActivations:
+    """Last-prompt-token activations of one layer for the dataset's tasks that have them.
+
+    ``x`` is Float[ndarray, "task d_model"] (float32), row ``i`` belongs to ``task_ids[i]``
+    (ascending). ``missing_task_ids`` are dataset tasks without a file at this layer.
+    """
+
+    layer: int
+    task_ids: np.ndarray
+    x: np.ndarray
+    missing_task_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report reads; optional files are None (or empty) when absent."""
+
+    dataset_path: Path
+    dataset: pd.DataFrame
+    metadata: dict | None
+    generations: pd.DataFrame | None
+    generations_metadata: dict | None
+    activations_metadata: dict | None
+    activations: tuple[LayerActivations, ...]
+
+
+def load_inputs(*, dataset_path: Path, activations_dir: Path) -> ReportInputs:
+    """Read the dataset and whichever of its companion files exist.
+
+    Args:
+        dataset_path: the evaluated dataset parquet (required).
+        activations_dir: folder with ``activations_metadata.json`` and ``task_activations/``.
+
+    Returns:
+        The inputs; activations are read for the layers named by the activations metadata,
+        else the dataset metadata's ``extraction_layers``, else the files found.
+    """
+    dataset_path = Path(dataset_path)
+    dataset = read_dataset(dataset_path, required=DATASET_REQUIRED)
+    folder = dataset_path.parent
+    metadata = read_optional_json(folder / DATASET_METADATA_FILE)
+    activations_metadata = read_optional_json(Path(activations_dir) / ACTIVATIONS_METADATA_FILE)
+    task_folder = Path(activations_dir) / TASK_ACTIVATIONS_SUBDIR
+    layers = _layers_to_read(activations_metadata, metadata, task_folder)
+    task_ids = dataset["task_id"].to_numpy()
+    return ReportInputs(
+        dataset_path=dataset_path,
+        dataset=dataset,
+        metadata=metadata,
+        generations=read_generations(folder / GENERATIONS_FILE),
+        generations_metadata=read_optional_json(folder / GENERATIONS_METADATA_FILE),
+        activations_metadata=activations_metadata,
+        activations=tuple(read_layer(task_folder, layer, task_ids) for layer in layers),
+    )
+
+
+def read_dataset(path: Path, *, required: tuple[str, ...] = DATASET_REQUIRED) -> pd.DataFrame:
+    """Read an evaluated dataset parquet: one row per task, sorted by ``task_id``.
+
+    Raises:
+        InputError: the file is missing or unreadable, lacks a required column, repeats a
+            task id or has a null ``test_passed``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: dataset not found; run `python cli.py evaluate` first or pass --dataset")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(f"{path}: not a readable parquet file ({exc})") from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected the evaluate dataset contract")
+    if df["task_id"].duplicated().any():
+        dup = df.loc[df["task_id"].duplicated(), "task_id"].iloc[0]
+        raise InputError(f"{path}: task_id {dup} appears more than once; expected one row per task")
+    if df["test_passed"].isna().any():
+        raise InputError(f"{path}: test_passed has null values; expected True/False for every task")
+    df = df.copy()
+    df["task_id"] = df["task_id"].astype(np.int64)
+    df["test_passed"] = df["test_passed"].astype(bool)
+    if "cyclomatic_complexity" in df.columns:
+        df["cyclomatic_complexity"] = pd.to_numeric(df["cyclomatic_complexity"]).astype("Int64")
+    return df.sort_values("task_id", ignore_index=True)
+
+
+def read_optional_json(path: Path) -> dict | None:
+    """A JSON object, or None when the file does not exist."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); delete it or rerun the stage that writes it") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_generations(path: Path) -> pd.DataFrame | None:
+    """The small columns of ``generations.parquet`` (those present), or None when absent."""
+    if not path.is_file():
+        return None
+    try:
+        names = pq.read_schema(path).names
+        columns = [c for c in GENERATION_COLUMNS if c in names]
+        if "task_id" not in columns:
+            raise InputError(f"{path}: no task_id column; expected the generate contract")
+        return pd.read_parquet(path, columns=columns)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable parquet file ({exc})") from exc
+
+
+def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActivations:
+    """Stack ``arr_0`` of ``{task_id}_layer_{layer}.npz`` for the given tasks that have one.
+
+    Raises:
+        InputError: a file does not hold a finite ``arr_0`` of one consistent width.
+    """
+    found: list[int] = []
+    rows: list[np.ndarray] = []
+    missing: list[int] = []
+    for task_id in task_ids:
+        path = task_folder / f"{int(task_id)}_layer_{layer}.npz"
+        if not path.is_file():
+            missing.append(int(task_id))
+            continue
+        row = _read_last_prompt_token(path)
+        if rows and row.size != rows[0].size:
+            raise InputError(
+                f"{path}: arr_0 has {row.size} values, other tasks {rows[0].size}; rerun replay-activations"
+            )
+        found.append(int(task_id))
+        rows.append(row)
+    d_model = rows[0].size if rows else 0
+    x = np.stack(rows) if rows else np.zeros((0, d_model), dtype=np.float32)
+    return LayerActivations(
+        layer=layer,
+        task_ids=np.asarray(found, dtype=np.int64),
+        x=x,
+        missing_task_ids=tuple(missing),
+    )
+
+
+def discover_layers(task_folder: Path) -> list[int]:
+    """Layers that have at least one ``{task_id}_layer_{L}.npz`` file, ascending."""
+    if not task_folder.is_dir():
+        return []
+    layers = {int(m.group(2)) for p in task_folder.iterdir() if (m := ACTIVATION_FILE_RE.match(p.name))}
+    return sorted(layers)
+
+
+def _layers_to_read(activations_metadata: dict | None, metadata: dict | None, task_folder: Path) -> list[int]:
+    if not task_folder.is_dir():
+        return []
+    for source in (activations_metadata, metadata):
+        key = "layers" if source is activations_metadata else "extraction_layers"
+        if source and source.get(key):
+            return sorted({int(layer) for layer in source[key]})
+    return discover_layers(task_folder)
+
+
+def _read_last_prompt_token(path: Path) -> np.ndarray:
+    try:
+        with np.load(path) as npz:  # lazy: only arr_0 is read, not the full sequence
+            arr = np.asarray(npz["arr_0"], dtype=np.float32)
+    except KeyError as exc:
+        raise InputError(f"{path}: no arr_0 array; expected the replay-activations contract") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({exc}); rerun replay-activations") from exc
+    if arr.size == 0 or arr.ndim > 2 or (arr.ndim == 2 and arr.shape[0] != 1):
+        raise InputError(f"{path}: arr_0 has shape {arr.shape}, expected (1, d_model); rerun replay-activations")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{path}: arr_0 holds NaN or inf; rerun replay-activations")
+    return arr.reshape(-1)

@@ -1,0 +1,314 @@
+"""Turn the report's inputs into frozen summaries (pure; no file access, no plotting).
+
+Every summary is defined for zero passed or zero failed tasks: rates of empty groups and
+AUROCs with an empty class are ``None``, rendered as "n/a" downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+import pandas as pd
+
+from report.load import LayerActivations, ReportInputs
+from report.separation import CrossValidated, cross_validated_auroc, mean_difference, project, rank_auroc
+
+
+class ComplexityGroup(str, Enum):
+    """Difficulty by the reference solution's cyclomatic complexity (cc)."""
+
+    EASY = "easy"
+    MEDIUM = "medium"
+    HARD = "hard"
+
+    @property
+    def rule(self) -> str:
+        return {"easy": "cc = 1", "medium": "cc 2-3", "hard": "cc >= 4"}[self.value]
+
+
+OVERALL = "overall"
+
+
+def complexity_group(cc: int) -> ComplexityGroup:
+    """easy: cc = 1 (no branches), medium: 2-3, hard: >= 4."""
+    if cc <= 1:
+        return ComplexityGroup.EASY
+    if cc <= 3:
+        return ComplexityGroup.MEDIUM
+    return ComplexityGroup.HARD
+
+
+@dataclass(frozen=True)
+class PassRate:
+    """Passed tasks among ``n_tasks`` of one group (``label``: "overall" or a group name)."""
+
+    label: str
+    n_tasks: int
+    n_passed: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.n_passed / self.n_tasks if self.n_tasks else None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Count, mean, median, min and max of a sample (all but ``n`` None when it is empty)."""
+
+    n: int
+    mean: float | None
+    median: float | None
+    min: float | None
+    max: float | None
+    total: float | None
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    """Tasks with one value of a category (finish reason, error type) and how many passed."""
+
+    name: str
+    n_tasks: int
+    n_passed: int
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """Tasks, wall time and token throughput of one stage, as its metadata recorded them."""
+
+    stage: str
+    n_tasks: int | None
+    wall_time_s: float | None
+    n_tokens: int | None
+    tokens_per_s: float | None
+
+
+@dataclass(frozen=True)
+class CompletionLengths:
+    """Completion length per task (``unit`` "tokens" or "characters") and whether it passed."""
+
+    unit: str
+    values: np.ndarray
+    passed: np.ndarray
+
+
+@dataclass(frozen=True)
+class LayerSeparation:
+    """Does the last-prompt-token activation at one layer separate passed from failed tasks?
+
+    ``norms`` and ``projections`` are per task (aligned with ``passed``); ``projections`` is
+    the scalar projection on the unit passed-minus-failed mean difference, None when a class
+    is empty. ``projection_auroc`` is in-sample (optimistic), ``cross_validated`` is not.
+    """
+
+    layer: int
+    d_model: int
+    n_missing: int
+    passed: np.ndarray
+    norms: np.ndarray
+    projections: np.ndarray | None
+    norm_auroc: float | None
+    projection_auroc: float | None
+    cross_validated: CrossValidated
+
+    @property
+    def n_passed(self) -> int:
+        return int(self.passed.sum())
+
+    @property
+    def n_failed(self) -> int:
+        return int((~self.passed).sum())
+
+
+@dataclass(frozen=True)
+class ReportStats:
+    """Everything the report shows about one evaluated dataset."""
+
+    model: str | None
+    n_tasks: int
+    pass_rates: tuple[PassRate, ...]
+    finish_reasons: tuple[CategoryCount, ...]
+    error_types: tuple[CategoryCount, ...]
+    completion_lengths: CompletionLengths | None
+    prompt_tokens: Summary | None
+    generation_time: Summary | None
+    stage_costs: tuple[StageCost, ...]
+    replay_fidelity: dict | None
+    hook_point: str | None
+    layers: tuple[LayerSeparation, ...]
+
+
+def compute_stats(inputs: ReportInputs) -> ReportStats:
+    """Summarize the dataset and its companion files (see :class:`ReportStats`)."""
+    df = inputs.dataset
+    gens = _aligned_generations(df, inputs.generations)
+    meta = inputs.metadata or {}
+    gen_meta = inputs.generations_metadata or {}
+    act_meta = inputs.activations_metadata or {}
+    return ReportStats(
+        model=meta.get("model_name") or gen_meta.get("model") or act_meta.get("model"),
+        n_tasks=len(df),
+        pass_rates=pass_rates(df),
+        finish_reasons=category_counts(gens["finish_reason"], df["test_passed"]) if "finish_reason" in gens else (),
+        error_types=error_type_counts(df),
+        completion_lengths=completion_lengths(df, gens),
+        prompt_tokens=summarize(gens["n_prompt_tokens"]) if "n_prompt_tokens" in gens else None,
+        generation_time=summarize(df["generation_time"]) if "generation_time" in df else None,
+        stage_costs=stage_costs(inputs.generations_metadata, inputs.activations_metadata, inputs.metadata),
+        replay_fidelity=replay_fidelity(inputs.activations_metadata, inputs.metadata),
+        hook_point=act_meta.get("hook_point") or meta.get("hook_point"),
+        layers=tuple(layer_separation(layer, df) for layer in inputs.activations),
+    )
+
+
+def pass_rates(df: pd.DataFrame) -> tuple[PassRate, ...]:
+    """Overall pass rate, then one per complexity group (groups without tasks included).
+
+    Args:
+        df: needs ``test_passed`` (bool) and ``cyclomatic_complexity`` (int; a null counts
+            in "overall" only).
+    """
+    passed = df["test_passed"].astype(bool)
+    rates = [PassRate(OVERALL, len(df), int(passed.sum()))]
+    groups = df["cyclomatic_complexity"].map(lambda cc: None if pd.isna(cc) else complexity_group(int(cc)))
+    for group in ComplexityGroup:
+        mask = (groups == group).to_numpy(dtype=bool)
+        rates.append(PassRate(group.value, int(mask.sum()), int(passed[mask].sum())))
+    return tuple(rates)
+
+
+def category_counts(values: pd.Series, passed: pd.Series) -> tuple[CategoryCount, ...]:
+    """Tasks and passes per value (null as "unknown"), most frequent first, then by name."""
+    names = values.astype(object).where(values.notna(), "unknown").astype(str)
+    table = pd.DataFrame({"name": names.to_numpy(), "passed": passed.astype(bool).to_numpy()})
+    grouped = table.groupby("name")["passed"].agg(["size", "sum"]).reset_index()
+    grouped = grouped.sort_values(["size", "name"], ascending=[False, True])
+    return tuple(CategoryCount(str(r.name), int(r.size), int(r.sum)) for r in grouped.itertuples(index=False))
+
+
+def error_type_counts(df: pd.DataFrame) -> tuple[CategoryCount, ...]:
+    """``error_type`` of the failed tasks; empty when the column is absent."""
+    if "error_type" not in df:
+        return ()
+    failed = df.loc[~df["test_passed"].astype(bool)]
+    return category_counts(failed["error_type"], failed["test_passed"])
+
+
+def completion_lengths(df: pd.DataFrame, gens: pd.DataFrame) -> CompletionLengths | None:
+    """Completion tokens from the generations, else characters of ``completion``, else None."""
+    passed = df["test_passed"].to_numpy(dtype=bool)
+    if "n_completion_tokens" in gens and gens["n_completion_tokens"].notna().any():
+        known = gens["n_completion_tokens"].notna().to_numpy()
+        values = gens["n_completion_tokens"].to_numpy(dtype=np.float64)[known]
+        return CompletionLengths("tokens", values, passed[known])
+    if "completion" in df:
+        values = df["completion"].fillna("").map(len).to_numpy(dtype=np.float64)
+        return CompletionLengths("characters", values, passed)
+    return None
+
+
+def summarize(values: pd.Series | np.ndarray) -> Summary:
+    """:class:`Summary` of the non-null values."""
+    arr = pd.Series(values, dtype="float64").dropna().to_numpy()
+    if arr.size == 0:
+        return Summary(0, None, None, None, None, None)
+    return Summary(
+        n=int(arr.size),
+        mean=float(arr.mean()),
+        median=float(np.median(arr)),
+        min=float(arr.min()),
+        max=float(arr.max()),
+        total=float(arr.sum()),
+    )
+
+
+def stage_costs(
+    generations_metadata: Mapping | None, activations_metadata: Mapping | None, metadata: Mapping | None
+) -> tuple[StageCost, ...]:
+    """One row per stage whose metadata exists, with the numbers it recorded (no estimates)."""
+    rows = []
+    if generations_metadata is not None:
+        m = generations_metadata
+        rows.append(
+            StageCost(
+                "generate",
+                _int(m, "n_tasks"),
+                _float(m, "wall_time_s"),
+                _int(m, "n_completion_tokens"),
+                _float(m, "tokens_per_s"),
+            )
+        )
+    if activations_metadata is not None:
+        m = activations_metadata
+        rows.append(
+            StageCost(
+                "replay", _int(m, "n_tasks"), _float(m, "wall_time_s"), _int(m, "n_tokens"), _float(m, "tokens_per_s")
+            )
+        )
+    if metadata is not None:
+        m = metadata
+        rows.append(
+            StageCost(
+                "evaluate",
+                _int(m, "n_tasks_attempted", "n_tasks"),
+                _float(m, "evaluation_wall_time_s", "wall_time_s"),
+                None,
+                None,
+            )
+        )
+    return tuple(rows)
+
+
+def replay_fidelity(activations_metadata: Mapping | None, metadata: Mapping | None) -> dict | None:
+    """The replay check (``verify``: n_tasks, max_rel_error, fidelity) when one was recorded."""
+    for source, keys in ((activations_metadata, ("verify",)), (metadata, ("replay_fidelity", "verify"))):
+        for key in keys:
+            value = (source or {}).get(key)
+            if isinstance(value, dict) and value:
+                return dict(value)
+    return None
+
+
+def layer_separation(acts: LayerActivations, df: pd.DataFrame) -> LayerSeparation:
+    """Norm and mean-difference projection of one layer's activations, passed vs failed."""
+    passed_by_task = df.set_index("task_id")["test_passed"]
+    passed = passed_by_task.loc[acts.task_ids].to_numpy(dtype=bool)
+    x = acts.x.astype(np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    direction = mean_difference(x, passed)
+    projections = None if direction is None else project(x, direction)
+    return LayerSeparation(
+        layer=acts.layer,
+        d_model=int(x.shape[1]),
+        n_missing=len(acts.missing_task_ids),
+        passed=passed,
+        norms=norms,
+        projections=projections,
+        norm_auroc=rank_auroc(norms[passed], norms[~passed]),
+        projection_auroc=None if projections is None else rank_auroc(projections[passed], projections[~passed]),
+        cross_validated=cross_validated_auroc(x, passed),
+    )
+
+
+def _aligned_generations(df: pd.DataFrame, gens: pd.DataFrame | None) -> pd.DataFrame:
+    # One row per dataset task, in dataset order; tasks without a generation row get nulls.
+    if gens is None:
+        return pd.DataFrame(index=range(len(df)))
+    gens = gens.drop_duplicates("task_id", keep="last").astype({"task_id": np.int64})
+    return df[["task_id"]].merge(gens, on="task_id", how="left").drop(columns="task_id")
+
+
+def _float(meta: Mapping, *keys: str) -> float | None:
+    for key in keys:
+        value = meta.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _int(meta: Mapping, *keys: str) -> int | None:
+    value = _float(meta, *keys)
+    return None if value is None else int(value)

@@ -1,0 +1,111 @@
+"""`python cli.py report` through click: default paths, every flag, --compare, bad input."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pandas as pd
+from click.testing import CliRunner
+
+from commands.report import report
+from report.build import layer_plot_name
+from tests.report.synthetic import write_outputs
+from tests.report.test_build import assert_png
+
+DATASET = "dataset_instruct_temp_0_0.parquet"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(report, list(args), catch_exceptions=False)
+
+
+def test_registered_in_cli():
+    from cli import cli  # imported here: a broken sibling command must not hide the tests below
+
+    assert cli.get_command(None, "report") is report
+
+
+def layer_row(text: str, layer: int) -> list[str]:
+    match = re.search(rf"^\| {layer} \|.*\|$", text, flags=re.MULTILINE)
+    assert match, f"no table row for layer {layer}"
+    return [cell.strip() for cell in match.group(0).strip("|").split("|")]
+
+
+def test_default_paths_under_data_dir(tmp_path):
+    write_outputs(tmp_path / "data", n_tasks=60, n_passed=20, d_model=32, signal_layer=16)
+    result = invoke("--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "data" / "phase7_3" / "report"
+    for name in ("pass_rate_by_complexity.png", "completion_length.png", layer_plot_name(16), layer_plot_name(19)):
+        assert_png(out / name)
+    text = (out / "report.md").read_text()
+    # Columns: layer, d_model, passed, failed, missing, norm, in-sample, CV "0.97 (5-fold)".
+    signal, noise = layer_row(text, 16), layer_row(text, 19)
+    assert float(signal[6]) >= 0.95 and float(signal[7].split()[0]) >= 0.9
+    assert float(noise[7].split()[0]) <= 0.7
+    assert "pass rate: overall (all) 20/60 = 33.3%" in result.output
+    assert "layer 16:" in result.output and f"wrote {out / 'report.md'}" in result.output
+
+
+def test_dataset_activations_and_output_flags_reach_the_library(tmp_path):
+    syn = write_outputs(tmp_path / "data", n_tasks=12, n_passed=4)
+    elsewhere = tmp_path / "moved"
+    elsewhere.mkdir()
+    shutil.copy(syn.phase_dir / DATASET, elsewhere / "mine.parquet")
+    shutil.move(syn.phase_dir / "activations", tmp_path / "acts")
+    out = tmp_path / "out"
+    result = invoke("--data-dir", str(tmp_path / "empty"), "--dataset", str(elsewhere / "mine.parquet"),
+                    "--activations-dir", str(tmp_path / "acts"), "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").is_file() and (out / layer_plot_name(16)).is_file()
+    assert not (tmp_path / "empty").exists()
+    # Without --activations-dir the moved activations are not found: the flag was used.
+    result = invoke("--dataset", str(elsewhere / "mine.parquet"), "--output-dir", str(tmp_path / "out2"))
+    assert result.exit_code == 0, result.output
+    assert "_no activations found" in (tmp_path / "out2" / "report.md").read_text()
+
+
+def test_compare_adds_side_by_side_rates_and_agreement(tmp_path):
+    syn = write_outputs(tmp_path / "data", n_tasks=30, n_passed=10)
+    base = syn.dataset[["task_id", "test_passed", "cyclomatic_complexity"]].copy()
+    base["test_passed"] = False
+    base.loc[base.index[:5], "test_passed"] = True
+    base = base.iloc[2:]  # the base lacks two of our tasks
+    base.to_parquet(tmp_path / "base.parquet", index=False)
+    result = invoke("--data-dir", str(tmp_path / "data"), "--compare", str(tmp_path / "base.parquet"))
+    assert result.exit_code == 0, result.output
+    out = syn.phase_dir / "report"
+    table = pd.read_csv(out / "compare_tasks.csv")
+    assert len(table) == 28 and set(table.columns) >= {"task_id", "passed", "base_passed", "agree"}
+    merged = syn.dataset.set_index("task_id").loc[table["task_id"], "test_passed"].to_numpy()
+    assert (table["passed"].to_numpy() == merged).all()
+    text = (out / "report.md").read_text()
+    assert "## Comparison with `base (base)`" in text and "28 shared tasks (2 only in ours, 0 only in the base)" in text
+    assert f"| overall | all | 28 | {int(merged.sum())} |" in text
+    assert "compare base (base): 28 shared tasks" in result.output
+    assert_png(out / "pass_rate_by_complexity.png")
+
+
+def test_zero_pass_dataset_succeeds(tmp_path):
+    write_outputs(tmp_path / "data", n_tasks=15, n_passed=0)
+    result = invoke("--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 0, result.output
+    assert "0/15 = 0.0%" in result.output and "norm AUROC n/a" in result.output
+
+
+def test_missing_dataset_is_one_line_exit_2(tmp_path):
+    result = CliRunner().invoke(report, ["--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "dataset not found" in lines[0] and "evaluate" in lines[0]
+    assert not (tmp_path / "phase7_3" / "report").exists()
+
+
+def test_bad_compare_file_is_one_line_exit_2(tmp_path):
+    write_outputs(tmp_path / "data", n_tasks=6, n_passed=2, with_activations=False)
+    pd.DataFrame({"task_id": [1]}).to_parquet(tmp_path / "base.parquet")
+    result = CliRunner().invoke(report, ["--data-dir", str(tmp_path / "data"), "--compare", str(tmp_path / "base.parquet")])
+    assert result.exit_code == 2
+    assert "base.parquet: missing column(s) test_passed" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,254 @@
+"""The dataset parquet and metadata.json against the downstream contract (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from artifacts.errors import InputError
+from artifacts.files import write_json
+from artifacts.layout import ACTIVATIONS_METADATA_FILE, GENERATIONS_METADATA_FILE
+from evaluate.outcomes import ErrorType
+from evaluate.sandbox import Limits
+from evaluate.score import CONTRACT_COLUMNS, EXTRA_COLUMNS, evaluate_generations
+from problems.prompts import build_prompt
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+
+CONTRACT_TYPES = {
+    "task_id": pa.types.is_integer,
+    "temperature": pa.types.is_floating,
+    "prompt": pa.types.is_string,
+    "generated_code": pa.types.is_string,
+    "test_passed": pa.types.is_boolean,
+    "error_message": pa.types.is_string,
+    "generation_time": pa.types.is_floating,
+    "cyclomatic_complexity": pa.types.is_integer,
+    "test_list": pa.types.is_string,
+    "completion": pa.types.is_string,
+    "error_type": pa.types.is_string,
+    "n_tests_passed": pa.types.is_integer,
+    "n_tests": pa.types.is_integer,
+    "extraction_method": pa.types.is_string,
+}
+METADATA_KEYS = (
+    "creation_timestamp", "model_name", "model_type", "best_layers", "extraction_layers", "temperature",
+    "validation_task_ids", "n_tasks_attempted", "n_tasks_included", "n_tasks_excluded",
+    "exclusion_rate_percent", "excluded_task_ids", "n_total_samples", "stats", "hook_point",
+    "prompt_style", "fidelity", "library_versions",
+)
+
+
+def strict_json(path):
+    """Parse JSON, refusing NaN/Infinity (they break downstream readers)."""
+    def refuse(name):
+        raise ValueError(f"{path}: {name} in JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.fixture
+def problems(problems_path):
+    return pd.read_parquet(problems_path).set_index("task_id")
+
+
+def make_generations(folder, problems, completions: dict[int, str], *, excluded=(), with_metadata=True):
+    """A generate-stage folder: generations.parquet (+ metadata, + activations metadata)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for task_id, completion in completions.items():
+        p = problems.loc[task_id]
+        rows.append(
+            {
+                "task_id": task_id,
+                "prompt": build_prompt(p["text"], list(p["test_list"])),
+                "completion": completion,
+                "finish_reason": "stop",
+                "n_prompt_tokens": 50,
+                "n_completion_tokens": len(completion) // 4,
+                "generation_time": 0.25 * (1 + task_id % 3),
+            }
+        )
+    # Written in descending task id order: the dataset must come out ascending.
+    columns = ["task_id", "prompt", "completion", "finish_reason", "n_prompt_tokens", "n_completion_tokens", "generation_time"]
+    pd.DataFrame(rows[::-1], columns=columns).to_parquet(folder / "generations.parquet")
+    if with_metadata:
+        write_json(
+            folder / GENERATIONS_METADATA_FILE,
+            {
+                "model": "google/gemma-2-2b-it",
+                "prompt_style": "chat",
+                "temperature": 0.0,
+                "vllm_version": "0.0-test",
+                "excluded_task_ids": list(excluded),
+                "excluded": [{"task_id": t, "reason": "prompt too long"} for t in excluded],
+                "complete": True,
+            },
+        )
+        write_json(
+            folder / "activations" / ACTIVATIONS_METADATA_FILE,
+            {
+                "model": "google/gemma-2-2b-it",
+                "hook_point": "resid_post",
+                "layers": [16, 19],
+                "verify": {"n_tasks": 4, "max_rel_error": 1e-6, "fidelity": "exact"},
+                "transformer_lens_version": "4.0-test",
+            },
+        )
+    return folder / "generations.parquet"
+
+
+def fenced(code: str) -> str:
+    return f"Here is the solution:\n\n```python\n{code}\n```\n\nIt runs in linear time."
+
+
+def evaluate(generations, problems_path, out, phase2_10_dir, **kwargs):
+    return evaluate_generations(
+        generations_path=generations,
+        problems_path=problems_path,
+        output_dir=out,
+        layer_folders=[phase2_10_dir],
+        limits=Limits(timeout_s=5),
+        progress=False,
+        **kwargs,
+    )
+
+
+def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_path, phase2_10_dir):
+    ids = sorted(problems.index)
+    a, b, c, d, e = ids[:5]
+    completions = {
+        a: fenced(problems.loc[a, "code"]),  # passes
+        b: fenced("def nothing():\n    return None"),  # runtime_error (tested name missing)
+        c: "I am not able to solve this problem.",  # no code
+        d: problems.loc[d, "code"] + "\n\nassert False, 'self-test the model wrote'\nprint('done')",  # passes
+        367: fenced(problems.loc[367, "code"]),  # needs test_setup_code
+        e: "```python\ndef f(:\n```",  # no parsable code
+    }
+    excluded = [ids[-1], ids[-2]]
+    generations = make_generations(tmp_path / "run", problems, completions, excluded=excluded)
+    out = tmp_path / "out"
+    result = evaluate(generations, problems_path, out, phase2_10_dir)
+
+    # Parquet: exact column order and types, one row per task, ascending ids.
+    table = pq.read_table(result.dataset_path)
+    expected_order = [n for n, _ in CONTRACT_COLUMNS] + [n for n, _ in EXTRA_COLUMNS]
+    assert table.column_names[: len(expected_order)] == expected_order
+    assert table.column_names[len(expected_order):] == ["finish_reason", "n_prompt_tokens", "n_completion_tokens"]
+    for name, check in CONTRACT_TYPES.items():
+        assert check(table.schema.field(name).type), (name, table.schema.field(name).type)
+    df = pd.read_parquet(result.dataset_path)
+    assert df["task_id"].tolist() == sorted(completions)
+    assert (df["temperature"] == 0.0).all()
+    assert df["error_message"].isna().tolist() == df["test_passed"].tolist()
+    assert df["error_type"].isna().tolist() == df["test_passed"].tolist()
+    assert set(df["error_type"].dropna()) <= {t.value for t in ErrorType}
+    rows = df.set_index("task_id")
+    for task_id in completions:
+        assert json.loads(rows.loc[task_id, "test_list"]) == list(problems.loc[task_id, "test_list"])
+        assert rows.loc[task_id, "cyclomatic_complexity"] == problems.loc[task_id, "cyclomatic_complexity"]
+        assert rows.loc[task_id, "prompt"] == build_prompt(problems.loc[task_id, "text"], list(problems.loc[task_id, "test_list"]))
+        assert rows.loc[task_id, "completion"] == completions[task_id]
+        assert rows.loc[task_id, "generation_time"] == 0.25 * (1 + task_id % 3)
+    assert rows.loc[a, "test_passed"] and rows.loc[d, "test_passed"] and rows.loc[367, "test_passed"]
+    assert "assert False" not in rows.loc[d, "generated_code"] and "print" not in rows.loc[d, "generated_code"]
+    assert rows.loc[b, "error_type"] == "runtime_error" and "NameError" in rows.loc[b, "error_message"]
+    for task_id in (c, e):
+        assert rows.loc[task_id, "error_type"] == "syntax_error" and rows.loc[task_id, "generated_code"] == ""
+        assert rows.loc[task_id, "extraction_method"] == "none" and rows.loc[task_id, "n_tests_passed"] == 0
+    assert (rows["n_tests"] == [len(problems.loc[t, "test_list"]) for t in rows.index]).all()
+
+    # metadata.json: every contract key, consistent with the table.
+    meta = strict_json(result.metadata_path)
+    assert all(key in meta for key in METADATA_KEYS), [k for k in METADATA_KEYS if k not in meta]
+    assert meta["model_name"] == "google/gemma-2-2b-it" and meta["model_type"] == "instruction_tuned"
+    assert meta["best_layers"] == {"correct": 16, "incorrect": 19, "correct_feature_idx": 14439, "incorrect_feature_idx": 5441}
+    assert meta["extraction_layers"] == [16, 19] and meta["temperature"] == 0.0
+    assert meta["validation_task_ids"] == ids and len(ids) == 388
+    assert (meta["n_tasks_attempted"], meta["n_tasks_included"], meta["n_tasks_excluded"]) == (8, 6, 2)
+    assert meta["exclusion_rate_percent"] == pytest.approx(25.0)
+    assert meta["excluded_task_ids"] == sorted(excluded) and meta["n_total_samples"] == 6
+    assert meta["excluded"][0]["reason"] == "prompt too long"
+    stats = meta["stats"]
+    assert (stats["n_correct"], stats["n_incorrect"]) == (3, 3) and stats["pass_rate"] == pytest.approx(0.5)
+    assert stats["avg_generation_time"] == pytest.approx(df["generation_time"].mean())
+    assert stats["error_types"]["syntax_error"] == 2 and stats["error_types"]["runtime_error"] == 1
+    assert (meta["hook_point"], meta["prompt_style"], meta["fidelity"]) == ("resid_post", "chat", "exact")
+    assert meta["library_versions"]["vllm"] == "0.0-test" and meta["library_versions"]["transformer_lens"] == "4.0-test"
+    assert meta["library_versions"]["bubblewrap"] and meta["sandbox"]["kind"] == "bwrap" and meta["sandbox"]["isolated"]
+    assert meta["sandbox"]["limits"]["timeout_s"] == 5
+    assert meta["generations_sha256"] and meta["problems_sha256"]
+    assert not (out / ".evaluate_checkpoint.jsonl").exists()
+
+
+def test_zero_passes_give_zero_rates_not_nan(tmp_path, problems, problems_path, phase2_10_dir):
+    ids = sorted(problems.index)[:3]
+    generations = make_generations(tmp_path / "run", problems, {t: "def wrong():\n    pass" for t in ids})
+    result = evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir)
+    stats = strict_json(result.metadata_path)["stats"]
+    assert stats["n_correct"] == 0 and stats["pass_rate"] == 0.0 and stats["n_incorrect"] == 3
+
+
+def test_any_table_with_task_id_and_completion_is_scored(tmp_path, problems, problems_path, phase2_10_dir):
+    ids = sorted(problems.index)[:2]
+    table = tmp_path / "elsewhere" / "outputs.jsonl"
+    table.parent.mkdir()
+    pd.DataFrame({"task_id": ids, "completion": [problems.loc[ids[0], "code"], "nope"]}).to_json(
+        table, orient="records", lines=True
+    )
+    result = evaluate(table, problems_path, tmp_path / "out", phase2_10_dir)
+    df = result.dataset
+    assert df["test_passed"].tolist() == [True, False]
+    assert df["prompt"].iloc[0] == build_prompt(problems.loc[ids[0], "text"], list(problems.loc[ids[0], "test_list"]))
+    assert df["generation_time"].isna().all() and "finish_reason" not in df.columns
+    meta = strict_json(result.metadata_path)
+    assert meta["stats"]["avg_generation_time"] is None and meta["model_name"] is None
+    assert (meta["n_tasks_excluded"], meta["exclusion_rate_percent"], meta["hook_point"]) == (0, 0.0, None)
+    assert meta["extraction_layers"] == [16, 19]  # from the analysis files
+
+
+def test_layers_option_overrides_replayed_layers(tmp_path, problems, problems_path, phase2_10_dir):
+    ids = sorted(problems.index)[:1]
+    generations = make_generations(tmp_path / "run", problems, {ids[0]: "x"})
+    meta = evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir, layers="3,5").metadata
+    assert meta["extraction_layers"] == [3, 5] and meta["best_layers"]["correct"] == 16
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"task_id": [2], "text": ["x"]}), "missing column"),
+        (pd.DataFrame({"task_id": [999999], "completion": ["x"]}), "not in"),
+        (pd.DataFrame({"task_id": [2, 2], "completion": ["x", "y"]}), "more than once"),
+    ],
+)
+def test_bad_generations_are_input_errors(tmp_path, problems_path, phase2_10_dir, frame, message):
+    path = tmp_path / "bad.parquet"
+    if "completion" in frame and 2 in set(frame["task_id"]):
+        frame = frame.assign(task_id=sorted(pd.read_parquet(problems_path)["task_id"])[0])
+    frame.to_parquet(path)
+    with pytest.raises(InputError, match=message):
+        evaluate(path, problems_path, tmp_path / "out", phase2_10_dir)
+
+
+def test_incomplete_generations_are_refused(tmp_path, problems, problems_path, phase2_10_dir):
+    generations = make_generations(tmp_path / "run", problems, {sorted(problems.index)[0]: "x"})
+    meta_path = generations.parent / GENERATIONS_METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    write_json(meta_path, {**meta, "complete": False})
+    with pytest.raises(InputError, match="not complete"):
+        evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir)
+
+
+def test_metadata_numbers_are_finite(tmp_path, problems, problems_path, phase2_10_dir):
+    generations = make_generations(tmp_path / "run", problems, {}, with_metadata=False)
+    result = evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir)
+    stats = strict_json(result.metadata_path)["stats"]
+    assert stats["pass_rate"] == 0.0 and stats["avg_generation_time"] is None and not math.isnan(stats["n_correct"])
+    assert len(pd.read_parquet(result.dataset_path)) == 0

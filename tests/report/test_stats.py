@@ -1,0 +1,140 @@
+"""Statistics on small hand-made frames, including zero-pass and all-pass datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from report.load import LayerActivations, ReportInputs
+from report.stats import (
+    ComplexityGroup,
+    category_counts,
+    complexity_group,
+    completion_lengths,
+    compute_stats,
+    error_type_counts,
+    layer_separation,
+    pass_rates,
+    replay_fidelity,
+    stage_costs,
+    summarize,
+)
+
+
+def frame(passed: list[bool], cc: list[int], **extra) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"task_id": np.arange(1, len(passed) + 1), "test_passed": passed, "cyclomatic_complexity": cc, **extra}
+    )
+
+
+@pytest.mark.parametrize(
+    ("cc", "group"),
+    [(1, ComplexityGroup.EASY), (2, ComplexityGroup.MEDIUM), (3, ComplexityGroup.MEDIUM),
+     (4, ComplexityGroup.HARD), (17, ComplexityGroup.HARD)],
+)
+def test_complexity_group_boundaries(cc, group):
+    assert complexity_group(cc) is group
+
+
+def test_pass_rates_overall_and_by_group():
+    df = frame([True, False, True, False, False, True], [1, 1, 2, 3, 5, 4])
+    rates = {r.label: r for r in pass_rates(df)}
+    assert [r.label for r in pass_rates(df)] == ["overall", "easy", "medium", "hard"]
+    assert (rates["overall"].n_tasks, rates["overall"].n_passed) == (6, 3)
+    assert (rates["easy"].n_tasks, rates["easy"].n_passed, rates["easy"].rate) == (2, 1, 0.5)
+    assert (rates["medium"].n_tasks, rates["medium"].n_passed) == (2, 1)
+    assert (rates["hard"].n_tasks, rates["hard"].n_passed) == (2, 1)
+
+
+def test_pass_rates_zero_pass_all_pass_and_empty_group():
+    none_passed = {r.label: r for r in pass_rates(frame([False, False], [1, 2]))}
+    assert none_passed["overall"].rate == 0.0 and none_passed["easy"].rate == 0.0
+    assert none_passed["hard"].n_tasks == 0 and none_passed["hard"].rate is None
+    all_passed = {r.label: r for r in pass_rates(frame([True, True, True], [1, 4, 9]))}
+    assert all_passed["overall"].rate == 1.0 and all_passed["hard"].n_passed == 2
+    assert all_passed["medium"].rate is None
+
+
+def test_category_counts_orders_by_frequency_and_names_nulls():
+    values = pd.Series(["stop", None, "length", "stop", "stop", None])
+    passed = pd.Series([True, False, False, True, False, False])
+    counts = category_counts(values, passed)
+    assert [(c.name, c.n_tasks, c.n_passed) for c in counts] == [("stop", 3, 2), ("unknown", 2, 0), ("length", 1, 0)]
+
+
+def test_error_types_count_failed_tasks_only():
+    df = frame([True, False, False, False], [1, 1, 1, 1], error_type=[None, "timeout", "timeout", None])
+    assert [(c.name, c.n_tasks) for c in error_type_counts(df)] == [("timeout", 2), ("unknown", 1)]
+    assert error_type_counts(frame([True], [1])) == ()
+
+
+def test_completion_lengths_prefer_tokens_then_characters():
+    df = frame([True, False, False], [1, 1, 1], completion=["ab", "abcd", None])
+    gens = pd.DataFrame({"n_completion_tokens": [5.0, None, 7.0]})
+    tokens = completion_lengths(df, gens)
+    assert tokens.unit == "tokens"
+    np.testing.assert_array_equal(tokens.values, [5.0, 7.0])
+    np.testing.assert_array_equal(tokens.passed, [True, False])
+    chars = completion_lengths(df, pd.DataFrame(index=range(3)))
+    assert chars.unit == "characters"
+    np.testing.assert_array_equal(chars.values, [2.0, 4.0, 0.0])
+    assert completion_lengths(frame([True], [1]), pd.DataFrame(index=range(1))) is None
+
+
+def test_summarize_ignores_nulls_and_handles_empty():
+    s = summarize(pd.Series([1.0, None, 3.0, 8.0]))
+    assert (s.n, s.mean, s.median, s.min, s.max, s.total) == (3, 4.0, 3.0, 1.0, 8.0, 12.0)
+    assert summarize(np.array([])).mean is None
+
+
+def test_stage_costs_only_report_recorded_numbers():
+    costs = stage_costs(
+        {"n_tasks": 4, "wall_time_s": 2.0, "n_completion_tokens": 100, "tokens_per_s": 50.0},
+        {"n_tasks": 4, "wall_time_s": 1.5},
+        None,
+    )
+    assert [c.stage for c in costs] == ["generate", "replay"]
+    assert (costs[0].n_tokens, costs[0].tokens_per_s) == (100, 50.0)
+    assert (costs[1].wall_time_s, costs[1].n_tokens, costs[1].tokens_per_s) == (1.5, None, None)
+    assert stage_costs(None, None, None) == ()
+
+
+def test_replay_fidelity_prefers_activation_metadata():
+    verify = {"n_tasks": 3, "max_rel_error": 0.01, "fidelity": 0.99}
+    assert replay_fidelity({"verify": verify}, {"replay_fidelity": {"fidelity": 0.5}}) == verify
+    assert replay_fidelity({"verify": None}, {"replay_fidelity": {"fidelity": 0.5}}) == {"fidelity": 0.5}
+    assert replay_fidelity(None, None) is None
+
+
+def layer(task_ids: list[int], x: np.ndarray, missing: tuple[int, ...] = ()) -> LayerActivations:
+    return LayerActivations(16, np.array(task_ids, dtype=np.int64), x.astype(np.float32), missing)
+
+
+def test_layer_separation_aligns_tasks_by_id():
+    # Activation rows come in a different order than the dataset and miss task 3.
+    df = frame([True, False, True, False], [1, 1, 1, 1])
+    x = np.array([[0.0, 1.0], [5.0, 0.0], [0.0, 2.0]])  # tasks 4 (failed), 1 (passed), 2 (failed)
+    sep = layer_separation(layer([4, 1, 2], x, missing=(3,)), df)
+    np.testing.assert_array_equal(sep.passed, [False, True, False])
+    np.testing.assert_allclose(sep.norms, [1.0, 5.0, 2.0])
+    assert sep.n_missing == 1 and sep.d_model == 2
+    assert sep.norm_auroc == 1.0 and sep.projection_auroc == 1.0
+    assert sep.cross_validated.auroc is None  # one passed task: no fold can hold it out
+
+
+@pytest.mark.parametrize("outcome", [False, True])
+def test_compute_stats_with_a_single_outcome(outcome):
+    n = 6
+    df = frame([outcome] * n, [1, 2, 3, 4, 1, 2], error_type=[None if outcome else "timeout"] * n)
+    x = np.random.default_rng(0).normal(size=(n, 3))
+    inputs = ReportInputs(Path("d.parquet"), df, None, None, None, None, (layer(list(range(1, n + 1)), x),))
+    stats = compute_stats(inputs)
+    assert stats.pass_rates[0].rate == float(outcome)
+    (sep,) = stats.layers
+    assert sep.projections is None
+    assert sep.norm_auroc is None and sep.projection_auroc is None and sep.cross_validated.auroc is None
+    assert (sep.n_passed, sep.n_failed) == ((n, 0) if outcome else (0, n))
+    assert stats.finish_reasons == () and stats.stage_costs == () and stats.model is None

@@ -1,0 +1,136 @@
+"""Replay throughput: one-by-one (batch 1) against length-grouped batches, same tasks, one run.
+
+``python -m bench.replay [--n 64] [--batch-sizes 1,8]``. The tokens come from our own
+``generate`` on the demo model (kept under ``--work-dir`` and resumed, so a rerun skips
+generation) or from ``--generations``. Every variant replays the same first N tasks through
+``replay.run.replay_activations``; times exclude model loading. The last columns compare
+each variant's stored activations with batch 1's: batching is exact up to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from artifacts.files import read_json, write_json, write_parquet
+from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE, Layout
+from features.best_layers import BestLayers, parse_layers
+from replay.generations import read_generations
+from replay.run import replay_activations
+from replay.store import activation_path, read_activations
+from replay.verify import relative_error
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
+    parser.add_argument("--n", type=int, default=64, help="tasks to replay (default 64)")
+    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated; the first is the baseline (default 1,8)")
+    parser.add_argument("--layers", default="16,19", help="layers to store (default 16,19, Phase 2.10's best layers)")
+    parser.add_argument("--model", default=str(Layout.default().demo_model), help="model for generate (default the demo model)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds, alternating the variants' order; each variant keeps its fastest round")
+    parser.add_argument("--generations", type=Path, default=None, help="replay these generations instead of generating")
+    parser.add_argument("--work-dir", type=Path, default=Layout.default().root / "bench" / "replay",
+                        help="where generated tokens are kept between runs (default DATA_DIR/bench/replay)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    best = BestLayers(None, None, None, None, parse_layers(args.layers), "--layers")
+
+    generations = args.generations or _generate(args.work_dir, model=args.model, n=args.n, max_new_tokens=args.max_new_tokens)
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        tmp = Path(tmp)
+        subset = _first_tasks(generations, args.n, tmp / "input")
+        tasks = read_generations(subset)
+        # Warm-up (first-call kernel set-up and file cache), not timed.
+        warm = _first_tasks(generations, 2, tmp / "warm")
+        replay_activations(generations_path=warm, output_dir=tmp / "warm", best_layers=best, device=args.device, show_progress=False)
+        best_runs = {}
+        for round_ in range(args.repeat):
+            # Alternate the order so a load change on a shared machine does not favour one variant.
+            for size in sizes if round_ % 2 == 0 else sizes[::-1]:
+                result = replay_activations(
+                    generations_path=subset, output_dir=tmp / f"batch_{size}", best_layers=best, device=args.device,
+                    batch_size=size, overwrite=True, show_progress=False,
+                )
+                if size not in best_runs or result.wall_time_s < best_runs[size].wall_time_s:
+                    best_runs[size] = result
+        rows = []
+        for size in sizes:
+            result = best_runs[size]
+            rows.append({
+                "variant": "one-by-one" if size == 1 else "batched",
+                "batch_size": size,
+                "device": result.metadata["device"],
+                "dtype": result.metadata["dtype"],
+                "tasks": result.n_replayed,
+                "tokens": result.n_tokens_replayed,
+                "wall_s": result.wall_time_s,
+                "tokens_per_s": result.tokens_per_s,
+                **_differences(tasks, best.extraction_layers, tmp / f"batch_{sizes[0]}", tmp / f"batch_{size}"),
+            })
+        for row in rows:
+            row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
+    load = os.getloadavg()
+    print(f"\n== replay: {len(tasks)} tasks, layers {list(best.extraction_layers)}, best of {args.repeat} round(s), "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    print(_table(rows))
+    return rows
+
+
+def _generate(work: Path, *, model: str, n: int, max_new_tokens: int) -> Path:
+    """Our ``generate`` on the first ``n`` validation problems (resumed when already there)."""
+    data = ["--data-dir", str(work)]
+    if not Layout(work).problems.is_file():
+        _cli("split", *data)
+    _cli("generate", *data, "--model", model, "--limit", str(n), "--max-new-tokens", str(max_new_tokens), "--enforce-eager")
+    return Layout(work).phase7_3 / GENERATIONS_FILE
+
+
+def _cli(*args: str) -> None:
+    env = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", **os.environ}
+    subprocess.run([sys.executable, "cli.py", *args], cwd=REPO, env=env, check=True)
+
+
+def _first_tasks(generations: Path, n: int, dest: Path) -> Path:
+    """A copy of the first ``n`` generations (by task id) with their metadata."""
+    df = pd.read_parquet(generations).sort_values("task_id").head(n)
+    write_parquet(dest / GENERATIONS_FILE, df)
+    shutil.copy(generations.parent / GENERATIONS_METADATA_FILE, dest / GENERATIONS_METADATA_FILE)
+    meta = read_json(dest / GENERATIONS_METADATA_FILE)
+    write_json(dest / GENERATIONS_METADATA_FILE, {**meta, "n_tasks": len(df)})
+    return dest / GENERATIONS_FILE
+
+
+def _differences(tasks, layers, base: Path, other: Path) -> dict[str, float]:
+    arr_0 = sequence = 0.0
+    for task in tasks:
+        for layer in layers:
+            a = read_activations(activation_path(base / "activations" / "task_activations", task.task_id, layer))
+            b = read_activations(activation_path(other / "activations" / "task_activations", task.task_id, layer))
+            arr_0 = max(arr_0, relative_error(b.arr_0, a.arr_0))
+            sequence = max(sequence, relative_error(b.sequence.astype(np.float32), a.sequence.astype(np.float32)))
+    return {"max_rel_diff_arr_0": arr_0, "max_rel_diff_sequence_f16": sequence}
+
+
+def _table(rows: list[dict]) -> str:
+    columns = list(rows[0])
+    cells = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in columns)] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    return "\n".join(lines + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,7 @@
+"""Stage 2: replay the generated token ids through TransformerLens and store residual activations.
+
+Modules, imports flowing one way (``run`` is the front door):
+``hook_sites`` (which residual hook) <- ``generations`` (read the tokens) <- ``model`` (load) <-
+``capture`` (batched forward, only the needed hooks) <- ``store`` (npz files) <- ``verify``
+(against Hugging Face) <- ``run``.
+"""

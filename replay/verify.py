@@ -1,0 +1,173 @@
+"""``--verify N``: check stored activations against Hugging Face, and the replay's fidelity.
+
+For N sampled tasks, one Hugging Face forward (eager attention, same dtype and device) of
+the same token ids gives
+
+(a) the reference residual stream, ``output_hidden_states``: ``resid_pre`` L is
+    ``hidden_states[L]`` and ``resid_post`` L is ``hidden_states[L + 1]``, except after the
+    last block, where Hugging Face applies the final norm: there the input of that norm is
+    read instead. The error of a vector is ``||stored - ref||_2 / ||ref||_2``;
+    ``max_rel_error`` is the largest over the float32 ``arr_0`` rows (the stored analysis
+    input) and ``sequence_max_rel_error`` over every position of the float16 ``sequence``
+    (bounded below by float16 rounding, about 2**-11 = 4.9e-4, not by the replay);
+(b) replay fidelity: the fraction of completion positions whose argmax next token is the
+    token vLLM generated. Logits are computed only at those positions and in chunks, since
+    Gemma's vocabulary has 256k entries.
+
+Hugging Face's model is loaded independently of the bridge, so a wrong hook, layer offset,
+token id or batching bug shows up as a large error.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from replay.generations import ReplayTask
+from replay.hook_sites import HookSite
+from replay.model import ModelSpec
+from replay.store import activation_path, read_activations
+
+LOGIT_CHUNK = 256  # completion positions per lm_head call: 256 x 256k float32 logits = 256 MiB
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of ``--verify`` (the ``verify`` block of ``activations_metadata.json``)."""
+
+    n_tasks: int
+    task_ids: tuple[int, ...]
+    seed: int
+    max_rel_error: float
+    sequence_max_rel_error: float
+    fidelity: float | None  # None when the sampled tasks have no completion tokens
+    n_completion_positions: int
+    n_argmax_matches: int
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {**asdict(self), "task_ids": list(self.task_ids)}
+
+
+def load_reference_model(spec: ModelSpec) -> Any:
+    """The plain Hugging Face causal LM, eager attention, in ``spec``'s dtype and device."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        spec.name, revision=spec.revision, dtype=spec.dtype, attn_implementation="eager"
+    )
+    return model.to(spec.device).eval()
+
+
+def verify_activations(
+    *,
+    spec: ModelSpec,
+    tasks: Sequence[ReplayTask],
+    folder: Path,
+    layers: Sequence[int],
+    site: HookSite,
+    n: int,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> VerifyResult:
+    """Compare the stored files of ``n`` sampled tasks with Hugging Face (see module docstring).
+
+    Args:
+        spec: the model the activations were made with.
+        tasks: every replayed task (the sample is drawn from these).
+        folder: the ``task_activations`` folder.
+        layers: the stored layers.
+        site: the stored hook site.
+        n: how many tasks to check (at most ``len(tasks)``).
+        seed: seed of the sample.
+        show_progress: show a tqdm bar.
+    """
+    sample = sorted(random.Random(seed).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
+    model = load_reference_model(spec)
+    max_err = seq_err = 0.0
+    n_positions = n_matches = 0
+    try:
+        for task in tqdm(sample, desc="verify", unit="task", disable=not show_progress):
+            reference, final_hidden = reference_activations(model, task.token_ids, layers=layers, site=site)
+            for layer in layers:
+                stored = read_activations(activation_path(folder, task.task_id, layer))
+                ref = reference[layer]
+                max_err = max(max_err, relative_error(stored.arr_0, ref[task.n_prompt_tokens - 1 : task.n_prompt_tokens]))
+                seq_err = max(seq_err, relative_error(stored.sequence, ref))
+            predicted = completion_argmax(model, final_hidden, n_prompt_tokens=task.n_prompt_tokens)
+            n_positions += predicted.size
+            n_matches += int(np.count_nonzero(predicted == task.completion_token_ids))
+    finally:
+        del model
+    return VerifyResult(
+        n_tasks=len(sample),
+        task_ids=tuple(t.task_id for t in sample),
+        seed=seed,
+        max_rel_error=max_err,
+        sequence_max_rel_error=seq_err,
+        fidelity=n_matches / n_positions if n_positions else None,
+        n_completion_positions=n_positions,
+        n_argmax_matches=n_matches,
+    )
+
+
+def reference_activations(
+    model: Any, token_ids: np.ndarray, *, layers: Sequence[int], site: HookSite
+) -> tuple[dict[int, np.ndarray], torch.Tensor]:
+    """Hugging Face residual stream at ``layers`` (float32 ``(n_tokens, d_model)`` each), and
+    the final normed hidden state ``(n_tokens, d_model)`` the unembedding reads."""
+    decoder = model.get_decoder()
+    n_layers = model.config.get_text_config().num_hidden_layers
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep_norm_input(_module: Any, args: tuple) -> None:
+        captured["pre_norm"] = args[0]
+
+    ids = torch.as_tensor(token_ids, dtype=torch.long, device=model.device)[None]
+    handle = decoder.norm.register_forward_pre_hook(keep_norm_input)
+    try:
+        with torch.inference_mode():
+            out = decoder(input_ids=ids, output_hidden_states=True)
+    finally:
+        handle.remove()
+    acts = {}
+    for layer in layers:
+        index = site.hidden_state_index(layer)
+        hidden = captured["pre_norm"] if index == n_layers else out.hidden_states[index]
+        acts[layer] = hidden[0].to("cpu", torch.float32).numpy()
+    return acts, out.last_hidden_state[0]
+
+
+def completion_argmax(model: Any, final_hidden: torch.Tensor, *, n_prompt_tokens: int) -> np.ndarray:
+    """Greedy next token at each completion position: position ``p`` predicts token ``p + 1``,
+    so positions ``n_prompt_tokens - 1 .. n_tokens - 2`` predict the completion."""
+    head = model.get_output_embeddings()
+    softcap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    positions = final_hidden[n_prompt_tokens - 1 : -1]
+    picks = []
+    with torch.inference_mode():
+        for start in range(0, positions.shape[0], LOGIT_CHUNK):
+            logits = head(positions[start : start + LOGIT_CHUNK])
+            if softcap:  # as the model's own forward does (vLLM's argmax is over capped logits)
+                logits = torch.tanh(logits / softcap) * softcap
+            picks.append(logits.argmax(dim=-1).cpu())
+    return torch.cat(picks).numpy() if picks else np.zeros(0, dtype=np.int64)
+
+
+def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
+    """Largest per-row ``||actual - reference||_2 / ||reference||_2`` (rows are positions)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if actual.shape != reference.shape:
+        raise ValueError(f"shape {actual.shape} != reference shape {reference.shape}")
+    if actual.size == 0:
+        return 0.0
+    diff = np.linalg.norm(actual - reference, axis=-1)
+    scale = np.maximum(np.linalg.norm(reference, axis=-1), np.finfo(np.float32).tiny)
+    return float(np.max(diff / scale))

@@ -1,0 +1,123 @@
+"""Capture on the tiny random Gemma-2: TransformerLens hooks equal Hugging Face hidden states,
+batching is exact, and no layer past the last needed one runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from replay.capture import capture_batch, make_batches
+from replay.generations import ReplayTask, read_generations
+from replay.hook_sites import HookSite
+from replay.model import ModelSpec, load_bridge, read_model_shape
+from replay.verify import load_reference_model, reference_activations, relative_error
+
+N_LAYERS = 4
+
+
+@pytest.fixture(scope="module")
+def spec(tiny_gemma2: Path) -> ModelSpec:
+    return ModelSpec(name=str(tiny_gemma2), revision=None, dtype=torch.float32, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bridge(spec: ModelSpec):
+    return load_bridge(spec)
+
+
+@pytest.fixture(scope="module")
+def tasks(tiny_generations_dir: Path) -> list[ReplayTask]:
+    return read_generations(tiny_generations_dir / "generations.parquet")
+
+
+def _capture_all(bridge, tasks, *, layers, site, batch_size) -> dict[int, dict[int, np.ndarray]]:
+    out = {}
+    for batch in make_batches(tasks, batch_size):
+        for task, acts in zip(batch.tasks, capture_batch(bridge, batch, layers=layers, site=site, n_layers=N_LAYERS)):
+            out[task.task_id] = acts
+    return out
+
+
+def test_tiny_model_loads_with_eager_attention(bridge, spec):
+    assert bridge.original_model.config._attn_implementation == "eager"
+    assert read_model_shape(spec).n_layers == N_LAYERS == bridge.cfg.n_layers
+
+
+@pytest.mark.parametrize("site", list(HookSite))
+def test_every_layer_equals_hugging_face_hidden_states(bridge, spec, tasks, site):
+    layers = list(range(N_LAYERS))
+    captured = _capture_all(bridge, tasks, layers=layers, site=site, batch_size=1)
+    reference_model = load_reference_model(spec)
+    for task in tasks:
+        reference, _ = reference_activations(reference_model, task.token_ids, layers=layers, site=site)
+        for layer in layers:
+            err = relative_error(captured[task.task_id][layer], reference[layer])
+            assert err < 1e-5, (site, task.task_id, layer, err)
+
+
+def test_resid_post_of_last_layer_is_before_the_final_norm(bridge, spec, tasks):
+    # Hugging Face's last hidden state has the final norm applied; the hook must not.
+    task = tasks[0]
+    last = N_LAYERS - 1
+    captured = _capture_all(bridge, [task], layers=[last], site=HookSite.RESID_POST, batch_size=1)[task.task_id][last]
+    model = load_reference_model(spec)
+    with torch.inference_mode():
+        normed = model(torch.as_tensor(task.token_ids[None], dtype=torch.long), output_hidden_states=True).hidden_states[-1]
+    assert relative_error(captured, normed[0].numpy()) > 0.1
+
+
+def test_batched_equals_one_by_one(bridge, tasks):
+    assert len({t.n_tokens for t in tasks}) == len(tasks)  # every row of a batch is padded but one
+    layers = [0, 2, 3]
+    one = _capture_all(bridge, tasks, layers=layers, site=HookSite.RESID_POST, batch_size=1)
+    batched = _capture_all(bridge, tasks, layers=layers, site=HookSite.RESID_POST, batch_size=len(tasks))
+    for task in tasks:
+        for layer in layers:
+            assert batched[task.task_id][layer].shape == (task.n_tokens, 128)
+            # Equal up to float32 rounding of differently shaped kernels (~4e-7 after block 0),
+            # which this random, chaotic model amplifies about 10x per block (~2e-5 at block 3).
+            assert relative_error(batched[task.task_id][layer], one[task.task_id][layer]) < 1e-4
+
+
+def test_padding_does_not_leak_into_real_positions(bridge, tasks):
+    # Same shapes, different pad ids: real positions must be bit-identical (no rounding excuse).
+    batch = make_batches(tasks, len(tasks))[0]
+    other_pad = dataclasses.replace(batch, input_ids=batch.input_ids.masked_fill(batch.attention_mask == 0, 7))
+    kwargs = dict(layers=[0, 3], site=HookSite.RESID_PRE, n_layers=N_LAYERS)
+    for a, b in zip(capture_batch(bridge, batch, **kwargs), capture_batch(bridge, other_pad, **kwargs)):
+        for layer in (0, 3):
+            np.testing.assert_array_equal(a[layer], b[layer])
+
+
+def test_make_batches_groups_by_length_longest_first(tasks):
+    batches = make_batches(tasks, 4)
+    assert [len(b.tasks) for b in batches] == [4, 2]
+    lengths = [t.n_tokens for b in batches for t in b.tasks]
+    assert lengths == sorted(lengths, reverse=True)
+    first = batches[0]
+    assert first.input_ids.shape == first.attention_mask.shape == (4, lengths[0])
+    for row, task in enumerate(first.tasks):
+        assert first.attention_mask[row].sum().item() == task.n_tokens
+        assert first.input_ids[row, : task.n_tokens].tolist() == task.token_ids.tolist()
+    with pytest.raises(ValueError):
+        make_batches(tasks, 0)
+
+
+@pytest.mark.parametrize("layers", [[1], [0, 3]])
+def test_forward_stops_after_the_last_needed_layer(bridge, tasks, layers):
+    fired: list[str] = []
+
+    def record(tensor, *, hook):
+        fired.append(hook.name)
+
+    watched = [f"blocks.{layer}.attn.hook_in" for layer in range(N_LAYERS)] + ["ln_final.hook_out", "unembed.hook_in"]
+    batch = make_batches(tasks[:2], 2)[0]
+    with bridge.hooks(fwd_hooks=[(name, record) for name in watched]):
+        capture_batch(bridge, batch, layers=layers, site=HookSite.RESID_POST, n_layers=N_LAYERS)
+    ran = {int(name.split(".")[1]) for name in fired if name.startswith("blocks.")}
+    assert ran == set(range(max(layers) + 1))
+    assert "ln_final.hook_out" not in fired and "unembed.hook_in" not in fired

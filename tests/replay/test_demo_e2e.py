@@ -1,0 +1,56 @@
+"""End to end on the demo model: split, generate 8 problems with real vLLM, replay with --verify 8."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artifacts.files import read_json
+from replay.generations import read_generations
+from replay.store import activation_path, read_activations
+
+N_TASKS = 8
+D_MODEL = 576  # SmolLM2-135M
+
+
+def _cli(repo_root: Path, *args: str) -> str:
+    env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "cli.py", *args], cwd=repo_root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_generate_then_replay_with_verify(demo_model, repo_root, tmp_path, mbpp_path, validation_ids_path, shared_data):
+    data = ["--data-dir", str(tmp_path / "data")]
+    _cli(repo_root, "split", *data, "--mbpp", str(mbpp_path), "--task-ids", str(validation_ids_path))
+    _cli(repo_root, "generate", *data, "--model", str(demo_model), "--limit", str(N_TASKS), "--max-new-tokens", "48", "--enforce-eager")
+    replay = ["replay-activations", *data, "--phase2-10-dir", str(shared_data / "pva_reference" / "phase2_10")]
+    out = _cli(repo_root, *replay, "--verify", str(N_TASKS), "--batch-size", "4")  # batched, still < 1e-4
+    assert f"replayed {N_TASKS} of {N_TASKS} tasks" in out and "replay fidelity" in out
+
+    stage = tmp_path / "data" / "phase7_3"
+    meta = read_json(stage / "activations" / "activations_metadata.json")
+    assert meta["layers"] == [16, 19] and meta["hook_point"] == "resid_post" and meta["d_model"] == D_MODEL
+    assert meta["dtype"] == "float32" and meta["n_tasks"] == N_TASKS and meta["tokens_per_s"] > 0
+    verify = meta["verify"]
+    assert verify["n_tasks"] == N_TASKS and verify["max_rel_error"] < 1e-4
+    assert verify["n_completion_positions"] > 0 and 0.0 <= verify["fidelity"] <= 1.0
+    print(f"demo replay: max rel error {verify['max_rel_error']:.2e}, fidelity {verify['fidelity']:.4f}")
+
+    folder = stage / "activations" / "task_activations"
+    tasks = read_generations(stage / "generations.parquet")
+    assert len(tasks) == N_TASKS and len(list(folder.glob("*.npz"))) == 2 * N_TASKS
+    for task in tasks:
+        for layer in (16, 19):
+            stored = read_activations(activation_path(folder, task.task_id, layer))
+            assert stored.arr_0.shape == (1, D_MODEL) and stored.sequence.shape == (task.n_tokens, D_MODEL)
+            assert np.array_equal(stored.token_ids, task.token_ids) and stored.n_prompt_tokens == task.n_prompt_tokens
+            assert np.isfinite(stored.sequence).all()
+
+    assert f"replayed 0 of {N_TASKS} tasks ({N_TASKS} already stored)" in _cli(repo_root, *replay)

@@ -1,0 +1,55 @@
+"""``--verify`` has teeth: a wrong hook site or other tokens show up in its numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from artifacts.files import write_parquet
+from replay.generations import read_generations
+from replay.hook_sites import HookSite
+from replay.model import ModelSpec
+from replay.run import replay_activations
+from replay.verify import relative_error, verify_activations
+from tests.replay.conftest import layers
+
+
+def test_relative_error_is_per_position():
+    ref = np.array([[3.0, 4.0], [30.0, 40.0]])
+    assert relative_error(ref, ref) == 0.0
+    assert relative_error(ref + [[0.0, 0.5], [0.0, 0.5]], ref) == pytest.approx(0.1)  # the small row
+    with pytest.raises(ValueError):
+        relative_error(ref[:1], ref)
+
+
+def test_verify_catches_a_wrong_hook_site_and_other_tokens(stage_dir: Path, tiny_gemma2: Path):
+    result = replay_activations(
+        generations_path=stage_dir / "generations.parquet", output_dir=stage_dir, best_layers=layers(0, 3),
+        hook_point="resid_pre", device="cpu", show_progress=False,
+    )
+    folder = result.activations_dir / "task_activations"
+    spec = ModelSpec(str(tiny_gemma2), None, torch.float32, "cpu")
+    tasks = read_generations(stage_dir / "generations.parquet")
+    kwargs = dict(spec=spec, folder=folder, layers=[0, 3], n=3, show_progress=False)
+
+    right = verify_activations(tasks=tasks, site=HookSite.RESID_PRE, **kwargs)
+    assert right.max_rel_error < 1e-4 and right.fidelity == 1.0
+    assert right.n_completion_positions == sum(t.n_tokens - t.n_prompt_tokens for t in tasks if t.task_id in right.task_ids)
+
+    assert verify_activations(tasks=tasks, site=HookSite.RESID_POST, **kwargs).max_rel_error > 0.1
+
+    # Tokens vLLM did not choose: fidelity falls (greedy argmax is a single token per position).
+    df = pd.read_parquet(stage_dir / "generations.parquet")
+    df["completion_token_ids"] = [np.asarray(ids[::-1], dtype=np.int32) for ids in df["completion_token_ids"]]
+    write_parquet(stage_dir / "generations.parquet", df)
+    shuffled = read_generations(stage_dir / "generations.parquet")
+    redone = replay_activations(
+        generations_path=stage_dir / "generations.parquet", output_dir=stage_dir, best_layers=layers(0, 3),
+        hook_point="resid_pre", device="cpu", show_progress=False,
+    )
+    assert redone.n_replayed == sum(len(ids) > 1 for ids in df["completion_token_ids"])  # changed tokens are redone
+    assert verify_activations(tasks=shuffled, site=HookSite.RESID_PRE, **kwargs).fidelity < 0.5

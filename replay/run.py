@@ -146,14 +146,16 @@ def replay_activations(
         _replay(todo, spec=spec, shape=shape, folder=folder, layers=layers, site=site, batch_size=batch_size, stats=stats, show_progress=show_progress)
 
     verify_result = None
-    if verify:
+    # An earlier check still holds when this run changed no file; a rerun of a finished
+    # stage therefore does not reload the model just to verify the same files again.
+    earlier = previous.get("verify") if previous and not todo else None
+    if verify and not (earlier and earlier.get("n_tasks", 0) >= verify):
         verify_result = verify_activations(
             spec=spec, tasks=tasks, folder=folder, layers=layers, site=site, n=verify, show_progress=show_progress
         )
         verify_meta = verify_result.to_metadata()
     else:
-        # An earlier check still holds when this run changed no file.
-        verify_meta = previous.get("verify") if previous and not todo else None
+        verify_meta = earlier
 
     metadata = {
         **settings,

@@ -145,3 +145,13 @@ def test_bad_generation_files_are_input_errors(stage_dir):
         _replay(stage_dir)
     with pytest.raises(InputError, match="generations file not found"):
         replay_activations(generations_path=stage_dir / "nope.parquet", output_dir=stage_dir, best_layers=layers(1))
+
+
+def test_rerun_of_a_finished_stage_reuses_an_equal_or_larger_check(stage_dir):
+    first = _replay(stage_dir, batch_size=1, verify=2)
+    assert first.verify is not None
+    again = _replay(stage_dir, batch_size=1, verify=2)
+    assert again.n_replayed == 0 and again.verify is None  # no model reloaded for the same files
+    assert read_json(stage_dir / "activations" / "activations_metadata.json")["verify"] == first.metadata["verify"]
+    bigger = _replay(stage_dir, batch_size=1, verify=3)
+    assert bigger.verify is not None and bigger.verify.n_tasks == 3

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         start = time.perf_counter()
         timings: list[float] = []
         hf = hf_greedy(args.model, [list(t.token_ids) for t in tasks], max_new_tokens=args.max_new_tokens,
-                       stop_token_ids=stops, timings=timings)
+                       stop_token_ids=stops, timings=timings, progress=True)
         hf_wall = time.perf_counter() - start
         hf_gen = sum(timings)
         hf_tokens = sum(len(t) for t in hf)

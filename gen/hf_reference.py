@@ -18,6 +18,7 @@ def hf_greedy(
     stop_token_ids: Sequence[int],
     dtype: str = "float32",
     timings: list[float] | None = None,
+    progress: bool = False,
 ) -> list[list[int]]:
     """Greedy completion ids for each prompt (the stop id included when generation stopped on it).
 
@@ -28,8 +29,10 @@ def hf_greedy(
         stop_token_ids: end-of-turn ids.
         dtype: torch dtype name.
         timings: when given, each prompt's generate seconds are appended to it.
+        progress: show a tqdm bar over prompts.
     """
     import torch
+    from tqdm import tqdm
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
@@ -39,7 +42,7 @@ def hf_greedy(
     stops = list(stop_token_ids)
     outputs = []
     with torch.no_grad():
-        for ids in prompts:
+        for ids in tqdm(prompts, desc="hf generate", unit="problem", disable=not progress):
             input_ids = torch.tensor([[int(i) for i in ids]])
             start = time.perf_counter()
             out = model.generate(

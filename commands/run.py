@@ -16,7 +16,7 @@ _PATH = click.Path(path_type=Path)
 @click.command("run")
 @click.option("--preset", type=click.Choice([DEMO_PRESET]), default=None,
               help="demo: the SmolLM2-135M-Instruct demo model (prepared when missing), the first 20 "
-              "problems, 512 new tokens, --verify 4; explicit options still win.")
+              "problems, 512 new tokens, --verify 4, --enforce-eager; explicit options still win.")
 @click.option("--model", default=None, help=f"Hub id or local checkpoint folder [default: {DEFAULT_MODEL}, or the preset's].")
 @click.option("--mbpp", type=_PATH, envvar=MBPP_ENV, default=None, help=f"MBPP file for split [env {MBPP_ENV}].")
 @click.option("--task-ids", type=_PATH, envvar=TASK_IDS_ENV, default=None,

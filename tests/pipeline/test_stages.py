@@ -45,7 +45,8 @@ def test_default_model_and_demo_preset(tmp_path):
     assert apply_preset(RunSettings(data_dir=tmp_path), None).model == DEFAULT_MODEL
     demo = apply_preset(RunSettings(data_dir=tmp_path), "demo")
     assert Path(demo.model) == tmp_path / "models" / "smollm2-135m-instruct"
-    assert demo.limit == 20 and demo.prepare_demo_model
+    assert demo.limit == 20 and demo.prepare_demo_model and demo.enforce_eager
+    assert "--enforce-eager" in _argv(build_stages(demo), "generate")
     assert build_stages(demo)[0].name == "prepare-demo-model"
     # Explicit options win over the preset.
     own = apply_preset(RunSettings(data_dir=tmp_path, model="x", limit=5), "demo")

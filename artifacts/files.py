@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from artifacts.errors import InputError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -85,6 +87,24 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file (a missing file raises ``FileNotFoundError``)."""
     return json.loads(Path(path).read_text())
+
+
+def read_optional_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A JSON object, or None when the file does not exist.
+
+    Raises:
+        InputError: the file exists but is not valid JSON, or holds something else than an object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); delete it or rerun the stage that writes it") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
 
 
 def _json_default(obj: Any) -> Any:

@@ -82,3 +82,8 @@ ACTIVATIONS_METADATA_FILE = "activations_metadata.json"
 DATASET_FILE = "dataset_instruct_temp_0_0.parquet"
 DATASET_METADATA_FILE = "metadata.json"
 REPORT_SUBDIR = "report"
+
+
+def activation_file_name(task_id: int, layer: int, suffix: str = "npz") -> str:
+    """``{task_id}_layer_{L}.{suffix}``: the per-task, per-layer activation file the downstream code reads."""
+    return f"{int(task_id)}_layer_{int(layer)}.{suffix}"

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from artifacts.errors import InputError
 
 FILE_NAMES = (("top_20_features.json", "feature_idx"), ("top_20_latents.json", "latent_idx"))
+
+
+@dataclass(frozen=True)
+class ListedFeature:
+    """One entry of a top-20 list: a GemmaScope SAE latent at a layer, ranked within its group."""
+
+    group: str  # "correct" (fires on passing code) or "incorrect" (fires on failing code)
+    rank: int  # 0 = best of its group
+    layer: int
+    feature_idx: int
+
+
+GROUPS = ("correct", "incorrect")
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,8 @@ class BestLayers:
     incorrect_feature_idx: int | None
     extraction_layers: tuple[int, ...]
     source: str
+    # Every layer any listed feature sits on (empty when the layers came from --layers alone).
+    listed_layers: tuple[int, ...] = ()
 
     def to_metadata(self) -> dict:
         """The ``best_layers`` block of the downstream metadata, plus layers and source."""
@@ -41,9 +56,6 @@ class BestLayers:
             "extraction_layers": list(self.extraction_layers),
             "best_layers_source": self.source,
         }
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def parse_layers(spec: str) -> tuple[int, ...]:
@@ -69,16 +81,8 @@ def read_best_layers(path: str | Path) -> BestLayers:
         raise InputError(f"{path}: file not found") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    picks = {}
-    for group in ("correct", "incorrect"):
-        entries = data.get(group) if isinstance(data, dict) else None
-        if not entries:
-            raise InputError(f"{path}: missing or empty {group!r} list")
-        best = entries[0]
-        key = idx_key if idx_key in best else next((k for _, k in FILE_NAMES if k in best), None)
-        if "layer" not in best or key is None:
-            raise InputError(f"{path}: {group}[0] needs 'layer' and 'feature_idx' (or 'latent_idx')")
-        picks[group] = (int(best["layer"]), int(best[key]))
+    features = _parse_features(path, data, idx_key)
+    picks = {f.group: (f.layer, f.feature_idx) for f in features if f.rank == 0}
     return BestLayers(
         correct_layer=picks["correct"][0],
         incorrect_layer=picks["incorrect"][0],
@@ -86,7 +90,35 @@ def read_best_layers(path: str | Path) -> BestLayers:
         incorrect_feature_idx=picks["incorrect"][1],
         extraction_layers=tuple(sorted({picks["correct"][0], picks["incorrect"][0]})),
         source=str(path),
+        listed_layers=tuple(sorted({f.layer for f in features})),
     )
+
+
+def _parse_features(path: Path, data: object, idx_key: str) -> list[ListedFeature]:
+    features = []
+    for group in GROUPS:
+        entries = data.get(group) if isinstance(data, dict) else None
+        if not entries or not isinstance(entries, list):
+            raise InputError(f"{path}: missing or empty {group!r} list")
+        for rank, entry in enumerate(entries):
+            key = idx_key if idx_key in entry else next((k for _, k in FILE_NAMES if k in entry), None)
+            if not isinstance(entry, dict) or "layer" not in entry or key is None:
+                raise InputError(f"{path}: {group}[{rank}] needs 'layer' and 'feature_idx' (or 'latent_idx')")
+            features.append(ListedFeature(group, rank, int(entry["layer"]), int(entry[key])))
+    return features
+
+
+def read_feature_list(path: str | Path) -> list[ListedFeature]:
+    """Every feature of one top-20 file, ``correct`` then ``incorrect``, best first within each."""
+    path = Path(path)
+    idx_key = dict(FILE_NAMES).get(path.name, "feature_idx")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    return _parse_features(path, data, idx_key)
 
 
 def find_best_layers(folders: Sequence[str | Path]) -> BestLayers:
@@ -124,6 +156,7 @@ def resolve_layers(folders: Sequence[str | Path], layers: str | None) -> BestLay
         found.incorrect_feature_idx,
         override,
         f"--layers (best features from {found.source})",
+        found.listed_layers,
     )
 
 

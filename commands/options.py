@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,8 +71,3 @@ def layers_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def layer_folders(layout: Layout, phase2_10_dir: Path | None, phase2_5_dir: Path | None) -> list[Path]:
     """The folders searched for the SAE analysis, in priority order."""
     return [phase2_10_dir or layout.phase2_10, phase2_5_dir or layout.phase2_5]
-
-
-def env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None

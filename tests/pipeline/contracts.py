@@ -39,9 +39,25 @@ def check_all_contracts(data_dir: Path, *, n_tasks: int, layers: list[int], mode
     gens = check_generations(out, n_tasks=n_tasks, model=model)
     check_activations(out, gens, layers=layers)
     check_dataset(out, gens, problems)
-    report = out / "report"
+    check_report(out / "report", layers=layers)
+
+
+# The report's plots, by name; each a real picture (not an empty canvas or a torn file).
+REPORT_PLOTS = ["pass_rate_by_complexity.png", "completion_length.png"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_report(report: Path, *, layers: list[int]) -> None:
+    import matplotlib.image
+
     assert (report / "report.md").is_file()
-    assert list(report.glob("*.png"))
+    for name in REPORT_PLOTS + [f"layer_{layer:02d}_separation.png" for layer in layers]:
+        path = report / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE, name
+        pixels = matplotlib.image.imread(path)  # decodes every row: a truncated file fails here
+        height, width = pixels.shape[:2]
+        assert 400 <= width <= 2500 and 250 <= height <= 2000, (name, width, height)
+        assert pixels.std() > 0.01, f"{name} is a blank canvas"
 
 
 def check_generations(out: Path, *, n_tasks: int, model: str) -> pd.DataFrame:

@@ -130,12 +130,17 @@ def bootstrap_auroc(
     values = np.empty(n_bootstrap)
     for start in range(0, n_bootstrap, BOOTSTRAP_BLOCK):
         m = min(BOOTSTRAP_BLOCK, n_bootstrap - start)
-        c = rng.multinomial(n_pos, np.full(n_pos, 1.0 / n_pos), size=m)
-        d = rng.multinomial(n_neg, np.full(n_neg, 1.0 / n_neg), size=m)
+        c, d = _resample_counts(rng, m, n_pos), _resample_counts(rng, m, n_neg)
         values[start : start + m] = np.einsum("bj,bj->b", c @ wins, d) / (n_pos * n_neg)
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
     return point, float(low), float(high)
+
+
+def _resample_counts(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
+    """Multiplicities (m, n) of each of n items in m resamples of n draws with replacement."""
+    draws = rng.integers(0, n, size=(m, n)) + n * np.arange(m)[:, None]
+    return np.bincount(draws.ravel(), minlength=m * n).reshape(m, n).astype(np.float64)
 
 
 def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:

@@ -154,6 +154,7 @@ def _from_task_files(
     vectors, not_stored = {}, {}
     keys_by_hook: dict[str, str] | None = None
     sources: dict[str, str] = {}
+    unavailable = ""
     for layer in layers:
         paths = {int(t): task_folder / activation_file_name(int(t), layer) for t in wanted}
         present = {t: p for t, p in paths.items() if p.is_file()}
@@ -168,10 +169,11 @@ def _from_task_files(
                 not_stored[(hook, layer)] = unavailable
                 continue
             ids = np.asarray(sorted(present), dtype=np.int64)
-            x = np.stack([_read_last(present[int(t)], keys_by_hook[hook]) for t in ids])
-            vectors[(hook, layer)] = LayerVectors(layer, hook, ids, x)
-    if not vectors and keys_by_hook is None:
-        sources = {}
+            rows = [_read_last(present[int(t)], keys_by_hook[hook]) for t in ids]
+            widths = {r.size for r in rows}
+            if len(widths) > 1:
+                raise InputError(f"{task_folder}: {keys_by_hook[hook]} at layer {layer} has widths {sorted(widths)}")
+            vectors[(hook, layer)] = LayerVectors(layer, hook, ids, np.stack(rows))
     return RunVectors(activations_dir, vectors, not_stored, sources, metadata)
 
 

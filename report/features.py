@@ -197,7 +197,8 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
             out.append(f"- layer {s['layer']} ({', '.join(s.get('features', []))}): {s['reason']}")
         out.append("")
     if compare is not None:
-        missing = compare[(~compare["scored"]) & (compare["hook_point"] == primary)]
+        skipped_layers = [s["layer"] for s in skipped]  # already listed above
+        missing = compare[(~compare["scored"]) & (compare["hook_point"] == primary) & ~compare["layer"].isin(skipped_layers)]
         if len(missing):
             reasons = sorted(set(missing["not_scored_reason"].astype(str)))
             out += [f"In {compare_label}, {len(missing)} feature(s) not scored at `{primary}`: " + "; ".join(reasons) + ".", ""]
@@ -236,7 +237,7 @@ def plot_features(
     keys = _ordered(scores, fm.HOOK_POINTS[0])[["group", "rank", "layer", "feature_idx"]]
     keys = keys.sort_values(["group", "rank"]).reset_index(drop=True)  # correct then incorrect, by rank
     n = len(keys)
-    fig = Figure(figsize=(13, 1.6 + 0.24 * n))
+    fig = Figure(figsize=(13, 1.6 + 0.24 * n), layout="constrained")
     axes = fig.subplots(1, len(fm.HOOK_POINTS), sharey=True)
     series = [(label, scores)] + ([(compare_label or "compare", compare)] if compare is not None else [])
     offsets = np.linspace(-0.18, 0.18, len(series)) if len(series) > 1 else [0.0]
@@ -249,17 +250,17 @@ def plot_features(
             err = np.vstack([(xs - merged["auroc_ci_low"]).where(ok), (merged["auroc_ci_high"] - xs).where(ok)])
             ax.errorbar(xs, y + dy, xerr=err, fmt="o", color=color, markersize=4, capsize=2, label=name)
             for i in np.flatnonzero(~ok.to_numpy()):
-                ax.text(0.02, y[i] + dy, "not scored", transform=ax.get_yaxis_transform(), fontsize=6, color=color,
+                ax.text(0.02, y[i] + dy, "not scored", transform=ax.get_yaxis_transform(), fontsize=7, color=color,
                         va="center")
         ax.axvline(0.5, color="0.4", linestyle="--", linewidth=1)
-        ax.set_xlim(0, 1)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(n - 0.5, -0.5)  # list order, top to bottom
         ax.set_xlabel(f"AUROC at {hook} (95% bootstrap interval)")
         ax.set_title(hook)
         ax.grid(axis="x", alpha=0.3)
         for boundary in np.flatnonzero(keys["group"].to_numpy()[1:] != keys["group"].to_numpy()[:-1]):
             ax.axhline(boundary + 0.5, color="0.6", linewidth=0.8)
     axes[0].set_yticks(y, [f"{g} #{r + 1}  L{l} {f}" for g, r, l, f in keys.itertuples(index=False)], fontsize=7)
-    axes[0].invert_yaxis()
     axes[-1].legend(loc="lower right", fontsize=8)
     fig.suptitle("Listed SAE features: AUROC for their class (correct: passed, incorrect: failed)", fontsize=11)
     return save_figure(fig, path)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json, sha256_file, write_json, write_parquet
-from artifacts.layout import ACTIVATIONS_SUBDIR, DATASET_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR
+from artifacts.layout import DATASET_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR
 from artifacts.meta.activations import FEATURE_VECTORS_FILE
 from artifacts.meta import features as fm
 from features.best_layers import ListedFeature, read_feature_list
@@ -35,8 +35,8 @@ from features.sae import SaeColumns, jumprelu_encode, load_sae_columns
 from features.sae_source import (
     DEFAULT_SAE_REPO, SAE_D_SAE, Downloader, SaeFile, SaeUnavailable, hf_download, local_sae_files, locate_saes,
 )
-from features.score import MAX_FOLDS, N_BOOTSTRAP, score_feature
-from features.vectors import RunVectors, read_run_vectors
+from features.score import MAX_FOLDS, N_BOOTSTRAP, FeatureStats, score_feature
+from features.vectors import LayerVectors, RunVectors, read_run_vectors
 from report.load import read_dataset
 
 # Bump when a change to the scoring changes the numbers: stored scores are then recomputed.
@@ -137,7 +137,7 @@ def score_features(
     compare_path = output_dir / fm.COMPARE_SCORES_FILE
     previous = read_optional_json(metadata_path)
     sae_records = [_sae_record(s, previous) for s in found]
-    inputs = _inputs(ours, feature_list_path, features)
+    inputs = _inputs(ours, feature_list_path)
     settings = {
         "scoring_version": SCORING_VERSION, fm.SEED: seed, fm.N_BOOTSTRAP: N_BOOTSTRAP, fm.MAX_FOLDS: MAX_FOLDS,
         fm.HOOK_POINTS_KEY: list(fm.HOOK_POINTS),
@@ -183,7 +183,7 @@ def score_features(
         fm.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fm.INPUTS_SHA256: digest,
         fm.INPUTS: inputs,
-        fm.MODEL: (ours.vectors.metadata or {}).get("model"),
+        fm.MODEL: (ours.vectors.metadata or {}).get("model"),  # activations_metadata.json's "model"
         fm.PRIMARY_HOOK_POINT: fm.HOOK_POINTS[0],
         **settings,
         fm.SAES: sae_records,
@@ -237,6 +237,7 @@ def _read_compare(folder: Path, dataset_path: Path | None, layers: Sequence[int]
         dataset_path = candidates[0]
     run = _read_run(Path(dataset_path), activations_dir, layers, label="", arr0_site=site)
     meta = read_optional_json(Path(dataset_path).parent / DATASET_METADATA_FILE) or {}
+    # metadata.json's "model_name" (evaluate), else activations_metadata.json's "model" (replay).
     model = meta.get("model_name") or (run.vectors.metadata or {}).get("model")
     label = Path(str(model)).name if model else f"compare ({Path(dataset_path).stem})"
     return _Run(label, run.dataset_path, run.passed, run.vectors)
@@ -293,7 +294,18 @@ def _score_run(
     return pd.DataFrame([asdict(r) for r in rows], columns=list(fm.SCORE_COLUMNS))
 
 
-def _row(f, hook, positive_class, *, reason, vectors, run, sae_id=None, stats=None, passed=None) -> fm.ScoreRow:
+def _row(
+    f: ListedFeature,
+    hook: str,
+    positive_class: str,
+    *,
+    reason: str | None,
+    vectors: LayerVectors | None,
+    run: _Run,
+    sae_id: str | None = None,
+    stats: FeatureStats | None = None,
+    passed: np.ndarray | None = None,
+) -> fm.ScoreRow:
     nan = float("nan")
     if stats is None:
         n = 0 if vectors is None else int(vectors.task_ids.size)
@@ -340,7 +352,7 @@ def _counts(run: _Run, scores: pd.DataFrame) -> dict:
     }
 
 
-def _inputs(run: _Run, feature_list_path: Path, features: Sequence[ListedFeature]) -> dict:
+def _inputs(run: _Run, feature_list_path: Path) -> dict:
     return {
         "dataset": str(run.dataset_path),
         "dataset_sha256": sha256_file(run.dataset_path),
@@ -382,7 +394,3 @@ def _digest(settings: dict, inputs: dict, ours: _Run, saes: list[dict], unavaila
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
-
-def default_activations_dir(dataset_path: Path) -> Path:
-    """The activations folder beside a dataset."""
-    return Path(dataset_path).parent / ACTIVATIONS_SUBDIR

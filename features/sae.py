@@ -94,29 +94,28 @@ def load_sae_columns(path: str | Path, feature_idx: Sequence[int], *, expected_d
     if not path.is_file():
         raise InputError(f"{path}: SAE file not found")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
-            if "feature_idx" in keys:
-                return _load_compact(path, npz, keys, wanted, expected_d_sae)
-            missing = [k for k in GEMMASCOPE_KEYS if k not in keys]
-            if missing:
-                raise InputError(
-                    f"{path}: not a GemmaScope params.npz nor a compact SAE file (no {', '.join(missing)}); "
-                    "expected keys W_enc, b_enc, threshold"
-                )
-            b_enc = np.asarray(npz["b_enc"])
-            threshold = np.asarray(npz["threshold"])
+        npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, InputError):
-            raise
         raise InputError(f"{path}: not a readable .npz file ({exc})") from exc
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: a single .npy array, not an .npz archive of SAE parameters")
+    with npz:
+        keys = set(npz.files)
+        if "feature_idx" in keys:
+            return _load_compact(path, npz, keys, wanted, expected_d_sae)
+        missing = [k for k in GEMMASCOPE_KEYS if k not in keys]
+        if missing:
+            raise InputError(
+                f"{path}: not a GemmaScope params.npz nor a compact SAE file (no {', '.join(missing)}); "
+                "expected keys W_enc, b_enc, threshold"
+            )
+        b_enc = np.asarray(npz["b_enc"])
+        threshold = np.asarray(npz["threshold"])
     d_sae = int(b_enc.shape[0]) if b_enc.ndim == 1 else -1
     _check_width(path, d_sae, expected_d_sae, wanted)
     if threshold.shape != (d_sae,):
         raise InputError(f"{path}: threshold has shape {threshold.shape}, b_enc {b_enc.shape}; expected both (d_sae,)")
-    W_enc = _read_columns(path, "W_enc", wanted)
-    if W_enc.shape[1] != wanted.size:
-        raise InputError(f"{path}: W_enc is not (d_model, d_sae)")
+    W_enc = _read_columns(path, "W_enc", wanted, n_cols_expected=d_sae)
     return SaeColumns(
         feature_idx=wanted,
         W_enc=W_enc,
@@ -173,7 +172,7 @@ def _check_width(path: Path, d_sae: int, expected: int | None, wanted: np.ndarra
         raise InputError(f"{path}: feature(s) {outside.tolist()} outside the SAE (latents 0..{d_sae - 1})")
 
 
-def _read_columns(path: Path, key: str, columns: np.ndarray) -> np.ndarray:
+def _read_columns(path: Path, key: str, columns: np.ndarray, *, n_cols_expected: int) -> np.ndarray:
     """``array[:, columns]`` of a 2-D array stored in an ``.npz``, read row block by row block."""
     with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fp:
         version = np.lib.format.read_magic(fp)
@@ -186,12 +185,12 @@ def _read_columns(path: Path, key: str, columns: np.ndarray) -> np.ndarray:
         if shape is None or fortran or len(shape) != 2 or dtype.hasobject:
             with np.load(path, allow_pickle=False) as npz:
                 full = np.asarray(npz[key])
-            if full.ndim != 2:
-                raise InputError(f"{path}: {key} has shape {full.shape}, expected (d_model, d_sae)")
+            if full.ndim != 2 or full.shape[1] != n_cols_expected:
+                raise InputError(f"{path}: {key} has shape {full.shape}, expected (d_model, {n_cols_expected})")
             return np.ascontiguousarray(full[:, columns], dtype=np.float32)
         n_rows, n_cols = shape
-        if columns.size and columns[-1] >= n_cols:
-            raise InputError(f"{path}: {key} has {n_cols} columns, fewer than b_enc's d_sae")
+        if n_cols != n_cols_expected:
+            raise InputError(f"{path}: {key} has shape {shape}, expected (d_model, {n_cols_expected})")
         out = np.empty((n_rows, columns.size), dtype=np.float32)
         row_bytes = n_cols * dtype.itemsize
         step = max(1, STREAM_BLOCK_BYTES // max(row_bytes, 1))

@@ -145,6 +145,9 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
             "",
         ]
     sources = meta.get(fm.VECTOR_SOURCES) or {}
+    without = meta.get(fm.N_MISSING) or 0
+    if without:
+        out += [f"{without} task(s) of the dataset have no vectors and are left out.", ""]
     out += [
         f"Each listed feature's JumpReLU activation on the last prompt token of {meta.get(fm.N_TASKS)} tasks "
         f"({meta.get(fm.N_PASSED)} passed, {meta.get(fm.N_FAILED)} failed) at `{primary}` (the site the features "

@@ -135,5 +135,8 @@ def test_files_that_are_not_sae_files(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="not a readable .npz file"):
         load_sae_columns(tmp_path / "bad.npz", [1])
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    with pytest.raises(InputError, match="a single .npy array, not an .npz archive"):
+        load_sae_columns(tmp_path / "one.npy", [1])
     with pytest.raises(InputError, match="SAE file not found"):
         load_sae_columns(tmp_path / "missing.npz", [1])

@@ -26,6 +26,9 @@ from report.plots import SERIES_COLORS, save_figure
 
 FEATURES_PLOT = "feature_auroc.png"
 TOP_PER_GROUP = 5  # rows of the table per group; every row is in feature_scores.parquet
+# Below this many tasks in a class, a bootstrap interval mostly reflects the other class (with one
+# passed task every resample holds that same task): the sentence says so.
+SMALL_CLASS = 10
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,16 @@ def _verdict(row) -> str:
         return f"AUROC {NA}: no {_missing_class(row)} tasks"
     text = f"AUROC {auroc:.2f}, 95% interval [{low:.2f}, {high:.2f}]"
     if low > 0.5:
-        return f"{text}, which excludes 0.5: it fires more on {row['positive_class']} tasks, as listed"
-    if high < 0.5:
-        return f"{text}, which excludes 0.5 from below: it separates the classes reversed from its listing"
-    return f"{text}, which includes 0.5: no evidence that it separates passed from failed tasks"
+        text += f", which excludes 0.5: it fires more on {row['positive_class']} tasks, as listed"
+    elif high < 0.5:
+        text += ", which excludes 0.5 from below: it separates the classes reversed from its listing"
+    else:
+        text += ", which includes 0.5: no evidence that it separates passed from failed tasks"
+    small = min(int(row["n_passed"]), int(row["n_failed"]))
+    if small < SMALL_CLASS:
+        name = "passed" if int(row["n_passed"]) == small else "failed"
+        text += f" (only {small} {name} task{'s' if small != 1 else ''}: the interval understates the uncertainty)"
+    return text
 
 
 def _ordered(scores: pd.DataFrame, hook: str) -> pd.DataFrame:
@@ -207,8 +216,8 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
             out += [f"In {compare_label}, {len(missing)} feature(s) not scored at `{primary}`: " + "; ".join(reasons) + ".", ""]
     saes = meta.get(fm.SAES) or []
     if saes:
-        out.append("SAEs: " + ", ".join(f"layer {s['layer']} `{s['sae_id']}` (sha256 {str(s.get('sha256', ''))[:12]})"
-                                        for s in saes) + ".")
+        out += ["SAEs (file sha256 in `features_metadata.json`):", ""]
+        out += [f"- layer {s['layer']}: `{s['sae_id']}` (sha256 {str(s.get('sha256', ''))[:12]}...)" for s in saes]
         out.append("")
     wall = meta.get(fm.WALL_TIME_S)
     reused = " (the latest run found its inputs unchanged and kept these scores)" if meta.get(fm.REUSED) else ""

@@ -171,6 +171,7 @@ def test_demo_stand_ins_for_the_real_feature_list_and_a_weak_model(tmp_path, sha
     assert scores["f1_cv_folds"].eq(0).all()  # one passed task: no cross-validation, no crash
     text = build_report(dataset_path=demo.dataset_path, output_dir=demo.phase_dir / "report").report_path.read_text()
     assert "**Stand-in SAEs.** The SAEs used here are random stand-ins built for the demo model, not GemmaScope" in text
+    assert "(only 1 passed task: the interval understates the uncertainty)" in text
 
 
 def test_no_passed_task_gives_na_everywhere(tmp_path, saes):

@@ -32,12 +32,15 @@ from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
 @click.option("--demo-saes", is_flag=True,
               help=f"Use random stand-in SAEs (built when missing, in DATA_DIR/models/{DEMO_SAES_SUBDIR}/) instead of "
               "the hub: for the demo model, which GemmaScope does not cover. The report marks them as stand-ins.")
-@click.option("--require-all", is_flag=True, help="Fail when a layer's SAE cannot be had, instead of skipping its features.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and the cross-validation folds.")
+@click.option("--require-all", is_flag=True,
+              help="Fail when a layer's SAE cannot be had, instead of skipping its features.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the bootstrap and the cross-validation folds.")
 @click.option("--compare-activations", "compare_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Another run's task_activations folder (e.g. the base model's): score the same features there too.")
 @click.option("--compare-dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="That run's evaluated dataset [default: the one dataset*.parquet two folders above its task_activations].")
+              help="That run's evaluated dataset "
+              "[default: the one dataset*.parquet two folders above its task_activations].")
 @click.option("--compare-site", type=click.Choice(fm.HOOK_POINTS), default=None,
               help="Site of that run's arr_0 when its activations_metadata.json does not name one.")
 @click.option("--overwrite", is_flag=True, help="Recompute even when the inputs are unchanged.")

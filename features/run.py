@@ -139,7 +139,7 @@ def score_features(
     sae_records = [_sae_record(s, previous) for s in found]
     inputs = _inputs(ours, feature_list_path)
     settings = {
-        "scoring_version": SCORING_VERSION, fm.SEED: seed, fm.N_BOOTSTRAP: N_BOOTSTRAP, fm.MAX_FOLDS: MAX_FOLDS,
+        fm.SCORING_VERSION: SCORING_VERSION, fm.SEED: seed, fm.N_BOOTSTRAP: N_BOOTSTRAP, fm.MAX_FOLDS: MAX_FOLDS,
         fm.HOOK_POINTS_KEY: list(fm.HOOK_POINTS),
     }
     digest = _digest(
@@ -166,9 +166,10 @@ def score_features(
             _check_d_model(sae_file, columns, other.vectors, other.label)
         saes[sae_file.layer] = (sae_file, columns)
     for record in sae_records:
-        _, columns = saes[record["layer"]]
-        record.update(format=columns.file_format, stand_in=columns.stand_in, d_model=columns.d_model,
-                      d_sae=columns.d_sae, n_columns=int(columns.feature_idx.size), description=columns.description)
+        _, columns = saes[record[fm.SAE_LAYER]]
+        record.update({"format": columns.file_format, fm.SAE_STAND_IN: columns.stand_in, "d_model": columns.d_model,
+                       "d_sae": columns.d_sae, "n_columns": int(columns.feature_idx.size),
+                       "description": columns.description})
     skipped = {u.layer: u.reason for u in unavailable}
     scores = _score_run(ours, features, saes, skipped, seed)
     compare_scores = _score_run(other, features, saes, skipped, seed) if other is not None else None
@@ -187,9 +188,11 @@ def score_features(
         fm.PRIMARY_HOOK_POINT: fm.HOOK_POINTS[0],
         **settings,
         fm.SAES: sae_records,
-        fm.STAND_IN_SAES: any(r["stand_in"] for r in sae_records),
+        fm.STAND_IN_SAES: any(r[fm.SAE_STAND_IN] for r in sae_records),
         fm.SKIPPED_LAYERS: [
-            {"layer": u.layer, "reason": u.reason, "features": _feature_names(features, u.layer)} for u in unavailable
+            {fm.SKIPPED_LAYER: u.layer, fm.SKIPPED_REASON: u.reason,
+             fm.SKIPPED_FEATURES: _feature_names(features, u.layer)}
+            for u in unavailable
         ],
         **_counts(ours, scores),
         fm.N_FEATURES: len(features),
@@ -232,7 +235,8 @@ def _read_compare(folder: Path, dataset_path: Path | None, layers: Sequence[int]
         if len(candidates) != 1:
             found = ", ".join(p.name for p in candidates) or "none"
             raise InputError(
-                f"--compare-activations {folder}: cannot tell that run's dataset ({found} in {root}); pass --compare-dataset"
+                f"--compare-activations {folder}: cannot tell that run's dataset ({found} in {root}); "
+                "pass --compare-dataset"
             )
         dataset_path = candidates[0]
     run = _read_run(Path(dataset_path), activations_dir, layers, label="", arr0_site=site)
@@ -246,7 +250,9 @@ def _read_compare(folder: Path, dataset_path: Path | None, layers: Sequence[int]
 def _d_model(vectors: RunVectors, label: str) -> int:
     widths = {v.d_model for v in vectors.vectors.values()}
     if not widths:
-        raise InputError(f"{vectors.activations_dir}: {label} stores no vectors at any listed layer; rerun replay-activations")
+        raise InputError(
+            f"{vectors.activations_dir}: {label} stores no vectors at any listed layer; rerun replay-activations"
+        )
     if len(widths) > 1:
         raise InputError(f"{vectors.activations_dir}: vectors of different widths {sorted(widths)}")
     return widths.pop()
@@ -370,13 +376,13 @@ def _dataset_digest(run: _Run) -> str:
 def _sae_record(sae_file: SaeFile, previous: dict | None) -> dict:
     # A file's sha256 is recomputed only when its size or modification time changed (300 MB each).
     stat = sae_file.path.stat()
-    record = {"layer": sae_file.layer, "sae_id": sae_file.sae_id, "path": str(sae_file.path),
+    record = {fm.SAE_LAYER: sae_file.layer, fm.SAE_ID: sae_file.sae_id, "path": str(sae_file.path),
               "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     for old in (previous or {}).get(fm.SAES) or []:
-        if all(old.get(k) == record[k] for k in ("path", "size", "mtime_ns")) and old.get("sha256"):
-            record["sha256"] = old["sha256"]
+        if all(old.get(k) == record[k] for k in ("path", "size", "mtime_ns")) and old.get(fm.SAE_SHA256):
+            record[fm.SAE_SHA256] = old[fm.SAE_SHA256]
             return record
-    record["sha256"] = sha256_file(sae_file.path)
+    record[fm.SAE_SHA256] = sha256_file(sae_file.path)
     return record
 
 
@@ -388,7 +394,7 @@ def _digest(settings: dict, inputs: dict, ours: _Run, saes: list[dict], unavaila
         "dataset": _dataset_digest(ours),
         "vectors": inputs["vectors_sha256"],
         "features": inputs["feature_list_sha256"],
-        "saes": [(r["layer"], r["sha256"]) for r in saes],
+        "saes": [(r[fm.SAE_LAYER], r[fm.SAE_SHA256]) for r in saes],
         "unavailable": unavailable,
         "compare": compare,
     }

@@ -145,7 +145,9 @@ def _load_compact(path: Path, npz, keys: set[str], wanted: np.ndarray, expected_
     _check_width(path, d_sae, expected_d_sae, wanted)
     absent = np.setdiff1d(wanted, held)
     if absent.size:
-        raise InputError(f"{path}: compact SAE holds no column for feature(s) {absent.tolist()}; rebuild it for this list")
+        raise InputError(
+            f"{path}: compact SAE holds no column for feature(s) {absent.tolist()}; rebuild it for this list"
+        )
     pos = np.searchsorted(held, wanted)
     return SaeColumns(
         feature_idx=wanted,

@@ -118,7 +118,8 @@ def locate_saes(
         if layer in local:
             continue
         if layer not in CANONICAL_L0:
-            missing.append(SaeUnavailable(layer, f"no canonical GemmaScope SAE listed for layer {layer}; pass --sae {layer}=PATH"))
+            why = f"no canonical GemmaScope SAE listed for layer {layer}; pass --sae {layer}=PATH"
+            missing.append(SaeUnavailable(layer, why))
             continue
         filename = hub_filename(layer)
         sae_id = f"{repo}/{filename}"
@@ -130,8 +131,9 @@ def locate_saes(
                 hub_failed = errors[0]
         if path is None:
             why = hub_failed or "HF_HUB_OFFLINE is set and the file is not in the cache"
-            missing.append(SaeUnavailable(layer, f"{sae_id} not in the Hugging Face cache and not downloadable ({why}); "
-                                                 f"pass --sae {layer}=PATH"))
+            missing.append(SaeUnavailable(
+                layer, f"{sae_id} not in the Hugging Face cache and not downloadable ({why}); pass --sae {layer}=PATH"
+            ))
             continue
         found.append(SaeFile(layer, Path(path), sae_id))
     return sorted(found, key=lambda f: f.layer), missing

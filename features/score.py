@@ -114,7 +114,12 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def bootstrap_auroc(
-    pos: np.ndarray, neg: np.ndarray, *, rng: np.random.Generator, n_bootstrap: int = N_BOOTSTRAP, level: float = CI_LEVEL
+    pos: np.ndarray,
+    neg: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    n_bootstrap: int = N_BOOTSTRAP,
+    level: float = CI_LEVEL,
 ) -> tuple[float, float, float]:
     """AUROC and its percentile interval from a stratified bootstrap; NaNs when a class is empty.
 

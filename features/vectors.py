@@ -128,7 +128,8 @@ def _from_compact(path: Path, layers: Sequence[int], wanted: np.ndarray):
     for hook, arr in arrays.items():
         if arr.ndim != 3 or arr.shape[:2] != (file_ids.size, len(file_layers)):
             raise InputError(
-                f"{path}: {FV_KEYS[hook]} has shape {arr.shape}, expected ({file_ids.size}, {len(file_layers)}, d_model)"
+                f"{path}: {FV_KEYS[hook]} has shape {arr.shape}, "
+                f"expected ({file_ids.size}, {len(file_layers)}, d_model)"
             )
     rows = np.isin(file_ids, wanted)
     vectors, not_stored = {}, {}
@@ -177,7 +178,9 @@ def _from_task_files(
     return RunVectors(activations_dir, vectors, not_stored, sources, metadata)
 
 
-def _site_keys(sample: Path, metadata: dict | None, arr0_site: str | None) -> tuple[dict[str, str], dict[str, str], str]:
+def _site_keys(
+    sample: Path, metadata: dict | None, arr0_site: str | None
+) -> tuple[dict[str, str], dict[str, str], str]:
     # Which key holds which site, decided from one file (every file of a run has the same keys).
     with np.load(sample, allow_pickle=False) as npz:
         keys = set(npz.files)
@@ -185,7 +188,8 @@ def _site_keys(sample: Path, metadata: dict | None, arr0_site: str | None) -> tu
         keys_by_hook = dict(CONTRACT_LAST_KEYS)
         return keys_by_hook, {h: f"{TASK_ACTIVATIONS_SUBDIR}/ {k}" for h, k in keys_by_hook.items()}, ""
     if ARR_0 not in keys:
-        raise InputError(f"{sample}: no {ARR_0} nor {', '.join(CONTRACT_LAST_KEYS.values())}; not a replay contract file")
+        names = ", ".join(CONTRACT_LAST_KEYS.values())
+        raise InputError(f"{sample}: no {ARR_0} nor {names}; not a replay contract file")
     site = (metadata or {}).get(HOOK_POINT_KEY) or arr0_site
     if site not in HOOK_POINTS:
         why = (f"its hook_point {site!r} is not one of {', '.join(HOOK_POINTS)}" if site

@@ -206,18 +206,22 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
     if skipped:
         out += ["Not scored (no SAE for the layer):", ""]
         for s in skipped:
-            out.append(f"- layer {s['layer']} ({', '.join(s.get('features', []))}): {s['reason']}")
+            out.append(f"- layer {s[fm.SKIPPED_LAYER]} ({', '.join(s.get(fm.SKIPPED_FEATURES, []))}): "
+                       f"{s[fm.SKIPPED_REASON]}")
         out.append("")
     if compare is not None:
-        skipped_layers = [s["layer"] for s in skipped]  # already listed above
-        missing = compare[(~compare["scored"]) & (compare["hook_point"] == primary) & ~compare["layer"].isin(skipped_layers)]
+        skipped_layers = [s[fm.SKIPPED_LAYER] for s in skipped]  # already listed above
+        at_primary = compare[compare["hook_point"] == primary]
+        missing = at_primary[~at_primary["scored"] & ~at_primary["layer"].isin(skipped_layers)]
         if len(missing):
             reasons = sorted(set(missing["not_scored_reason"].astype(str)))
-            out += [f"In {compare_label}, {len(missing)} feature(s) not scored at `{primary}`: " + "; ".join(reasons) + ".", ""]
+            why = "; ".join(reasons)
+            out += [f"In {compare_label}, {len(missing)} feature(s) not scored at `{primary}`: {why}.", ""]
     saes = meta.get(fm.SAES) or []
     if saes:
         out += ["SAEs (file sha256 in `features_metadata.json`):", ""]
-        out += [f"- layer {s['layer']}: `{s['sae_id']}` (sha256 {str(s.get('sha256', ''))[:12]}...)" for s in saes]
+        out += [f"- layer {s[fm.SAE_LAYER]}: `{s[fm.SAE_ID]}` (sha256 {str(s.get(fm.SAE_SHA256, ''))[:12]}...)"
+                for s in saes]
         out.append("")
     wall = meta.get(fm.WALL_TIME_S)
     reused = " (the latest run found its inputs unchanged and kept these scores)" if meta.get(fm.REUSED) else ""
@@ -230,7 +234,8 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
 def _console(meta: dict, scores: pd.DataFrame) -> list[str]:
     primary = meta.get(fm.PRIMARY_HOOK_POINT, fm.HOOK_POINTS[0])
     rows = _ordered(scores, primary)
-    parts = [f"best {r['group']} L{r['layer']}#{r['feature_idx']} {_auroc_ci(r)}" for _, r in rows.iterrows() if r["rank"] == 0]
+    best = [r for _, r in rows.iterrows() if r["rank"] == 0]
+    parts = [f"best {r['group']} L{r['layer']}#{r['feature_idx']} {_auroc_ci(r)}" for r in best]
     note = " (stand-in SAEs, not GemmaScope)" if meta.get(fm.STAND_IN_SAES) else ""
     return [f"SAE features at {primary}: " + ", ".join(parts) + note]
 
@@ -256,7 +261,7 @@ def plot_features(
     y = np.arange(n)
     for ax, hook in zip(axes, fm.HOOK_POINTS):
         for (name, table), dy, color in zip(series, offsets, SERIES_COLORS):
-            merged = keys.merge(table[table["hook_point"] == hook], on=["group", "rank", "layer", "feature_idx"], how="left")
+            merged = keys.merge(table[table["hook_point"] == hook], on=list(keys.columns), how="left")
             ok = merged["scored"].fillna(False).astype(bool) & merged["auroc"].notna()
             xs = merged["auroc"].where(ok)
             err = np.vstack([(xs - merged["auroc_ci_low"]).where(ok), (merged["auroc_ci_high"] - xs).where(ok)])

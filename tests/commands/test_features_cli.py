@@ -40,7 +40,8 @@ def test_default_paths_under_data_dir_and_the_demo_stand_ins(data, monkeypatch):
     assert (out / "feature_scores.parquet").is_file() and (out / "features_metadata.json").is_file()
     assert sorted(p.name for p in (data_dir / "models" / "demo_saes").iterdir()) == [
         "layer_16.npz", "layer_17.npz", "layer_19.npz"]
-    assert "features: 6 of 6 feature x hook-point rows scored on 60 tasks (20 passed) (demo stand-in SAEs" in result.output
+    expected = "features: 6 of 6 feature x hook-point rows scored on 60 tasks (20 passed) (demo stand-in SAEs"
+    assert expected in result.output
     again = invoke("--data-dir", str(data_dir), "--demo-saes")
     assert "inputs unchanged, kept the stored scores" in again.output
 

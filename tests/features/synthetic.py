@@ -44,8 +44,8 @@ class SyntheticRun:
 def feature_list(correct: list[tuple[int, int]], incorrect: list[tuple[int, int]]) -> dict:
     """A top_20_features.json body from ``(layer, feature_idx)`` pairs, best first."""
     return {
-        "correct": [{"feature_idx": f, "layer": l, "t_statistic": 5.0 - i / 10} for i, (l, f) in enumerate(correct)],
-        "incorrect": [{"feature_idx": f, "layer": l, "t_statistic": 5.0 - i / 10} for i, (l, f) in enumerate(incorrect)],
+        group: [{"feature_idx": f, "layer": l, "t_statistic": 5.0 - i / 10} for i, (l, f) in enumerate(entries)]
+        for group, entries in (("correct", correct), ("incorrect", incorrect))
     }
 
 

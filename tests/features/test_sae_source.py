@@ -87,3 +87,11 @@ def test_local_sae_for_a_layer_without_listed_features_is_an_error(tmp_path):
     f.write_bytes(b"x")
     with pytest.raises(InputError, match=r"--sae for layer\(s\) \[3\]: the feature list names no feature there"):
         locate_saes([16], local={3: f}, download=FakeHub(tmp_path))
+
+
+def test_the_real_hub_client_offline_gives_a_skip_not_a_crash(monkeypatch):
+    # huggingface_hub's own hf_hub_download, cache only (HF_HUB_OFFLINE): no network is touched.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    found, missing = locate_saes([16], local={}, repo="pva-baseline-tests/no-such-repo")
+    assert found == [] and len(missing) == 1
+    assert "pva-baseline-tests/no-such-repo/layer_16/width_16k/average_l0_78/params.npz" in missing[0].reason

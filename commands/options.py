@@ -51,6 +51,11 @@ def layers_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="L1,L2",
         help="Layers to extract, overriding the SAE analysis (0-indexed, e.g. 16,19).",
     )(func)
+    return analysis_dirs_options(func)
+
+
+def analysis_dirs_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--phase2-10-dir`` and ``--phase2-5-dir``: where the SAE analysis' feature lists are."""
     func = click.option(
         "--phase2-5-dir",
         type=click.Path(file_okay=False, path_type=Path),

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import click
 
-from artifacts.layout import ACTIVATIONS_SUBDIR, DATASET_FILE, Layout
+from artifacts.layout import ACTIVATIONS_SUBDIR, DATASET_FILE, DEMO_SAES_SUBDIR, Layout
 from artifacts.meta import features as fm
 from commands.options import analysis_dirs_options, data_dir_option, layer_folders, translate_errors
 from features.best_layers import find_best_layers
-from features.demo_saes import DEMO_SAES_SUBDIR
-from features.run import score_features
 from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
 
 
@@ -68,6 +66,8 @@ def features(
     The feature list is the one that gave the best layers (Phase 2.10, else 2.5); each of its
     layers' GemmaScope SAE encodes the last-prompt-token vectors at resid_pre and resid_post.
     """
+    from features.run import score_features  # numpy and the SAE readers: only when the command runs
+
     layout = Layout(data_dir)
     dataset_path = dataset_path or layout.phase7_3 / DATASET_FILE
     feature_list = Path(find_best_layers(layer_folders(layout, phase2_10_dir, phase2_5_dir)).source)
@@ -78,7 +78,7 @@ def features(
         feature_list_path=feature_list,
         sae_paths=parse_sae_options(sae_options),
         sae_repo=sae_repo,
-        demo_saes_dir=layout.models / DEMO_SAES_SUBDIR if demo_saes else None,
+        demo_saes_dir=layout.demo_saes if demo_saes else None,
         require_all=require_all,
         seed=seed,
         compare_activations_dir=compare_dir,

@@ -21,6 +21,7 @@ STAGE_COMMANDS = (
     ("generate", "commands.generate:generate"),
     ("replay-activations", "commands.replay:replay"),
     ("evaluate", "commands.evaluate:evaluate"),
+    ("features", "commands.features:features"),
     ("report", "commands.report:report"),
 )
 STAMPS_SUBDIR = ".run"
@@ -39,7 +40,7 @@ RUN_OPTIONS = derive_options(stage_commands())
 
 
 def _run(preset: str | None, **_: object) -> None:
-    """Run split (when missing), generate, replay-activations, evaluate and report.
+    """Run split (when missing), generate, replay-activations, evaluate, features and report.
 
     Each stage runs in its own process and resumes where an earlier run stopped, so a
     rerun after a crash (or after success) only does what is missing; a stage whose inputs,
@@ -67,7 +68,8 @@ def _build_command() -> click.Command:
     command.params = [
         click.Option(["--preset"], type=click.Choice([DEMO_PRESET]), default=None,
                      help="demo: the SmolLM2-135M-Instruct demo model (prepared when missing), the first 20 "
-                     "problems, 512 new tokens, --verify 4, --enforce-eager; explicit options still win."),
+                     "problems, 512 new tokens, --verify 4, --enforce-eager, stand-in SAEs (--demo-saes); explicit options "
+                     "still win."),
         *params,
     ]
     return data_dir_option(command)

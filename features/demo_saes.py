@@ -22,7 +22,6 @@ from features.best_layers import ListedFeature
 from features.sae import load_sae_columns, write_compact_sae
 from features.sae_source import SAE_D_SAE, SaeFile
 
-DEMO_SAES_SUBDIR = "demo_saes"  # under DATA/models/
 DESCRIPTION = "random stand-in SAE for the pva-baseline demo (seed {seed}, layer {layer}); NOT a GemmaScope SAE"
 
 

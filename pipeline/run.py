@@ -31,6 +31,7 @@ from artifacts.layout import (
     REPORT_SUBDIR,
     Layout,
 )
+from artifacts.meta.features import FEATURES_SUBDIR
 from pipeline.options import RunOption, stage_argv
 from pipeline.stamps import Stamp, read_stamp, write_stamp
 
@@ -38,12 +39,14 @@ DEMO_PRESET = "demo"
 # The demo finishes on a 2-core CPU in minutes: the first 20 validation problems, at most
 # 512 new tokens each, and vLLM in eager mode (on the CPU, compilation cost 185-326 s of
 # engine start and gave no faster decoding at this batch size; eager started in 48 s).
-DEMO_VALUES: dict[str, Any] = {"limit": 20, "max_new_tokens": 512, "verify": 4, "enforce_eager": True}
+# The demo model has no GemmaScope SAEs: the features stage reads it with stand-ins.
+DEMO_VALUES: dict[str, Any] = {"limit": 20, "max_new_tokens": 512, "verify": 4, "enforce_eager": True, "demo_saes": True}
 # Packages whose source is part of each stage's completeness key.
 STAGE_CODE = {
     "generate": ("gen", "problems", "artifacts"),
     "replay-activations": ("replay", "features", "artifacts"),
     "evaluate": ("evaluate", "problems", "artifacts"),
+    "features": ("features", "report", "artifacts"),
     "report": ("report", "artifacts"),
 }
 
@@ -109,6 +112,8 @@ def build_stages(
     model_inputs = (Path(model),) if model and Path(model).is_dir() else ()
     analysis = tuple(Path(values[k]) for k in ("phase2_10_dir", "phase2_5_dir") if values.get(k)) or (
         layout.phase2_10, layout.phase2_5)
+    # SAE files named on the command line (LAYER=PATH), and the demo's stand-ins.
+    sae_files = tuple(Path(spec.partition("=")[2]) for spec in values.get("sae") or ()) + (layout.demo_saes,)
     stages = []
     if prepare_demo_model:
         stages.append(
@@ -129,9 +134,12 @@ def build_stages(
         Stage("evaluate", argv("evaluate"),
               inputs=(out / GENERATIONS_FILE, layout.problems, activations, *analysis),
               outputs=(out / DATASET_FILE, out / DATASET_METADATA_FILE), stamped=True),
+        Stage("features", argv("features"),
+              inputs=(out / DATASET_FILE, activations, *analysis, *sae_files),
+              outputs=(out / FEATURES_SUBDIR,), stamped=True),
         Stage("report", argv("report"),
               inputs=(out / DATASET_FILE, out / DATASET_METADATA_FILE, out / GENERATIONS_FILE,
-                      out / GENERATIONS_METADATA_FILE, activations),
+                      out / GENERATIONS_METADATA_FILE, activations, out / FEATURES_SUBDIR),
               outputs=(out / REPORT_SUBDIR,), stamped=True),
     ]
     return stages

@@ -73,7 +73,7 @@ def test_every_flag_reaches_the_library(data, tmp_path, monkeypatch):
         return real_score_features(**(kwargs | {"demo_saes_dir": tmp_path / "stand-ins", "sae_paths": {},
                                                 "compare_activations_dir": None}))
 
-    monkeypatch.setattr(features_command, "score_features", fake)
+    monkeypatch.setattr("features.run.score_features", fake)
     sae = gemmascope_sae(tmp_path / "s16.npz", d_model=16)
     other = tmp_path / "other" / "activations" / "task_activations"
     result = invoke(

@@ -84,7 +84,8 @@ def click_option(run_option: RunOption) -> click.Option:
     decls = [run_option.flag]
     if opt.is_flag and opt.secondary_opts:
         decls = [f"{run_option.flag}/--no-{run_option.flag[2:]}"]
-    kwargs: dict[str, Any] = {"help": help_text, "envvar": opt.envvar, "metavar": opt.metavar, "show_default": False}
+    kwargs: dict[str, Any] = {"help": help_text, "envvar": opt.envvar, "metavar": opt.metavar, "show_default": False,
+                              "hidden": opt.hidden}
     if opt.is_flag:
         return click.Option([*decls, run_option.name], is_flag=True, default=None, **kwargs)
     return click.Option([*decls, run_option.name], type=opt.type, multiple=opt.multiple, default=None, **kwargs)

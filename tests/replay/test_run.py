@@ -229,3 +229,17 @@ def test_rerun_of_a_finished_stage_reuses_an_equal_or_larger_check(stage_dir):
     assert older.verify is not None and older.verify.n_tasks == 2
     bigger = _replay(stage_dir, best=layers(1), verify=3)
     assert bigger.verify is not None and bigger.verify.n_tasks == 3
+
+
+def test_every_named_metadata_key_is_written(post_run):
+    # Each key artifacts/meta/activations.py names for other stages is in the file replay writes.
+    _, result = post_run
+    meta = read_json(result.metadata_path)
+    top = {v for k, v in vars(keys).items() if k.isupper() and isinstance(v, str) and not k.startswith(("FV_", "FEATURE_VECTORS_", "VERIFY_"))}
+    top -= {keys.FEATURE_VECTORS_FILE, keys.VERSION_SUFFIX}
+    assert top <= meta.keys(), top - meta.keys()
+    assert {keys.VERIFY_N_TASKS, keys.VERIFY_MAX_REL_ERROR, keys.VERIFY_FIDELITY} <= meta[keys.VERIFY].keys()
+    block = meta[keys.FEATURE_VECTORS]
+    assert block[keys.FEATURE_VECTORS_FILE_KEY] == keys.FEATURE_VECTORS_FILE and block[keys.FEATURE_VECTORS_N_TASKS] == 6
+    assert keys.verify_block(meta) == meta[keys.VERIFY] and keys.verify_block({keys.VERIFY: None}) is None
+    assert any(k.endswith(keys.VERSION_SUFFIX) for k in meta)

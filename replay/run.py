@@ -192,7 +192,8 @@ def replay_activations(
     verify_result = None
     # An earlier check still holds when this run changed no file; a rerun of a finished
     # stage therefore does not reload the model just to verify the same files again.
-    earlier = keys.verify_block(previous) if previous and not rewrite else None
+    finished = previous is not None and previous.get(keys.COMPLETE) is True  # not a crashed run's leftovers
+    earlier = keys.verify_block(previous) if finished and not rewrite else None
     # A check made before it covered both hook points and the compact file does not count.
     current = earlier is not None and {f.name for f in fields(VerifyResult)} <= earlier.keys()
     if verify and not (current and earlier.get(keys.VERIFY_N_TASKS, 0) >= verify):

@@ -1,4 +1,7 @@
-"""End to end on the demo model: split, generate 8 problems with real vLLM, replay with --verify 8."""
+"""End to end on the demo model: split, generate 8 problems with real vLLM, replay with --verify 8.
+
+Run it under the shared lock: ``flock /tmp/heavy.lock python -m pytest tests/replay/test_demo_e2e.py -m slow``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import numpy as np
 import pytest
 
 from artifacts.files import read_json
+from artifacts.meta import activations as keys
+from features.best_layers import read_best_layers
+from replay.feature_vectors import read_feature_vectors
 from replay.generations import read_generations
 from replay.store import activation_path, read_activations
 
@@ -36,12 +42,23 @@ def test_generate_then_replay_with_verify(demo_model, repo_root, tmp_path, mbpp_
 
     stage = tmp_path / "data" / "phase7_3"
     meta = read_json(stage / "activations" / "activations_metadata.json")
-    assert meta["layers"] == [16, 19] and meta["hook_point"] == "resid_post" and meta["d_model"] == D_MODEL
-    assert meta["dtype"] == "float32" and meta["n_tasks"] == N_TASKS and meta["tokens_per_s"] > 0
-    verify = meta["verify"]
-    assert verify["n_tasks"] == N_TASKS and verify["max_rel_error"] < 1e-4
-    assert verify["n_completion_positions"] > 0 and 0.0 <= verify["fidelity"] <= 1.0
+    assert meta[keys.LAYERS] == [16, 19] and meta[keys.HOOK_POINT] == "resid_pre" and meta[keys.D_MODEL] == D_MODEL
+    assert meta[keys.DTYPE] == "float32" and meta[keys.N_TASKS] == N_TASKS and meta[keys.TOKENS_PER_S] > 0
+    verify = meta[keys.VERIFY]
+    assert verify["n_tasks"] == N_TASKS and verify["n_completion_positions"] > 0
+    for key in ("max_rel_error", "resid_pre_max_rel_error", "resid_post_max_rel_error", "feature_vectors_max_rel_error"):
+        assert verify[key] < 1e-4, key
+    # vLLM's float32 greedy tokens are Hugging Face's argmax at every completion position
+    # (the demo model is prepared with that check), so the replay reproduces all of them.
+    assert verify["fidelity"] == 1.0, verify
     print(f"demo replay: max rel error {verify['max_rel_error']:.2e}, fidelity {verify['fidelity']:.4f}")
+
+    # The compact file: both sites of every layer Phase 2.10's list names, forward through the deepest.
+    listed = list(read_best_layers(shared_data / "pva_reference" / "phase2_10" / "top_20_features.json").listed_layers)
+    assert listed == [10, 11, 12, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25]
+    vectors = read_feature_vectors(stage / "activations" / keys.FEATURE_VECTORS_FILE)
+    assert vectors.layers.tolist() == listed and meta["forward_through_layer"] == 25
+    assert vectors.resid_pre.shape == vectors.resid_post.shape == (N_TASKS, len(listed), D_MODEL)
 
     folder = stage / "activations" / "task_activations"
     tasks = read_generations(stage / "generations.parquet")
@@ -50,6 +67,10 @@ def test_generate_then_replay_with_verify(demo_model, repo_root, tmp_path, mbpp_
         for layer in (16, 19):
             stored = read_activations(activation_path(folder, task.task_id, layer))
             assert stored.arr_0.shape == (1, D_MODEL) and stored.sequence.shape == (task.n_tokens, D_MODEL)
+            assert stored.hook_name == f"blocks.{layer}.hook_resid_pre"
+            row, column = vectors.task_id.tolist().index(task.task_id), listed.index(layer)
+            np.testing.assert_array_equal(vectors.resid_pre[row, column], stored.resid_pre_last[0])
+            np.testing.assert_array_equal(vectors.resid_post[row, column], stored.resid_post_last[0])
             assert np.array_equal(stored.token_ids, task.token_ids) and stored.n_prompt_tokens == task.n_prompt_tokens
             assert np.isfinite(stored.sequence).all()
 

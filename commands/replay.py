@@ -11,7 +11,6 @@ from commands.options import data_dir_option, layer_folders, layers_options, tra
 from features.best_layers import resolve_layers
 from artifacts.device import DEVICE_CHOICES, DTYPE_NAMES
 from replay.hook_sites import DEFAULT_HOOK_SITE, HookSite
-from replay.run import replay_activations
 from replay.store import DEFAULT_ACTIVATION_FORMAT, ActivationFormat
 
 
@@ -93,6 +92,8 @@ def replay(
     and the last-prompt-token vectors of every layer the SAE feature list names."""
     layout = Layout(data_dir)
     output_dir = output_dir or layout.phase7_3
+    from replay.run import replay_activations  # torch and TransformerLens: only when the command runs
+
     result = replay_activations(
         generations_path=generations_path or output_dir / GENERATIONS_FILE,
         output_dir=output_dir,

@@ -86,7 +86,7 @@ def _where(pattern: str, *, include_tests: bool) -> set[str]:
 @pytest.mark.parametrize(
     ("what", "pattern", "home", "include_tests"),
     [
-        ("the per-task activation file name", r"_layer_\{", "artifacts/layout.py", True),
+        ("the per-task activation file name", r"f[\"'][^\"'\n]*_layer_\{", "artifacts/layout.py", True),
         ("the library-version lookup", r"importlib[._]metadata|from importlib import metadata", "artifacts/versions.py", True),
         ("device detection", r"cuda\.is_available\(", "artifacts/device.py", False),
         ("the optional-JSON reader", r"def \w*(optional|maybe)\w*json", "artifacts/files.py", True),

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from artifacts.layout import activation_file_name
+
 PROBLEM_COLUMNS = ["task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list",
                    "cyclomatic_complexity"]
 GENERATION_COLUMNS = ["task_id", "prompt", "prompt_token_ids", "completion_token_ids", "completion",
@@ -87,7 +89,7 @@ def check_activations(out: Path, gens: pd.DataFrame, *, layers: list[int]) -> No
     for row in gens.itertuples():
         ids = np.concatenate([row.prompt_token_ids, row.completion_token_ids]).astype(np.int32)
         for layer in layers:
-            with np.load(folder / f"{row.task_id}_layer_{layer}.npz") as z:
+            with np.load(folder / activation_file_name(row.task_id, layer)) as z:
                 assert z["arr_0"].dtype == np.float32 and z["arr_0"].shape == (1, d_model)
                 assert z["sequence"].dtype == np.float16 and z["sequence"].shape == (len(ids), d_model)
                 np.testing.assert_array_equal(z["token_ids"], ids)

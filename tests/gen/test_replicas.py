@@ -72,3 +72,28 @@ def test_a_replica_that_fails_to_start_is_reported() -> None:
 
 def _fail_to_start(config: EngineConfig):
     raise OSError("boom")
+
+
+@pytest.mark.slow
+def test_two_real_cpu_replicas_give_hugging_face_tokens(tiny_gemma2, problems_parquet, tmp_path) -> None:
+    """The real path once: two vLLM replicas (one core each) in spawned processes, fed from the queue,
+    every completion equal to Hugging Face greedy (which one engine matches: test_e2e_tiny.py)."""
+    import pandas as pd
+
+    from gen.generate import generate
+    from gen.hf_reference import hf_greedy
+    from gen.stop_tokens import end_of_turn_ids
+    from tests.gen.cli_run import TEST_ENV
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPU cores for 2 replicas")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in TEST_ENV.items():
+            mp.setenv(name, value)
+        result = generate(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), limit=5,
+                          max_new_tokens=12, max_model_len=1024, data_parallel_size=2, commit_every=1, progress=False)
+    assert result.n_generated == 5 and result.max_num_seqs and result.metadata["data_parallel_size"] == 2
+    df = pd.read_parquet(tmp_path / "generations.parquet")
+    prompts = [[int(i) for i in p] for p in df["prompt_token_ids"]]
+    expected = hf_greedy(str(tiny_gemma2), prompts, max_new_tokens=12, stop_token_ids=end_of_turn_ids(str(tiny_gemma2)).ids)
+    assert df["completion_token_ids"].map(lambda ids: [int(i) for i in ids]).tolist() == expected

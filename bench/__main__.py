@@ -14,7 +14,7 @@ import sys
 from bench.table import format_table
 
 BENCHMARKS = ("generate", "replay", "evaluate")
-QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128"], "replay": ["--n", "8"], "evaluate": []}
+QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128", "--repeats", "1", "--hf-n", "8", "--hf-max-new-tokens", "64"], "replay": ["--n", "8"], "evaluate": []}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

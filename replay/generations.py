@@ -11,6 +11,7 @@ import pandas as pd
 
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json
+from artifacts.meta.generations import MODEL
 
 REQUIRED_COLUMNS = ("task_id", "prompt_token_ids", "completion_token_ids")
 
@@ -73,6 +74,6 @@ def read_generations_metadata(path: str | Path) -> dict[str, Any]:
     meta = read_optional_json(path)
     if meta is None:
         raise InputError(f"{path}: generations metadata not found; run `python cli.py generate` first")
-    if not meta.get("model"):
-        raise InputError(f"{path}: needs a 'model' key naming the model the tokens came from")
+    if not meta.get(MODEL):
+        raise InputError(f"{path}: needs a '{MODEL}' key naming the model the tokens came from")
     return meta

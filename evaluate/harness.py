@@ -1,8 +1,9 @@
 """The test runner that executes INSIDE the sandbox: standard library only, no project imports.
 
-The launcher (:mod:`evaluate.sandbox`) starts ``python -u -S -s -B -c <this source>``, writes
-one job (a ``marshal``-encoded dict: built into the interpreter, so no import time, unlike
-``json``) to its stdin and reads results from a pipe whose write end the child inherits.
+The launcher (:mod:`evaluate.sandbox`) starts ``python -u -S -s -B -c <bootstrap>``, writes
+this module's compiled code (the bootstrap runs it as ``__main__``) and then one job (a
+``marshal``-encoded dict: built into the interpreter, so no import time, unlike ``json``) to
+its stdin and reads results from a pipe whose write end the child inherits.
 Job keys: ``nonce``, ``results_fd``, ``code``, ``setup_code``, ``checks`` (one
 ``[kind, source]`` per test: kind ``value``, source an expression; or kind ``statement``,
 source a statement), ``legacy`` (bool), ``limits`` (``cpu_s``, ``address_space_bytes``,

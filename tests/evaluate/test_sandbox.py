@@ -337,7 +337,7 @@ def test_killing_the_parent_and_other_processes_does_nothing(bwrap):
 FORGER = """
 import json, os, sys
 lines = ["PASSED", "All tests passed", json.dumps({"passed": True, "n_tests_passed": 3}), "ok", "3/3"]
-# The runner's record format is public (its source is on the command line); the nonce is not.
+# The runner's record format is public (its source is in this repository); the nonce is not.
 fake = "0" * 32
 for pid in (os.getpid(), 1, 2):
     lines += [f"{fake} {pid} ready", f"{fake} {pid} test 0 ok", f"{fake} {pid} test 1 ok",
@@ -597,6 +597,21 @@ def test_missing_bwrap_gives_an_install_hint(monkeypatch):
 
     with pytest.raises(InputError, match="install bubblewrap.*--sandbox process"):
         Sandbox("bwrap")
+
+
+def test_another_interpreter_compiles_its_own_runner(monkeypatch):
+    from evaluate.sandbox import _compiled_harness
+
+    here = os.path.realpath(sys.executable)
+    in_process = _compiled_harness(here)
+    monkeypatch.setattr(sys, "executable", "/elsewhere/python")  # `here` is now "another" interpreter
+    import marshal
+
+    assert marshal.loads(_compiled_harness(here)) == marshal.loads(in_process)  # code objects compare by content
+    from artifacts.errors import InputError
+
+    with pytest.raises(InputError, match="cannot compile the test runner"):
+        _compiled_harness("/no/such/python")
 
 
 def test_harness_source_is_standard_library_only():

@@ -7,10 +7,12 @@ from pathlib import Path
 import click
 
 from artifacts.layout import GENERATIONS_FILE, Layout
+from artifacts.meta import dataset as keys
 from commands.options import data_dir_option, layer_folders, layers_options, translate_errors
 from evaluate.batch import default_workers
+from evaluate.outcomes import Verdict
 from evaluate.sandbox import Limits, SandboxKind
-from evaluate.score import evaluate_generations
+from evaluate.score import MODEL_TYPES, evaluate_generations
 
 DEFAULT_LIMITS = Limits()
 PROCESS_WARNING = (
@@ -27,6 +29,29 @@ PROCESS_WARNING = (
     default=None,
     help="Table with task_id and completion columns (.parquet, .jsonl, .json, .csv) "
     f"[default: OUTPUT_DIR/{GENERATIONS_FILE}].",
+)
+@click.option(
+    "--completion-column",
+    default=keys.COMPLETION,
+    show_default=True,
+    help="Column of --generations holding the model output (e.g. generated_code in the earlier phases' parquets).",
+)
+@click.option(
+    "--model-type",
+    type=click.Choice(MODEL_TYPES),
+    default=keys.MODEL_TYPE_INSTRUCT,
+    show_default=True,
+    help="What made the completions: recorded in metadata.json and naming the dataset "
+    f"({keys.DATASET_FILES[keys.MODEL_TYPE_INSTRUCT]} or {keys.DATASET_FILES[keys.MODEL_TYPE_BASE]}).",
+)
+@click.option(
+    "--verdict",
+    type=click.Choice([v.value for v in Verdict]),
+    default=Verdict.ROBUST.value,
+    show_default=True,
+    help="Which verdict fills test_passed (both are computed and kept): robust (extracted code, "
+    "test_setup_code, values compared outside the sandbox) or legacy (the earlier tool's rules, "
+    "as the base baseline and the 7.6 steering code used).",
 )
 @click.option(
     "--problems",
@@ -66,6 +91,9 @@ PROCESS_WARNING = (
 @translate_errors
 def evaluate(
     generations_path: Path | None,
+    completion_column: str,
+    model_type: str,
+    verdict: str,
     problems_path: Path | None,
     output_dir: Path | None,
     workers: int | None,
@@ -76,9 +104,11 @@ def evaluate(
     layers: str | None,
     data_dir: Path,
 ) -> None:
-    """Score each completion against its MBPP tests; write dataset_instruct_temp_0_0.parquet and metadata.json.
+    """Score each completion against its MBPP tests; write the dataset parquet and metadata.json.
 
-    A crashed run resumes from the finished programs; a finished run is redone from scratch.
+    Every completion is scored under both verdicts (robust and legacy); --verdict picks the one
+    in test_passed. A crashed run resumes from the finished programs; a finished run is redone
+    from scratch.
     """
     layout = Layout(data_dir)
     output_dir = output_dir or layout.phase7_3
@@ -93,14 +123,24 @@ def evaluate(
         sandbox=sandbox,
         limits=Limits(timeout_s=timeout),
         workers=workers,
+        verdict=verdict,
+        completion_column=completion_column,
+        model_type=model_type,
     )
-    for line in result.metadata["sandbox"].get("warnings", []):
+    for line in result.metadata[keys.SANDBOX].get("warnings", []):
         click.echo(line, err=True)
-    stats = result.metadata["stats"]
-    errors = ", ".join(f"{k} {v}" for k, v in stats["error_types"].items() if v)
+    meta = result.metadata
+    stats = meta[keys.STATS]
+    errors = ", ".join(f"{k} {v}" for k, v in stats[keys.STATS_ERROR_TYPES].items() if v)
+    n = meta[keys.N_TASKS_INCLUDED]
+    by_verdict = ", ".join(f"{v} {c[keys.STATS_N_CORRECT]}/{n}" for v, c in meta[keys.VERDICTS].items())
     click.echo(
-        f"wrote {result.dataset_path} ({result.metadata['n_tasks_included']} tasks, "
-        f"{stats['n_correct']} passed, pass rate {stats['pass_rate']:.1%}"
+        f"wrote {result.dataset_path} ({n} tasks, {stats[keys.STATS_N_CORRECT]} passed, "
+        f"pass rate {stats[keys.STATS_PASS_RATE]:.1%} under --verdict {meta[keys.VERDICT]}"
         + (f"; failures: {errors}" if errors else "")
-        + f") in {result.metadata['evaluation_wall_time_s']:.1f}s"
+        + f") in {meta[keys.EVALUATION_WALL_TIME_S]:.1f}s"
+    )
+    click.echo(
+        f"passed by verdict: {by_verdict}; tests decided outside the sandbox: "
+        f"{meta[keys.META_N_TESTS_TRUSTED]}/{meta[keys.META_N_TESTS]}"
     )

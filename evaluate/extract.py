@@ -15,6 +15,9 @@ Steps, each a small function:
    often append their own, sometimes wrong, tests.
 
 Nothing here raises on bad text: the answer is ``""`` when no code is found.
+
+:func:`legacy_code` is the earlier tool's cleaning instead (the legacy verdict): no
+extraction, the whole completion less the prompt and one pair of fence markers.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-FENCE = "```"
+# Fence markers the earlier tool dropped, the first that matches: leading, then trailing.
+LEGACY_LEADING_FENCES = ("```python", "```")
+LEGACY_TRAILING_FENCE = "```"
 # Fence labels taken as Python; other labels (bash, text, ...) are used only when no
 # Python-labelled or unlabeled block exists.
 PYTHON_LABELS = frozenset({"", "python", "python3", "py", "py3", "pycon", "ipython"})
@@ -91,6 +96,26 @@ def extract_code(completion: str | None, *, tests: Sequence[str] = (), setup_cod
     if not fenced.code or (_defines(fenced.code, wanted) < _defines(raw.code, wanted)):
         return raw
     return fenced
+
+
+def legacy_code(completion: str | None, *, prompt: str | None = None) -> str:
+    """The program the earlier tool ran for ``completion`` (base baseline 3.5, earlier 7.3, 7.6).
+
+    Drop ``prompt`` when the completion starts with it; strip whitespace; drop a leading
+    ```` ```python ````, else a leading ```` ``` ````; drop a trailing ```` ``` ````; strip.
+    Everything else stays: prose, the model's own asserts, ``__main__`` blocks.
+    """
+    text = completion or ""
+    if prompt and text.startswith(prompt):
+        text = text[len(prompt) :]
+    text = text.strip()
+    for fence in LEGACY_LEADING_FENCES:
+        if text.startswith(fence):
+            text = text[len(fence) :]
+            break
+    if text.endswith(LEGACY_TRAILING_FENCE):
+        text = text[: -len(LEGACY_TRAILING_FENCE)]
+    return text.strip()
 
 
 def _extract_from(source: str, method: ExtractionMethod, *, wanted: Sequence[str], needed: set[str]) -> Extraction:

@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 
+class Verdict(str, Enum):
+    """Which rules decide ``test_passed`` (``--verdict``; the dataset carries both)."""
+
+    ROBUST = "robust"  # ours: extracted code, test_setup_code, values compared in the parent
+    LEGACY = "legacy"  # the earlier tool's: the whole cleaned completion, no setup code, asserts in the sandbox
+
+
 class ErrorType(str, Enum):
     """Why a program failed (the dataset's ``error_type`` column; null when it passed)."""
 

@@ -1,10 +1,13 @@
 """Run one untrusted program against its tests in its own process (the launcher side).
 
 :class:`Sandbox` starts the standard-library test runner :mod:`evaluate.harness` in a fresh
-interpreter (``python -u -S -s -B``: no site-packages, standard library only), sends it the
-job over stdin and reads per-test results from a private pipe (see the harness docstring for
-the channel and its threat model). The parent enforces the wall-clock limit and kills the
-whole process tree; all limits live in :class:`Limits`.
+interpreter (``python -u -S -s -B -c BOOTSTRAP``: no site-packages, standard library only),
+sends it the runner's code (compiled once here) and the job over stdin and reads per-test results from a private pipe (see the harness docstring for
+the channel and its threat model). Tests of the form ``assert EXPR == LITERAL`` are split
+(:mod:`evaluate.checks`): only ``EXPR`` is sent, and this process compares the value the
+runner returns with the literal (:mod:`evaluate.verdict`), so the verdict of those tests is
+decided outside the sandbox. The parent enforces the wall-clock limit and kills the whole
+process tree; all limits live in :class:`Limits`.
 
 Kind ``bwrap`` (default) isolates, via bubblewrap:
 
@@ -56,9 +59,22 @@ from pathlib import Path
 
 from artifacts.errors import InputError
 from evaluate import harness
-from evaluate.outcomes import ErrorType, ExecutionResult
+from evaluate.checks import Check, CheckKind, split_tests
+from evaluate.outcomes import ErrorType, ExecutionResult, Verdict
+from evaluate.verdict import Ending, decide
 
 HARNESS_SOURCE = Path(harness.__file__).read_text()
+# What ``python -c`` runs: read the runner's compiled code from stdin and run it as __main__.
+# Compiling the runner's source in every child cost ~4 ms of each ~20 ms launch; the parent
+# compiles it once instead. (The comment is what tests look for in a runner's command line.)
+BOOTSTRAP = (
+    "# pva-baseline test runner (evaluate/harness.py): executes INSIDE the sandbox\n"
+    "import sys, marshal\n"
+    "stdin = sys.stdin.buffer\n"
+    "exec(marshal.loads(stdin.read(int(stdin.readline()))))\n"
+)
+# Run by the programs' interpreter when it is not this one: its own compiled runner.
+_COMPILE_HARNESS = "import sys, marshal; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), '<harness>', 'exec')))"
 SANDBOX_WORKDIR = "/tmp"  # inside bwrap
 # Unique uids for programs when the launcher is root: base + (launcher pid, counter) blocks.
 RUN_AS_BASE = 1_900_000_000
@@ -128,11 +144,25 @@ class Limits:
 
 @dataclass(frozen=True)
 class Program:
-    """One program and its tests (``setup_code`` runs between the code and the tests)."""
+    """One program and its tests, and the rules that decide them.
+
+    Under ``Verdict.ROBUST`` ``setup_code`` runs between the code and the tests, and tests of
+    the form ``assert EXPR == LITERAL`` are decided in this process (:mod:`evaluate.checks`).
+    Under ``Verdict.LEGACY`` (the earlier tool's semantics) the code runs in a plain dict,
+    ``setup_code`` is ignored, every test runs as a statement and the first failure ends the run.
+    """
 
     code: str
     tests: tuple[str, ...]
     setup_code: str = ""
+    verdict: Verdict = Verdict.ROBUST
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """How each test is decided."""
+        if self.verdict is Verdict.LEGACY:
+            return tuple(Check(CheckKind.STATEMENT, test) for test in self.tests)
+        return split_tests(self.tests)
 
 
 @dataclass
@@ -193,6 +223,7 @@ class Sandbox:
         if self.kind is SandboxKind.BWRAP and self._bwrap is None:
             raise InputError(f"bwrap: not found on PATH; {INSTALL_HINT}")
         self._bwrap_prefix = self._bwrap_args() if self._bwrap else []
+        self._harness_code = _compiled_harness(self.python)
         # As root, programs run under a unique unprivileged uid; without bwrap that uid must
         # be able to read the interpreter's files where they are.
         self._switch_uid = os.geteuid() == 0 and (self._bwrap is not None or _world_readable(self.python))
@@ -226,6 +257,8 @@ class Sandbox:
             "python": self.python,
             "python_version": sys.version.split()[0],
             "limits": {**asdict(self.limits), "cpu_s": self.limits.cpu_s},
+            # A returned value larger or deeper than this fails its test (evaluate/harness.py).
+            "value_limits": {"max_bytes": harness.MAX_VALUE_BYTES, "max_depth": harness.MAX_VALUE_DEPTH},
             "unprivileged_uid": self._switch_uid or os.geteuid() != 0,
             # RLIMIT_NPROC does not bind uid 0.
             "max_processes_enforced": self._switch_uid or os.geteuid() != 0,
@@ -249,18 +282,21 @@ class Sandbox:
         nonce = secrets.token_hex(16)
         read_fd, write_fd = os.pipe()
         workdir = SANDBOX_WORKDIR if self._bwrap else tempfile.mkdtemp(prefix="pva-eval-")
+        checks = program.checks
+        legacy = program.verdict is Verdict.LEGACY
         job = {
             "nonce": nonce,
             "results_fd": write_fd,
             "code": program.code,
-            "setup_code": program.setup_code,
-            "tests": list(program.tests),
+            "setup_code": "" if legacy else program.setup_code,
+            "checks": [[check.kind.value, check.source] for check in checks],  # never the literals
+            "legacy": legacy,
             "limits": self.limits.for_harness(),
             "workdir": workdir,
             "run_as": self._run_as() if self._switch_uid else None,
             "process_mode": self.kind is SandboxKind.PROCESS,
         }
-        command = [*self._bwrap_prefix, self.python, "-u", "-S", "-s", "-B", "-c", HARNESS_SOURCE]
+        command = [*self._bwrap_prefix, self.python, "-u", "-S", "-s", "-B", "-c", BOOTSTRAP]
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -281,7 +317,8 @@ class Sandbox:
         finally:
             os.close(write_fd)  # the child holds the only write end now
         try:
-            _send_job(proc, marshal.dumps(job))
+            code = self._harness_code
+            _send_job(proc, b"%d\n" % len(code) + code + marshal.dumps(job))
             streams, timed_out, exit_status = self._collect(proc, read_fd, start)
         finally:
             _kill_group(proc)
@@ -293,7 +330,16 @@ class Sandbox:
         output = streams.text()
         if not records["ready"] and not timed_out:
             raise SandboxError(f"the test runner did not start (exit status {exit_status}): {output[-500:]}")
-        return _verdict(program, records, timed_out, exit_status, output, wall, self.limits)
+        ending = Ending(
+            timed_out=timed_out,
+            exit_status=exit_status,
+            output=output,
+            wall_time_s=wall,
+            timeout_s=self.limits.timeout_s,
+            cpu_s=self.limits.cpu_s,
+            memory_mib=self.limits.address_space_bytes >> 20,
+        )
+        return decide(program.tests, checks, records, ending)
 
     # Internals ----------------------------------------------------------------------------
 
@@ -410,6 +456,27 @@ def _world_readable(path: str) -> bool:
     return all(os.stat(p).st_mode & 0o001 for p in [prefix, *prefix.parents])
 
 
+def _compiled_harness(python: str) -> bytes:
+    """The runner's code object, marshalled for ``python`` (compiled here when it is this interpreter).
+
+    Raises:
+        InputError: another interpreter that cannot compile the runner.
+    """
+    if python == os.path.realpath(sys.executable):
+        return marshal.dumps(compile(HARNESS_SOURCE, "<harness>", "exec", dont_inherit=True))
+    try:
+        done = subprocess.run(
+            [python, "-S", "-s", "-B", "-c", _COMPILE_HARNESS],
+            input=HARNESS_SOURCE.encode(),
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InputError(f"{python}: cannot compile the test runner ({_one_line(str(exc))}); use Python 3.11+") from exc
+    return done.stdout
+
+
 def _send_job(proc: subprocess.Popen, payload: bytes) -> None:
     assert proc.stdin is not None
     try:
@@ -429,79 +496,3 @@ def _kill_group(proc: subprocess.Popen) -> None:
     for stream in (proc.stdout, proc.stderr, proc.stdin):
         if stream is not None and not stream.closed:
             stream.close()
-
-
-def _verdict(
-    program: Program,
-    records: dict,
-    timed_out: bool,
-    exit_status: int | None,
-    output: str,
-    wall: float,
-    limits: Limits,
-) -> ExecutionResult:
-    """Combine the authenticated records with how the process ended."""
-    n_tests = len(program.tests)
-    tests = records["tests"]
-    n_passed = sum(1 for status, _ in tests.values() if status == harness.OK)
-
-    def result(error_type: ErrorType | None, message: str | None) -> ExecutionResult:
-        return ExecutionResult(
-            passed=error_type is None,
-            error_type=error_type,
-            error_message=message,
-            n_tests_passed=n_passed,
-            n_tests=n_tests,
-            wall_time_s=round(wall, 4),
-            output=output,
-        )
-
-    if records["stage"] is not None:
-        stage, error_type, message = records["stage"]
-        what = "the code" if stage == harness.STAGE_CODE else "test_setup_code"
-        return result(_error_type(error_type), f"{what} failed: {message}")
-    failures = sorted((i, status, msg) for i, (status, msg) in tests.items() if status != harness.OK)
-    if failures:
-        index, status, message = failures[0]
-        test = program.tests[index].strip() if 0 <= index < n_tests else "?"
-        detail = f" ({message})" if message and message != "AssertionError" else ""
-        return result(_error_type(status), f"test {index + 1}/{n_tests} failed: {test}{detail}")
-    done = records["done"]
-    if done is not None and n_tests > 0 and done == (n_tests, n_tests) and n_passed == n_tests:
-        return result(None, None)
-    progress = f"after {n_passed}/{n_tests} tests"
-    if timed_out:
-        return result(ErrorType.TIMEOUT, f"exceeded the {limits.timeout_s:g} s wall-clock limit {progress}")
-    signum = _signal_of(exit_status)
-    if signum == signal.SIGXCPU:
-        return result(ErrorType.TIMEOUT, f"exceeded the {limits.cpu_s} s CPU-time limit {progress}")
-    if "MemoryError" in output:
-        return result(ErrorType.MEMORY, f"ran out of memory ({limits.address_space_bytes >> 20} MiB limit) {progress}")
-    if done is not None:
-        return result(ErrorType.NO_RESULT, f"no tests to run ({n_tests} given)")
-    if signum is not None:
-        return result(ErrorType.NO_RESULT, f"killed by {signal.Signals(signum).name} {progress}")
-    return result(ErrorType.NO_RESULT, f"exited with status {exit_status} before reporting results {progress}")
-
-
-def _error_type(value: str) -> ErrorType:
-    try:
-        return ErrorType(value)
-    except ValueError:
-        return ErrorType.RUNTIME_ERROR
-
-
-def _signal_of(exit_status: int | None) -> int | None:
-    """The signal that ended the runner: negative status (direct) or 128 + n (through bwrap)."""
-    if exit_status is None:
-        return None
-    if exit_status < 0:
-        number = -exit_status
-    elif exit_status > 128:
-        number = exit_status - 128
-    else:
-        return None
-    try:
-        return signal.Signals(number).value
-    except ValueError:
-        return None

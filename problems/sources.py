@@ -7,18 +7,19 @@ Schema of the returned frame (one row per problem, any order):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from artifacts.errors import InputError
+from artifacts.tables import read_table
 
 REQUIRED_COLUMNS = ("task_id", "text", "code", "test_list")
 OPTIONAL_LIST_COLUMNS = ("challenge_test_list",)
 OPTIONAL_STR_COLUMNS = ("test_setup_code",)
 HUB_DATASET = "google-research-datasets/mbpp"
 HUB_CONFIG = "full"
+MBPP_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def load_mbpp(path: str | Path | None) -> tuple[pd.DataFrame, str]:
@@ -39,30 +40,8 @@ def load_mbpp(path: str | Path | None) -> tuple[pd.DataFrame, str]:
         df, source = _load_from_hub(), f"hf://{HUB_DATASET}/{HUB_CONFIG}"
     else:
         path = Path(path)
-        df, source = _load_file(path), str(path)
+        df, source = read_table(path, what="MBPP file", suffixes=MBPP_SUFFIXES), str(path)
     return _normalize(df, source), source
-
-
-def _load_file(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"{path}: MBPP file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            return pd.DataFrame(rows)
-        if suffix == ".json":
-            data = json.loads(path.read_text())
-            if not isinstance(data, list):
-                raise InputError(f"{path}: expected a JSON array of problems")
-            return pd.DataFrame(data)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path}: cannot read MBPP file ({exc.__class__.__name__}: {exc})") from exc
-    raise InputError(f"{path}: unknown MBPP format {suffix!r} (use .jsonl, .json or .parquet)")
 
 
 def _load_from_hub() -> pd.DataFrame:

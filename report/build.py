@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 from artifacts.files import atomic_path
 from artifacts.layout import ACTIVATIONS_SUBDIR
 from artifacts.meta.features import FEATURES_SUBDIR
@@ -43,7 +45,7 @@ class ReportResult:
     files: tuple[Path, ...]
     summary: str
     stats: ReportStats
-    comparison: Comparison | None
+    comparisons: tuple[Comparison, ...]
 
 
 def build_report(
@@ -61,7 +63,8 @@ def build_report(
         output_dir: destination folder (created when missing).
         activations_dir: folder with ``activations_metadata.json`` and ``task_activations/``
             [default: ``activations/`` beside the dataset].
-        compare_path: a base-model dataset parquet to set beside ours.
+        compare_path: a base-model dataset parquet to set beside ours (one comparison per
+            verdict both carry, see :func:`report.compare.compare_datasets`).
 
     Returns:
         The files written and the console summary.
@@ -74,15 +77,23 @@ def build_report(
     )
     stats = compute_stats(inputs)
     label = Path(stats.model).name if stats.model else "this dataset"
-    comparison = compare_datasets(inputs.dataset, compare_path, label=label) if compare_path else None
+    comparisons = (
+        compare_datasets(inputs.dataset, compare_path, label=label, ours_metadata=inputs.metadata)
+        if compare_path
+        else ()
+    )
 
     output_dir.mkdir(parents=True, exist_ok=True)
     plots: dict[str, str] = {}
-    if comparison is None:
+    if not comparisons:
         series, title = [(label, stats.pass_rates)], "Pass rate by complexity group"
     else:
-        series = [(label, comparison.rates), (comparison.base_label, comparison.base_rates)]
-        title = f"Pass rate by complexity group ({comparison.n_shared} shared tasks)"
+        first = comparisons[0]  # the robust verdict when both datasets carry it
+        series = [
+            (f"{label} ({first.verdict})", first.rates),
+            (f"{first.base_label} ({first.base_verdict})", first.base_rates),
+        ]
+        title = f"Pass rate by complexity group ({first.n_shared} shared tasks)"
     plot_pass_rates(series, output_dir / PASS_RATE_PLOT, title=title)
     plots["pass_rate"] = PASS_RATE_PLOT
     if stats.completion_lengths is not None:
@@ -93,9 +104,12 @@ def build_report(
         plot_layer(sep, output_dir / name, hook_point=stats.hook_point)
         plots[f"layer_{sep.layer}"] = name
     written = [output_dir / name for name in plots.values()]
-    if comparison is not None:
+    if comparisons:
+        table = pd.concat(
+            [c.per_task.assign(verdict=c.verdict, base_verdict=c.base_verdict) for c in comparisons], ignore_index=True
+        )
         with atomic_path(output_dir / COMPARE_TABLE) as tmp:
-            comparison.per_task.to_csv(tmp, index=False)
+            table.to_csv(tmp, index=False)
         written.append(output_dir / COMPARE_TABLE)
 
     report_path = output_dir / REPORT_FILE
@@ -104,7 +118,7 @@ def build_report(
         stats,
         dataset_path=str(dataset_path),
         plots=plots,
-        comparison=comparison,
+        comparisons=comparisons,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     # The SAE-feature section, when the features stage has run (its files beside the dataset).
@@ -118,9 +132,9 @@ def build_report(
         output_dir=output_dir,
         report_path=report_path,
         files=(*written, report_path),
-        summary="\n".join([render_console(stats, comparison), *(section.console if section else ())]),
+        summary="\n".join([render_console(stats, comparisons), *(section.console if section else ())]),
         stats=stats,
-        comparison=comparison,
+        comparisons=comparisons,
     )
 
 

@@ -3,33 +3,46 @@
 Pass rates are compared on the tasks both datasets hold, grouped by our
 ``cyclomatic_complexity`` (the same problems have the same reference solution), so a
 difference in the task sets cannot masquerade as a difference in skill.
+
+Like is compared with like: each verdict both datasets carry (``robust_test_passed``,
+``legacy_test_passed``) gives one comparison. A dataset without ``legacy_test_passed`` (the
+earlier phases' parquets, or ours before the verdicts) carries one verdict of unknown rules,
+its ``test_passed``: it is compared by ``test_passed`` and labelled "verdict unknown".
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from artifacts.files import read_optional_json
 from artifacts.layout import DATASET_METADATA_FILE
-from report.load import read_dataset, read_optional_json
+from artifacts.meta import dataset as keys
+from report.load import read_dataset
 from report.stats import PassRate, complexity_group, pass_rates
 
-BASE_REQUIRED = ("task_id", "test_passed")
+BASE_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED)
+UNKNOWN_VERDICT = "verdict unknown"
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Our dataset against a base-model dataset on their shared tasks.
+    """Our dataset against a base-model dataset on their shared tasks, under one verdict each side.
 
     ``per_task`` has one row per shared task: ``task_id``, ``cyclomatic_complexity``,
     ``complexity_group``, ``passed`` (ours), ``base_passed``, ``agree``.
+    ``verdict`` and ``base_verdict`` name each side's verdict (``robust``, ``legacy`` or
+    "verdict unknown").
     """
 
     base_path: Path
     label: str
     base_label: str
+    verdict: str
+    base_verdict: str
     n_only_ours: int
     n_only_base: int
     rates: tuple[PassRate, ...]
@@ -39,6 +52,11 @@ class Comparison:
     @property
     def n_shared(self) -> int:
         return len(self.per_task)
+
+    @property
+    def verdicts(self) -> str:
+        """``robust`` when both sides share it, else ``robust vs verdict unknown``."""
+        return self.verdict if self.verdict == self.base_verdict else f"{self.verdict} vs {self.base_verdict}"
 
     def count(self, *, ours: bool, base: bool) -> int:
         """Shared tasks where ours passed == ``ours`` and the base passed == ``base``."""
@@ -63,47 +81,113 @@ class Comparison:
         return (float(self.agreement) - expected) / (1.0 - expected)
 
 
-def compare_datasets(ours: pd.DataFrame, base_path: Path, *, label: str = "instruct") -> Comparison:
-    """Compare ``ours`` (the evaluated dataset) with the dataset at ``base_path``.
+def verdict_outcomes(df: pd.DataFrame, metadata: Mapping | None = None) -> dict[str, pd.Series]:
+    """Verdict -> pass/fail per row, for the verdicts ``df`` carries.
+
+    With ``legacy_test_passed``: ``legacy`` from it, ``robust`` from ``robust_test_passed``
+    (else from ``test_passed`` unless the metadata says it holds the legacy verdict). Without
+    it: ``{"verdict unknown": test_passed}``.
+    """
+    legacy_col = keys.VERDICT_COLUMNS[keys.VERDICT_LEGACY]
+    robust_col = keys.VERDICT_COLUMNS[keys.VERDICT_ROBUST]
+    if legacy_col not in df:
+        return {UNKNOWN_VERDICT: df[keys.TEST_PASSED]}
+    out = {}
+    if robust_col in df:
+        out[keys.VERDICT_ROBUST] = df[robust_col]
+    elif (metadata or {}).get(keys.VERDICT) != keys.VERDICT_LEGACY:
+        out[keys.VERDICT_ROBUST] = df[keys.TEST_PASSED]
+    out[keys.VERDICT_LEGACY] = df[legacy_col]
+    return out
+
+
+def compare_datasets(
+    ours: pd.DataFrame,
+    base_path: Path,
+    *,
+    label: str = "instruct",
+    ours_metadata: Mapping | None = None,
+) -> tuple[Comparison, ...]:
+    """Compare ``ours`` (the evaluated dataset) with the dataset at ``base_path``, verdict by verdict.
 
     Args:
-        ours: our dataset (``task_id``, ``test_passed``, ``cyclomatic_complexity``).
+        ours: our dataset (``task_id``, ``test_passed``, ``cyclomatic_complexity``, the
+            verdict columns when present).
         base_path: parquet with at least ``task_id`` and ``test_passed``, one row per task.
         label: name of our model in tables and plots.
+        ours_metadata: our ``metadata.json`` (which verdict fills ``test_passed``).
 
     Returns:
-        The comparison; the base is named after the ``model_name`` of a ``metadata.json``
-        beside it, else "base (<file stem>)".
+        One comparison per verdict both carry (robust first); when they share none, one
+        comparison of the two ``test_passed`` columns, each side labelled with its verdict.
+        The base is named after the ``model_name`` of a ``metadata.json`` beside it, else
+        "base (<file stem>)".
     """
     base_path = Path(base_path)
     base = read_dataset(base_path, required=BASE_REQUIRED)
-    merged = ours[["task_id", "cyclomatic_complexity", "test_passed"]].merge(
-        base[["task_id", "test_passed"]].rename(columns={"test_passed": "base_passed"}), on="task_id", how="inner"
+    base_meta = read_optional_json(base_path.parent / DATASET_METADATA_FILE)
+    mine, theirs = verdict_outcomes(ours, ours_metadata), verdict_outcomes(base, base_meta)
+    shared = [v for v in (keys.VERDICT_ROBUST, keys.VERDICT_LEGACY) if v in mine and v in theirs]
+    if shared:
+        pairs = [(v, mine[v], v, theirs[v]) for v in shared]
+    else:
+        pairs = [
+            (_chosen(mine, ours_metadata), ours[keys.TEST_PASSED], _chosen(theirs, base_meta), base[keys.TEST_PASSED])
+        ]
+    base_label = Path(str(base_meta[keys.MODEL_NAME])).name if (base_meta or {}).get(keys.MODEL_NAME) else None
+    base_label = base_label or f"base ({base_path.stem})"
+    if base_label == label:
+        base_label = f"{base_label} (base)"
+    return tuple(
+        _compare(ours, passed, base, base_passed, base_path=base_path, label=label, base_label=base_label,
+                 verdict=verdict, base_verdict=base_verdict)
+        for verdict, passed, base_verdict, base_passed in pairs
     )
-    merged = merged.rename(columns={"test_passed": "passed"}).sort_values("task_id", ignore_index=True)
+
+
+def _chosen(outcomes: Mapping[str, pd.Series], metadata: Mapping | None) -> str:
+    """The verdict in ``test_passed``: the metadata's, else robust for a dataset with both, else unknown."""
+    if UNKNOWN_VERDICT in outcomes:
+        return UNKNOWN_VERDICT
+    recorded = (metadata or {}).get(keys.VERDICT)
+    return recorded if recorded in outcomes else keys.VERDICT_ROBUST
+
+
+def _compare(
+    ours: pd.DataFrame,
+    passed: pd.Series,
+    base: pd.DataFrame,
+    base_passed: pd.Series,
+    *,
+    base_path: Path,
+    label: str,
+    base_label: str,
+    verdict: str,
+    base_verdict: str,
+) -> Comparison:
+    mine = pd.DataFrame(
+        {keys.TASK_ID: ours[keys.TASK_ID], keys.CYCLOMATIC_COMPLEXITY: ours[keys.CYCLOMATIC_COMPLEXITY],
+         "passed": passed.astype(bool).to_numpy()}
+    )
+    theirs = pd.DataFrame({keys.TASK_ID: base[keys.TASK_ID], "base_passed": base_passed.astype(bool).to_numpy()})
+    merged = mine.merge(theirs, on=keys.TASK_ID, how="inner").sort_values(keys.TASK_ID, ignore_index=True)
     merged.insert(
         2,
         "complexity_group",
-        merged["cyclomatic_complexity"].map(lambda cc: None if pd.isna(cc) else complexity_group(int(cc)).value),
+        merged[keys.CYCLOMATIC_COMPLEXITY].map(lambda cc: None if pd.isna(cc) else complexity_group(int(cc)).value),
     )
     merged["agree"] = merged["passed"] == merged["base_passed"]
-    shared = set(merged["task_id"])
-    base_label = _base_label(base_path)
-    if base_label == label:
-        base_label = f"{base_label} (base)"
-    base_frame = merged[["cyclomatic_complexity"]].assign(test_passed=merged["base_passed"])
+    shared = set(merged[keys.TASK_ID])
+    frame = merged[[keys.CYCLOMATIC_COMPLEXITY]]
     return Comparison(
         base_path=base_path,
         label=label,
         base_label=base_label,
-        n_only_ours=int((~ours["task_id"].isin(shared)).sum()),
-        n_only_base=int((~base["task_id"].isin(shared)).sum()),
-        rates=pass_rates(merged[["cyclomatic_complexity"]].assign(test_passed=merged["passed"])),
-        base_rates=pass_rates(base_frame),
+        verdict=verdict,
+        base_verdict=base_verdict,
+        n_only_ours=int((~ours[keys.TASK_ID].isin(shared)).sum()),
+        n_only_base=int((~base[keys.TASK_ID].isin(shared)).sum()),
+        rates=pass_rates(frame.assign(**{keys.TEST_PASSED: merged["passed"]})),
+        base_rates=pass_rates(frame.assign(**{keys.TEST_PASSED: merged["base_passed"]})),
         per_task=merged,
     )
-
-
-def _base_label(base_path: Path) -> str:
-    model = (read_optional_json(base_path.parent / DATASET_METADATA_FILE) or {}).get("model_name")
-    return Path(str(model)).name if model else f"base ({base_path.stem})"

@@ -2,14 +2,13 @@
 
 Next to the dataset (``phase7_3/`` by default): ``metadata.json``, ``generations.parquet``
 (only its small columns are read, never the token ids), ``generations_metadata.json``.
-In the activations folder: ``activations_metadata.json`` and
-``task_activations/{task_id}_layer_{L}.npz``, of which only ``arr_0``
+In the activations folder: ``activations_metadata.json`` and the per-task files in
+``task_activations/`` (named by :func:`artifacts.layout.activation_file_name`), of which only ``arr_0``
 (Float[ndarray, "1 d_model"], the last prompt token) is read.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +18,31 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from artifacts.errors import InputError
+from artifacts.files import read_optional_json
 from artifacts.layout import (
     ACTIVATIONS_METADATA_FILE,
     DATASET_METADATA_FILE,
     GENERATIONS_FILE,
     GENERATIONS_METADATA_FILE,
     TASK_ACTIVATIONS_SUBDIR,
+    activation_file_name,
 )
+from artifacts.meta import dataset as keys
+from artifacts.meta.pending import activations as act_keys
 
-DATASET_REQUIRED = ("task_id", "test_passed", "cyclomatic_complexity")
+DATASET_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED, keys.CYCLOMATIC_COMPLEXITY)
+# Verdict columns read as booleans when present (older datasets and other tools lack them).
+VERDICT_PASS_COLUMNS = tuple(keys.VERDICT_COLUMNS.values())
 GENERATION_COLUMNS = ("task_id", "finish_reason", "n_prompt_tokens", "n_completion_tokens")
-ACTIVATION_FILE_RE = re.compile(r"^(\d+)_layer_(\d+)\.npz$")
+# File names are matched against the one definition of the pattern, with two markers for the ids.
+_TASK_MARK, _LAYER_MARK = 918273645, 546372819
+ACTIVATION_FILE_RE = re.compile(
+    "^"
+    + re.escape(activation_file_name(_TASK_MARK, _LAYER_MARK))
+    .replace(str(_TASK_MARK), r"(?P<task>\d+)")
+    .replace(str(_LAYER_MARK), r"(?P<layer>\d+)")
+    + "$"
+)
 
 
 @dataclass(frozen=True)
@@ -109,27 +122,17 @@ def read_dataset(path: Path, *, required: tuple[str, ...] = DATASET_REQUIRED) ->
     if df["task_id"].duplicated().any():
         dup = df.loc[df["task_id"].duplicated(), "task_id"].iloc[0]
         raise InputError(f"{path}: task_id {dup} appears more than once; expected one row per task")
-    if df["test_passed"].isna().any():
-        raise InputError(f"{path}: test_passed has null values; expected True/False for every task")
+    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
+        if column in df.columns and df[column].isna().any():
+            raise InputError(f"{path}: {column} has null values; expected True/False for every task")
     df = df.copy()
     df["task_id"] = df["task_id"].astype(np.int64)
-    df["test_passed"] = df["test_passed"].astype(bool)
+    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
+        if column in df.columns:
+            df[column] = df[column].astype(bool)
     if "cyclomatic_complexity" in df.columns:
         df["cyclomatic_complexity"] = pd.to_numeric(df["cyclomatic_complexity"]).astype("Int64")
     return df.sort_values("task_id", ignore_index=True)
-
-
-def read_optional_json(path: Path) -> dict | None:
-    """A JSON object, or None when the file does not exist."""
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); delete it or rerun the stage that writes it") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return data
 
 
 def read_generations(path: Path) -> pd.DataFrame | None:
@@ -149,7 +152,7 @@ def read_generations(path: Path) -> pd.DataFrame | None:
 
 
 def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActivations:
-    """Stack ``arr_0`` of ``{task_id}_layer_{layer}.npz`` for the given tasks that have one.
+    """Stack ``arr_0`` of the given tasks' activation files at ``layer``, for those that have one.
 
     Raises:
         InputError: a file does not hold a finite ``arr_0`` of one consistent width.
@@ -158,7 +161,7 @@ def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActi
     rows: list[np.ndarray] = []
     missing: list[int] = []
     for task_id in task_ids:
-        path = task_folder / f"{int(task_id)}_layer_{layer}.npz"
+        path = task_folder / activation_file_name(task_id, layer)
         if not path.is_file():
             missing.append(int(task_id))
             continue
@@ -180,10 +183,10 @@ def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActi
 
 
 def discover_layers(task_folder: Path) -> list[int]:
-    """Layers that have at least one ``{task_id}_layer_{L}.npz`` file, ascending."""
+    """Layers that have at least one activation file in ``task_folder``, ascending."""
     if not task_folder.is_dir():
         return []
-    layers = {int(m.group(2)) for p in task_folder.iterdir() if (m := ACTIVATION_FILE_RE.match(p.name))}
+    layers = {int(m.group("layer")) for p in task_folder.iterdir() if (m := ACTIVATION_FILE_RE.match(p.name))}
     return sorted(layers)
 
 
@@ -191,7 +194,7 @@ def _layers_to_read(activations_metadata: dict | None, metadata: dict | None, ta
     if not task_folder.is_dir():
         return []
     for source in (activations_metadata, metadata):
-        key = "layers" if source is activations_metadata else "extraction_layers"
+        key = act_keys.LAYERS if source is activations_metadata else keys.EXTRACTION_LAYERS
         if source and source.get(key):
             return sorted({int(layer) for layer in source[key]})
     return discover_layers(task_folder)

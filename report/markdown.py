@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from report.compare import Comparison
+from report.compare import UNKNOWN_VERDICT, Comparison
 from report.fmt import NA, fmt_auroc, fmt_cv, num, pct
 from report.separation import CrossValidated
 from report.stats import (
@@ -17,10 +17,18 @@ from report.stats import (
     ReportStats,
     StageCost,
     Summary,
+    VerdictAgreement,
     summarize,
 )
 
 RULES = {g.value: g.rule for g in ComplexityGroup} | {OVERALL: "all"}
+VERDICT_NOTE = (
+    "robust: our extracted code, with `test_setup_code`, each `assert EXPR == LITERAL` decided "
+    "outside the sandbox; legacy: the earlier tool's rules (the whole completion less the prompt "
+    "and fences, no `test_setup_code`), which the base baseline and the 7.6 steering code used. "
+    "Compare like with like."
+)
+MAX_LISTED_IDS = 50
 AUROC_CAVEAT = (
     "The in-sample AUROC projects each task on a direction fitted on the same tasks; with "
     "d_model dimensions and a few hundred tasks that direction partly fits noise, so it is "
@@ -35,7 +43,7 @@ def render_markdown(
     *,
     dataset_path: str,
     plots: Mapping[str, str],
-    comparison: Comparison | None = None,
+    comparisons: Sequence[Comparison] = (),
     created: str,
 ) -> str:
     """The whole ``report.md``.
@@ -44,7 +52,7 @@ def render_markdown(
         stats: the dataset's statistics.
         dataset_path: shown in the header.
         plots: plot key ("pass_rate", "completion_length", "layer_<L>") -> file name.
-        comparison: the ``--compare`` result, if any.
+        comparisons: the ``--compare`` results (one per verdict), if any.
         created: creation timestamp (ISO 8601).
     """
     out = [
@@ -56,8 +64,11 @@ def render_markdown(
         "",
         "## Pass rate",
         "",
+        f"`test_passed` holds the {stats.verdict or 'unrecorded'} verdict.",
+        "",
         *_pass_rate_table([("", stats.pass_rates)]),
         "",
+        *_verdict_section(stats.verdicts),
         *_image("pass rate by complexity group", plots.get("pass_rate")),
         "## Generation",
         "",
@@ -84,15 +95,24 @@ def render_markdown(
         "",
         *_layer_section(stats, plots),
     ]
-    if comparison is not None:
+    for comparison in comparisons:
         out += _comparison_section(comparison)
     return "\n".join(out).rstrip() + "\n"
 
 
-def render_console(stats: ReportStats, comparison: Comparison | None = None) -> str:
-    """A few lines for the terminal: pass rates, outcomes, costs, fidelity, layer AUROCs."""
+def render_console(stats: ReportStats, comparisons: Sequence[Comparison] = ()) -> str:
+    """A few lines for the terminal: pass rates, verdicts, outcomes, costs, fidelity, layer AUROCs."""
     rates = " | ".join(_rate_phrase(r) for r in stats.pass_rates)
     lines = [f"model {stats.model or 'unknown'}, {stats.n_tasks} tasks", f"pass rate: {rates}"]
+    if stats.verdicts is not None:
+        v = stats.verdicts
+        overall = {name: rates[0] for name, rates in v.rates.items()}
+        lines.append(
+            "verdicts: " + ", ".join(f"{name} {r.n_passed}/{r.n_tasks}" for name, r in overall.items())
+            + f" (test_passed: {stats.verdict or 'unrecorded'}); {v.n_differ} task(s) differ"
+            + (f": robust only {_ids(v.only_robust)}" if v.only_robust else "")
+            + (f", legacy only {_ids(v.only_legacy)}" if v.only_legacy else "")
+        )
     if stats.finish_reasons:
         lines.append("finish reasons: " + ", ".join(f"{c.name} {c.n_tasks}" for c in stats.finish_reasons))
     if stats.error_types:
@@ -112,13 +132,42 @@ def render_console(stats: ReportStats, comparison: Comparison | None = None) -> 
             f"{fmt_auroc(sep.projection_auroc)} / {_cv_text(sep.cross_validated)} "
             f"({sep.n_passed} passed, {sep.n_failed} failed)"
         )
-    if comparison is not None:
-        c = comparison
+    for c in comparisons:
         lines.append(
-            f"compare {c.base_label}: {c.n_shared} shared tasks, pass rate {pct(c.rates[0].rate)} vs "
+            f"compare {c.base_label} ({c.verdicts}): {c.n_shared} shared tasks, pass rate {pct(c.rates[0].rate)} vs "
             f"{pct(c.base_rates[0].rate)}, agreement {pct(c.agreement)}, kappa {num(c.cohen_kappa, '.2f')}"
         )
     return "\n".join(lines)
+
+
+def _ids(ids: Sequence[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:MAX_LISTED_IDS])
+    return shown + (f" and {len(ids) - MAX_LISTED_IDS} more" if len(ids) > MAX_LISTED_IDS else "")
+
+
+def _verdict_section(v: VerdictAgreement | None) -> list[str]:
+    if v is None:
+        return ["_The dataset has no `robust_test_passed`/`legacy_test_passed` columns: one verdict only._", ""]
+    robust, legacy = v.rates["robust"], v.rates["legacy"]
+    return [
+        "### Both verdicts",
+        "",
+        VERDICT_NOTE,
+        "",
+        *_pass_rate_table([("robust", robust), ("legacy", legacy)]),
+        "",
+        "Per-task outcomes (rows: robust, columns: legacy):",
+        "",
+        _row(["", "legacy passed", "legacy failed"]),
+        _row(["---"] * 3),
+        _row(["robust passed", str(v.counts[(True, True)]), str(v.counts[(True, False)])]),
+        _row(["robust failed", str(v.counts[(False, True)]), str(v.counts[(False, False)])]),
+        "",
+        f"Tasks passing under robust only ({len(v.only_robust)}): {_ids(v.only_robust) or 'none'}.",
+        "",
+        f"Tasks passing under legacy only ({len(v.only_legacy)}): {_ids(v.only_legacy) or 'none'}.",
+        "",
+    ]
 
 
 def _cv_text(cv: CrossValidated) -> str:
@@ -229,7 +278,12 @@ def _layer_section(stats: ReportStats, plots: Mapping[str, str]) -> list[str]:
 
 def _comparison_section(c: Comparison) -> list[str]:
     out = [
-        f"## Comparison with `{c.base_label}`",
+        f"## Comparison with `{c.base_label}` ({c.verdicts})",
+        "",
+        f"Ours under the {c.verdict} verdict, the base under "
+        + (f"the {c.base_verdict} verdict." if c.base_verdict != UNKNOWN_VERDICT else "a verdict of unknown rules "
+           "(no `legacy_test_passed` column: its `test_passed`).")
+        + ("" if c.verdict == c.base_verdict else " The rules differ: read the difference with care."),
         "",
         f"Base dataset: `{c.base_path}`. {c.n_shared} shared tasks "
         f"({c.n_only_ours} only in ours, {c.n_only_base} only in the base); rates below are on the "

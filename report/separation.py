@@ -82,17 +82,16 @@ def project(x: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return x @ (direction / norm)
 
 
-def in_sample_auroc(x: np.ndarray, passed: np.ndarray) -> float | None:
-    """AUROC of the projection on the mean difference fitted on the same tasks.
+def in_sample_projection(x: np.ndarray, passed: np.ndarray) -> np.ndarray | None:
+    """Projection of each task on the mean difference fitted on the same tasks (task,), or None.
 
-    Optimistic: with d_model dimensions and a few hundred tasks the direction partly fits
-    noise, so even random activations score above 0.5. See :func:`cross_validated_auroc`.
+    Its AUROC (``rank_auroc`` of the passed against the failed projections) is optimistic:
+    with d_model dimensions and a few hundred tasks the direction partly fits noise, so even
+    random activations score above 0.5. See :func:`cross_validated_auroc`.
     """
+    passed = np.asarray(passed, dtype=bool)
     direction = mean_difference(x, passed)
-    if direction is None:
-        return None
-    scores = project(x, direction)
-    return rank_auroc(scores[passed], scores[~passed])
+    return None if direction is None else project(x, direction)
 
 
 def cross_validated_auroc(

@@ -13,8 +13,11 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 
+from artifacts.meta import dataset as keys
+from artifacts.meta.pending import activations as act_keys
+from artifacts.meta.pending import generations as gen_keys
 from report.load import LayerActivations, ReportInputs
-from report.separation import CrossValidated, cross_validated_auroc, mean_difference, project, rank_auroc
+from report.separation import CrossValidated, cross_validated_auroc, in_sample_projection, rank_auroc
 
 
 class ComplexityGroup(str, Enum):
@@ -124,6 +127,25 @@ class LayerSeparation:
 
 
 @dataclass(frozen=True)
+class VerdictAgreement:
+    """The robust and the legacy verdict on the same tasks (a dataset that carries both).
+
+    ``counts[(robust, legacy)]`` is the number of tasks with that pair of outcomes;
+    ``only_robust`` / ``only_legacy`` are the task ids that pass under one verdict only.
+    """
+
+    chosen: str | None
+    rates: Mapping[str, tuple[PassRate, ...]]
+    counts: Mapping[tuple[bool, bool], int]
+    only_robust: tuple[int, ...]
+    only_legacy: tuple[int, ...]
+
+    @property
+    def n_differ(self) -> int:
+        return len(self.only_robust) + len(self.only_legacy)
+
+
+@dataclass(frozen=True)
 class ReportStats:
     """Everything the report shows about one evaluated dataset."""
 
@@ -139,6 +161,8 @@ class ReportStats:
     replay_fidelity: dict | None
     hook_point: str | None
     layers: tuple[LayerSeparation, ...]
+    verdict: str | None = None  # which verdict fills test_passed (metadata), None when not recorded
+    verdicts: VerdictAgreement | None = None  # both verdicts, when the dataset carries them
 
 
 def compute_stats(inputs: ReportInputs) -> ReportStats:
@@ -149,7 +173,7 @@ def compute_stats(inputs: ReportInputs) -> ReportStats:
     gen_meta = inputs.generations_metadata or {}
     act_meta = inputs.activations_metadata or {}
     return ReportStats(
-        model=meta.get("model_name") or gen_meta.get("model") or act_meta.get("model"),
+        model=meta.get(keys.MODEL_NAME) or gen_meta.get(gen_keys.MODEL) or act_meta.get(act_keys.MODEL),
         n_tasks=len(df),
         pass_rates=pass_rates(df),
         finish_reasons=category_counts(gens["finish_reason"], df["test_passed"]) if "finish_reason" in gens else (),
@@ -159,8 +183,29 @@ def compute_stats(inputs: ReportInputs) -> ReportStats:
         generation_time=summarize(df["generation_time"]) if "generation_time" in df else None,
         stage_costs=stage_costs(inputs.generations_metadata, inputs.activations_metadata, inputs.metadata),
         replay_fidelity=replay_fidelity(inputs.activations_metadata, inputs.metadata),
-        hook_point=act_meta.get("hook_point") or meta.get("hook_point"),
+        hook_point=act_meta.get(act_keys.HOOK_POINT) or meta.get(keys.HOOK_POINT),
         layers=tuple(layer_separation(layer, df) for layer in inputs.activations),
+        verdict=meta.get(keys.VERDICT),
+        verdicts=verdict_agreement(df, chosen=meta.get(keys.VERDICT)),
+    )
+
+
+def verdict_agreement(df: pd.DataFrame, *, chosen: str | None = None) -> VerdictAgreement | None:
+    """Both verdicts side by side, or None unless the dataset has both verdict columns."""
+    robust_col, legacy_col = keys.VERDICT_COLUMNS[keys.VERDICT_ROBUST], keys.VERDICT_COLUMNS[keys.VERDICT_LEGACY]
+    if robust_col not in df or legacy_col not in df:
+        return None
+    robust, legacy = df[robust_col].astype(bool), df[legacy_col].astype(bool)
+    ids = df[keys.TASK_ID]
+    return VerdictAgreement(
+        chosen=chosen,
+        rates={
+            keys.VERDICT_ROBUST: pass_rates(df.assign(**{keys.TEST_PASSED: robust})),
+            keys.VERDICT_LEGACY: pass_rates(df.assign(**{keys.TEST_PASSED: legacy})),
+        },
+        counts={(r, g): int(((robust == r) & (legacy == g)).sum()) for r in (True, False) for g in (True, False)},
+        only_robust=tuple(int(t) for t in ids[robust & ~legacy]),
+        only_legacy=tuple(int(t) for t in ids[~robust & legacy]),
     )
 
 
@@ -235,40 +280,41 @@ def stage_costs(
         rows.append(
             StageCost(
                 "generate",
-                _int(m, "n_tasks"),
-                _float(m, "wall_time_s"),
-                _int(m, "n_completion_tokens"),
-                _float(m, "tokens_per_s"),
+                _int(m, gen_keys.N_TASKS),
+                _float(m, gen_keys.WALL_TIME_S),
+                _int(m, gen_keys.N_COMPLETION_TOKENS),
+                _float(m, gen_keys.TOKENS_PER_S),
             )
         )
     if activations_metadata is not None:
         m = activations_metadata
         rows.append(
             StageCost(
-                "replay", _int(m, "n_tasks"), _float(m, "wall_time_s"), _int(m, "n_tokens"), _float(m, "tokens_per_s")
+                "replay",
+                _int(m, act_keys.N_TASKS),
+                _float(m, act_keys.WALL_TIME_S),
+                _int(m, act_keys.N_TOKENS),
+                _float(m, act_keys.TOKENS_PER_S),
             )
         )
     if metadata is not None:
         m = metadata
         rows.append(
-            StageCost(
-                "evaluate",
-                _int(m, "n_tasks_attempted", "n_tasks"),
-                _float(m, "evaluation_wall_time_s", "wall_time_s"),
-                None,
-                None,
-            )
+            StageCost("evaluate", _int(m, keys.N_TASKS_ATTEMPTED), _float(m, keys.EVALUATION_WALL_TIME_S), None, None)
         )
     return tuple(rows)
 
 
 def replay_fidelity(activations_metadata: Mapping | None, metadata: Mapping | None) -> dict | None:
-    """The replay check (``verify``: n_tasks, max_rel_error, fidelity) when one was recorded."""
-    for source, keys in ((activations_metadata, ("verify",)), (metadata, ("replay_fidelity", "verify"))):
-        for key in keys:
-            value = (source or {}).get(key)
-            if isinstance(value, dict) and value:
-                return dict(value)
+    """The replay check (n_tasks, max_rel_error, fidelity, ...) when one was recorded.
+
+    From the activations metadata's ``verify`` block, else the copy evaluate wrote into the
+    dataset metadata (``replay_verify``).
+    """
+    for source, key in ((activations_metadata, act_keys.VERIFY), (metadata, keys.REPLAY_VERIFY)):
+        value = (source or {}).get(key)
+        if isinstance(value, Mapping) and value:
+            return dict(value)
     return None
 
 
@@ -278,8 +324,7 @@ def layer_separation(acts: LayerActivations, df: pd.DataFrame) -> LayerSeparatio
     passed = passed_by_task.loc[acts.task_ids].to_numpy(dtype=bool)
     x = acts.x.astype(np.float64)
     norms = np.linalg.norm(x, axis=1)
-    direction = mean_difference(x, passed)
-    projections = None if direction is None else project(x, direction)
+    projections = in_sample_projection(x, passed)
     return LayerSeparation(
         layer=acts.layer,
         d_model=int(x.shape[1]),
@@ -301,14 +346,13 @@ def _aligned_generations(df: pd.DataFrame, gens: pd.DataFrame | None) -> pd.Data
     return df[["task_id"]].merge(gens, on="task_id", how="left").drop(columns="task_id")
 
 
-def _float(meta: Mapping, *keys: str) -> float | None:
-    for key in keys:
-        value = meta.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+def _float(meta: Mapping, key: str) -> float | None:
+    value = meta.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     return None
 
 
-def _int(meta: Mapping, *keys: str) -> int | None:
-    value = _float(meta, *keys)
+def _int(meta: Mapping, key: str) -> int | None:
+    value = _float(meta, key)
     return None if value is None else int(value)

@@ -57,14 +57,21 @@ def test_every_flag_reaches_the_library(data_dir, tmp_path):
     problems = tmp_path / "problems.parquet"
     shutil.copy(data_dir / "phase0_1" / "validation_mbpp.parquet", problems)
     out = tmp_path / "out"
+    frame = pd.read_json(generations, lines=True)
+    frame.rename(columns={"completion": "generated_code"}).to_json(generations, orient="records", lines=True)
     result = invoke(
         "--data-dir", str(tmp_path / "empty"), "--generations", str(generations), "--problems", str(problems),
         "--output-dir", str(out), "--workers", "1", "--timeout", "2.5", "--sandbox", "process",
         "--layers", "3,4", "--phase2-10-dir", str(tmp_path / "none"), "--phase2-5-dir", str(tmp_path / "none"),
+        "--verdict", "legacy", "--completion-column", "generated_code", "--model-type", "base",
     )
     assert result.exit_code == 0, result.output
     assert PROCESS_WARNING in result.output
+    assert f"wrote {out / 'dataset_base_temp_0_0.parquet'} (2 tasks, 1 passed" in result.output
+    assert "under --verdict legacy" in result.output
+    assert "passed by verdict: robust 1/2, legacy 1/2; tests decided outside the sandbox: 6/6" in result.output
     meta = json.loads((out / "metadata.json").read_text())
+    assert (meta["verdict"], meta["completion_column"], meta["model_type"]) == ("legacy", "generated_code", "base")
     assert meta["sandbox"]["kind"] == "process" and not meta["sandbox"]["isolated"]
     assert meta["sandbox"]["limits"]["timeout_s"] == 2.5
     assert meta["extraction_layers"] == [3, 4] and meta["best_layers"]["correct"] is None
@@ -77,8 +84,11 @@ def test_phase2_dirs_reach_the_library(data_dir, tmp_path, shared_data, monkeypa
     out = tmp_path / "out"
     args = ["--data-dir", str(data_dir), "--output-dir", str(out), "--sandbox", "process",
             "--generations", str(data_dir / "phase7_3" / "generations.parquet")]
-    missing = invoke(*args)
-    assert missing.exit_code == 2 and "top_20_features.json" in missing.output
+    # No replay metadata and no SAE analysis anywhere: scoring needs no layers (issue 10).
+    unknown = invoke(*args)
+    assert unknown.exit_code == 0, unknown.output
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["extraction_layers"] is None and meta["best_layers"]["correct"] is None
     result = invoke(*args, "--phase2-5-dir", str(shared_data / "pva_reference" / "phase2_5"))
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metadata.json").read_text())["extraction_layers"] == [16, 25]

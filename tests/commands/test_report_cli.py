@@ -83,8 +83,35 @@ def test_compare_adds_side_by_side_rates_and_agreement(tmp_path):
     text = (out / "report.md").read_text()
     assert "## Comparison with `base (base)`" in text and "28 shared tasks (2 only in ours, 0 only in the base)" in text
     assert f"| overall | all | 28 | {int(merged.sum())} |" in text
-    assert "compare base (base): 28 shared tasks" in result.output
+    assert "compare base (base) (verdict unknown): 28 shared tasks" in result.output
+    assert "## Comparison with `base (base)` (verdict unknown)" in text
     assert_png(out / "pass_rate_by_complexity.png")
+
+
+def test_both_verdicts_are_reported_and_compared_like_with_like(tmp_path):
+    syn = write_outputs(tmp_path / "data", n_tasks=30, n_passed=10, with_verdicts=True, with_activations=False)
+    ds = syn.dataset
+    only_robust = ds.loc[ds["robust_test_passed"] & ~ds["legacy_test_passed"], "task_id"].tolist()
+    only_legacy = ds.loc[~ds["robust_test_passed"] & ds["legacy_test_passed"], "task_id"].tolist()
+    assert only_robust and only_legacy
+    base = ds[["task_id", "test_passed", "robust_test_passed", "legacy_test_passed"]].copy()
+    base["legacy_test_passed"] = False
+    base.to_parquet(tmp_path / "base.parquet", index=False)
+    result = invoke("--data-dir", str(tmp_path / "data"), "--compare", str(tmp_path / "base.parquet"))
+    assert result.exit_code == 0, result.output
+    n_robust, n_legacy = int(ds["robust_test_passed"].sum()), int(ds["legacy_test_passed"].sum())
+    assert f"verdicts: robust {n_robust}/30, legacy {n_legacy}/30 (test_passed: robust)" in result.output
+    assert f"robust only {', '.join(map(str, only_robust))}" in result.output
+    text = (syn.phase_dir / "report" / "report.md").read_text()
+    assert "### Both verdicts" in text and "| group | rule | tasks | passed (robust) | pass rate (robust) |" in text
+    assert f"Tasks passing under legacy only ({len(only_legacy)}): {', '.join(map(str, only_legacy))}." in text
+    assert "## Comparison with `base (base)` (robust)" in text and "## Comparison with `base (base)` (legacy)" in text
+    assert "compare base (base) (robust): 30 shared tasks" in result.output
+    assert "compare base (base) (legacy): 30 shared tasks" in result.output
+    table = pd.read_csv(syn.phase_dir / "report" / "compare_tasks.csv")
+    assert table.groupby(["verdict", "base_verdict"]).size().to_dict() == {("legacy", "legacy"): 30, ("robust", "robust"): 30}
+    legacy_rows = table[table["verdict"] == "legacy"]
+    assert legacy_rows["passed"].sum() == n_legacy and not legacy_rows["base_passed"].any()
 
 
 def test_zero_pass_dataset_succeeds(tmp_path):

@@ -1,4 +1,7 @@
-"""Acceptance: every validation reference solution passes when evaluated as a completion."""
+"""Acceptance: every validation reference solution passes when evaluated as a completion.
+
+One evaluation checks both verdicts and the tests decided in the parent (issues 12 and 15).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from evaluate.sandbox import Limits
 from evaluate.score import evaluate_generations
 
 SETUP_CODE_TASKS = (367, 927)  # test_setup_code builds trees from the Node class the code defines
+COUNTER_TASK = 40  # returns a collections.Counter where the tests expect dict literals
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 def test_all_388_reference_solutions_pass(tmp_path, problems_path, phase2_10_dir, validation_ids_path):
     problems = pd.read_parquet(problems_path)
@@ -38,3 +43,14 @@ def test_all_388_reference_solutions_pass(tmp_path, problems_path, phase2_10_dir
     # Sanitizing the reference code changes nothing but line endings and unused constants.
     assert (dataset["extraction_method"] == "raw").all()
     assert result.metadata["stats"]["pass_rate"] == 1.0
+    # Every one of the 1164 tests was of the form `assert EXPR == LITERAL`, so its verdict was
+    # decided in the parent (a value check passes only through the parent's comparison).
+    assert result.metadata["n_tests_trusted"] == result.metadata["n_tests"] == dataset["n_tests"].sum() == 1164
+    assert (dataset["n_tests_trusted"] == dataset["n_tests"]).all()
+    assert dataset.set_index("task_id").loc[COUNTER_TASK, "test_passed"]
+    # The legacy verdict (no test_setup_code) fails exactly the two tasks that need it.
+    legacy_failed = dataset.loc[~dataset["legacy_test_passed"]]
+    assert legacy_failed["task_id"].tolist() == list(SETUP_CODE_TASKS), legacy_failed.to_string()
+    assert legacy_failed["legacy_error_message"].str.contains("NameError").all()
+    assert result.metadata["verdicts"]["legacy"]["n_correct"] == 386
+    assert result.metadata["verdicts"]["robust"]["n_correct"] == 388

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from evaluate import harness
-from evaluate.outcomes import ErrorType
+from evaluate.outcomes import ErrorType, Verdict
 from evaluate.sandbox import RUN_AS_BASE, HARNESS_SOURCE, Limits, Program, Sandbox
+from evaluate.verdict import FORGED_OK
 
 requires_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 TIMEOUT_S = 3.0
@@ -91,7 +92,7 @@ def test_correct_program_passes_and_wrong_one_fails_per_test(any_box):
     bad = any_box.run(program("def add_one(x):\n    return 2 if x == 1 else x"))
     assert not bad.passed and bad.error_type is ErrorType.ASSERTION_FAILED
     assert (bad.n_tests_passed, bad.n_tests) == (1, 3)
-    assert bad.error_message == "test 2/3 failed: assert add_one(2) == 3"
+    assert bad.error_message == "test 2/3 failed: assert add_one(2) == 3 (returned 2, expected 3)"
 
 
 def test_compile_error_is_a_syntax_error(any_box):
@@ -336,7 +337,7 @@ def test_killing_the_parent_and_other_processes_does_nothing(bwrap):
 FORGER = """
 import json, os, sys
 lines = ["PASSED", "All tests passed", json.dumps({"passed": True, "n_tests_passed": 3}), "ok", "3/3"]
-# The runner's record format is public (its source is on the command line); the nonce is not.
+# The runner's record format is public (its source is in this repository); the nonce is not.
 fake = "0" * 32
 for pid in (os.getpid(), 1, 2):
     lines += [f"{fake} {pid} ready", f"{fake} {pid} test 0 ok", f"{fake} {pid} test 1 ok",
@@ -413,10 +414,114 @@ def test_patched_builtins_do_not_turn_a_wrong_answer_into_a_pass(any_box, patch)
     assert result.n_tests_passed == 0
 
 
-def test_known_limit_tests_gamed_by_their_own_semantics_pass(any_box):
-    # Documented in evaluate/harness.py: an object equal to everything satisfies `==` tests.
-    gamed = "class Anything:\n    def __eq__(self, other):\n        return True\ndef add_one(x):\n    return Anything()"
-    assert any_box.run(program(gamed)).passed
+# Verdicts decided in the parent (issue 15) ---------------------------------------------------------
+
+ALWAYS_EQUAL = "class Anything:\n    def __eq__(self, other):\n        return True\ndef add_one(x):\n    return Anything()"
+# Walks up to the runner's frame, reads the nonce, the results fd and the number of tests,
+# and before any test runs reports every test (CLAIMS: "ok", else the value 99) and "done".
+FRAME_WALKER = """
+import os, sys
+frame = sys._getframe()
+while frame is not None and "nonce" not in frame.f_locals:
+    frame = frame.f_back
+found = frame.f_locals
+nonce, fd, n = found["nonce"], found["results_fd"], len(found["checks"])
+claim = "ok" if CLAIMS == "ok" else b"i63;".hex()
+kind = "test" if CLAIMS == "ok" else "value"
+for line in [f"{nonce} {os.getpid()} {kind} {i} {claim}" for i in range(n)] + [f"{nonce} {os.getpid()} done {n}"]:
+    os.write(fd, (line + "\\n").encode())
+"""
+
+
+def test_always_equal_object_fails(any_box):
+    result = any_box.run(program(ALWAYS_EQUAL))
+    assert result.error_type is ErrorType.ASSERTION_FAILED and result.n_tests_passed == 0
+    assert "returned an object of type Anything" in result.error_message
+
+
+def test_frame_walking_forgery_fails(any_box):
+    result = any_box.run(program(WRONG + "CLAIMS = 'ok'\n" + FRAME_WALKER))
+    assert not result.passed and result.n_tests_passed == 0, result
+    assert result.error_message == f"test 1/3 failed: assert add_one(1) == 2 ({FORGED_OK})"
+    # Claiming values instead: only the right value passes, and the sandbox never saw it.
+    claims = any_box.run(program(WRONG + "CLAIMS = 'value'\n" + FRAME_WALKER))
+    assert claims.error_message == "test 1/3 failed: assert add_one(1) == 2 (returned 99, expected 2)"
+    assert claims.n_tests_passed == 0
+
+
+def test_legacy_verdict_keeps_the_earlier_semantics(any_box):
+    # Python's own `==` in the sandbox: the always-equal object passes, as in the earlier tool.
+    assert any_box.run(Program(ALWAYS_EQUAL, TESTS, verdict=Verdict.LEGACY)).passed
+    # No test_setup_code: the tests' names are undefined (MBPP tasks 367 and 927).
+    code = "class Box:\n    def __init__(self, v):\n        self.v = v\ndef unbox(b):\n    return b.v"
+    result = any_box.run(Program(code, ("assert unbox(b1) == 1",), "b1 = Box(1)", verdict=Verdict.LEGACY))
+    assert result.error_type is ErrorType.RUNTIME_ERROR and "NameError: name 'b1' is not defined" in result.error_message
+    # The whole text runs, self-tests included, and the first failure ends the run.
+    stops = any_box.run(Program(CORRECT + "assert add_one(0) == 5\n", TESTS, verdict=Verdict.LEGACY))
+    assert stops.error_message.startswith("the code failed: AssertionError")
+    first = any_box.run(Program(WRONG, TESTS, verdict=Verdict.LEGACY))
+    assert first.error_message == "test 1/3 failed: assert add_one(1) == 2" and first.n_tests_passed == 0
+
+
+VALUES_CODE = """
+import collections, enum
+class Colour(enum.IntEnum):
+    RED = 1
+def value(name):
+    return {
+        "counter": collections.Counter("abca"),
+        "ordered": collections.OrderedDict([("b", 1), ("a", 2)]),
+        "nan": float("nan"),
+        "negzero": -0.0,
+        "nested": ((1, frozenset({2, 3})), [{4}], {"k": (None, True)}),
+        "big": 7 ** 20000,
+        "unicode": "日本語 ✓ é",
+        "enum": Colour.RED,
+        "float": 0.1 + 0.2,
+    }[name]
+"""
+
+
+@pytest.mark.parametrize(
+    ("test", "passed"),
+    [
+        ('assert value("counter") == {"a": 2, "b": 1, "c": 1}', True),  # MBPP task 40 returns a Counter
+        ('assert value("counter") == {"a": 2, "b": 1}', False),
+        ('assert value("ordered") == {"a": 2, "b": 1}', True),
+        ('assert value("nan") == 1e999', False),
+        ('assert value("negzero") == 0.0', True),
+        ('assert value("nested") == ((1, frozenset({3, 2})), [{4}], {"k": (None, 1)})', True),
+        ('assert value("nested") == ((1, {2, 3}), [{4}], {"k": (None, True)})', True),
+        ('assert value("nested") == ([1, {2, 3}], [{4}], {"k": (None, True)})', False),
+        ('assert value("big") == 0', False),
+        ('assert value("unicode") == "日本語 ✓ é"', True),
+        ('assert value("unicode") == "日本語 ✓ e\u0301"', False),
+        ('assert value("enum") == 1', True),
+        ('assert value("float") == 0.3', False),
+    ],
+)
+def test_values_compare_in_the_parent_as_python_does(process, test, passed):
+    result = process.run(program(VALUES_CODE, (test,)))
+    assert result.passed is passed, result.error_message
+    if not passed:
+        assert result.error_type is ErrorType.ASSERTION_FAILED and "expected" in result.error_message
+
+
+def test_huge_ints_survive_the_channel(process):
+    # A 16900-digit int: str() of it raises in the sandbox's interpreter; hex does not. The
+    # parent parses the literal with the digit limit lifted (MBPP has no such literal).
+    import sys
+
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        test = f"assert f() == {7 ** 20000}"
+        assert process.run(program("def f():\n    return 7 ** 20000", (test,))).passed
+        wrong = process.run(program("def f():\n    return 7 ** 20000 + 1", (test,)))
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert not wrong.passed and wrong.error_type is ErrorType.ASSERTION_FAILED
+    assert ", expected 9136929735675828974970" in wrong.error_message and len(wrong.error_message) <= 450
 
 
 # Launcher contract -----------------------------------------------------------------------------
@@ -439,14 +544,38 @@ def test_parse_records_keeps_only_the_ready_process_with_the_nonce():
             f"{nonce} 7 test 0 assertion_failed {'AssertionError'.encode().hex()}",
             f"{nonce} 7 test 0 ok",  # first record per test wins
             f"{nonce} 7 test 1 ok",
+            f"{nonce} 7 part 3 {b'l2;'.hex()}",  # a value in pieces
+            f"{nonce} 7 part 3 {b'i1;'.hex()}",
+            f"{nonce} 7 value 3 {b'i2;'.hex()}",
+            f"{nonce} 7 value 3 {b'N'.hex()}",  # first record per test wins
+            f"{nonce} 7 value 1 {b'N'.hex()}",  # test 1 already has a record
+            f"{nonce} 7 value 4 nothex",
             "garbage \xff line",
-            f"{nonce} 7 done 1 2",
+            f"{nonce} 7 done 5",
             f"{nonce} 7 test 2 ok",  # after done: ignored
         ]
     ).encode()
     records = harness.parse_records(data, nonce)
-    assert records["ready"] and records["done"] == (1, 2) and records["stage"] is None
+    assert records["ready"] and records["done"] == 5 and records["stage"] is None
     assert records["tests"] == {0: ("assertion_failed", "AssertionError"), 1: ("ok", "")}
+    assert records["values"] == {3: b"l2;i1;i2;"}
+
+
+def test_every_record_fits_in_one_atomic_pipe_write():
+    import select
+
+    nonce, pid = "ab" * 16, "4194304"
+    piece = "f" * harness.VALUE_PIECE_CHARS
+    longest = f"{nonce} {pid} {harness.PART} 999 {piece}\n"
+    message = ("✓" * harness.MAX_MESSAGE_CHARS).encode().hex()
+    failure = f"{nonce} {pid} {harness.TEST} 999 {harness.ASSERTION_FAILED} {message}\n"
+    assert max(len(longest), len(failure)) <= harness.MAX_RECORD_BYTES <= select.PIPE_BUF
+
+
+def test_check_kinds_are_the_harness_strings():
+    from evaluate.checks import CheckKind
+
+    assert {k.value for k in CheckKind} == {harness.CHECK_VALUE, harness.CHECK_STATEMENT}
 
 
 @requires_bwrap
@@ -468,6 +597,21 @@ def test_missing_bwrap_gives_an_install_hint(monkeypatch):
 
     with pytest.raises(InputError, match="install bubblewrap.*--sandbox process"):
         Sandbox("bwrap")
+
+
+def test_another_interpreter_compiles_its_own_runner(monkeypatch):
+    from evaluate.sandbox import _compiled_harness
+
+    here = os.path.realpath(sys.executable)
+    in_process = _compiled_harness(here)
+    monkeypatch.setattr(sys, "executable", "/elsewhere/python")  # `here` is now "another" interpreter
+    import marshal
+
+    assert marshal.loads(_compiled_harness(here)) == marshal.loads(in_process)  # code objects compare by content
+    from artifacts.errors import InputError
+
+    with pytest.raises(InputError, match="cannot compile the test runner"):
+        _compiled_harness("/no/such/python")
 
 
 def test_harness_source_is_standard_library_only():

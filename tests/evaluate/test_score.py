@@ -14,9 +14,10 @@ import pytest
 from artifacts.errors import InputError
 from artifacts.files import write_json
 from artifacts.layout import ACTIVATIONS_METADATA_FILE, GENERATIONS_METADATA_FILE
+from evaluate.dataset import CONTRACT_COLUMNS, EXTRA_COLUMNS
 from evaluate.outcomes import ErrorType
 from evaluate.sandbox import Limits
-from evaluate.score import CONTRACT_COLUMNS, EXTRA_COLUMNS, evaluate_generations
+from evaluate.score import evaluate_generations
 from problems.prompts import build_prompt
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
@@ -36,12 +37,19 @@ CONTRACT_TYPES = {
     "n_tests_passed": pa.types.is_integer,
     "n_tests": pa.types.is_integer,
     "extraction_method": pa.types.is_string,
+    "n_tests_trusted": pa.types.is_integer,
+    "robust_test_passed": pa.types.is_boolean,
+    "robust_error_message": pa.types.is_string,
+    "legacy_test_passed": pa.types.is_boolean,
+    "legacy_error_message": pa.types.is_string,
+    "baseline_passed": pa.types.is_boolean,
 }
 METADATA_KEYS = (
     "creation_timestamp", "model_name", "model_type", "best_layers", "extraction_layers", "temperature",
     "validation_task_ids", "n_tasks_attempted", "n_tasks_included", "n_tasks_excluded",
     "exclusion_rate_percent", "excluded_task_ids", "n_total_samples", "stats", "hook_point",
-    "prompt_style", "fidelity", "library_versions",
+    "prompt_style", "fidelity", "library_versions", "verdict", "verdicts", "n_tests", "n_tests_trusted",
+    "completion_column", "replay_verify", "hook_point_explanation",
 )
 
 
@@ -122,14 +130,15 @@ def evaluate(generations, problems_path, out, phase2_10_dir, **kwargs):
 
 def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_path, phase2_10_dir):
     ids = sorted(problems.index)
-    a, b, c, d, e = ids[:5]
+    a, b, c, d, e, f = ids[:6]
     completions = {
-        a: fenced(problems.loc[a, "code"]),  # passes
+        a: fenced(problems.loc[a, "code"]),  # passes (legacy: the prose is a syntax error)
         b: fenced("def nothing():\n    return None"),  # runtime_error (tested name missing)
         c: "I am not able to solve this problem.",  # no code
         d: problems.loc[d, "code"] + "\n\nassert False, 'self-test the model wrote'\nprint('done')",  # passes
-        367: fenced(problems.loc[367, "code"]),  # needs test_setup_code
+        367: problems.loc[367, "code"],  # needs test_setup_code (legacy: NameError)
         e: "```python\ndef f(:\n```",  # no parsable code
+        f: f"```python\n{problems.loc[f, 'code']}\n```",  # passes under both verdicts
     }
     excluded = [ids[-1], ids[-2]]
     generations = make_generations(tmp_path / "run", problems, completions, excluded=excluded)
@@ -156,13 +165,26 @@ def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_p
         assert rows.loc[task_id, "prompt"] == build_prompt(problems.loc[task_id, "text"], list(problems.loc[task_id, "test_list"]))
         assert rows.loc[task_id, "completion"] == completions[task_id]
         assert rows.loc[task_id, "generation_time"] == 0.25 * (1 + task_id % 3)
-    assert rows.loc[a, "test_passed"] and rows.loc[d, "test_passed"] and rows.loc[367, "test_passed"]
+    assert rows.loc[a, "test_passed"] and rows.loc[d, "test_passed"] and rows.loc[367, "test_passed"] and rows.loc[f, "test_passed"]
     assert "assert False" not in rows.loc[d, "generated_code"] and "print" not in rows.loc[d, "generated_code"]
     assert rows.loc[b, "error_type"] == "runtime_error" and "NameError" in rows.loc[b, "error_message"]
     for task_id in (c, e):
         assert rows.loc[task_id, "error_type"] == "syntax_error" and rows.loc[task_id, "generated_code"] == ""
         assert rows.loc[task_id, "extraction_method"] == "none" and rows.loc[task_id, "n_tests_passed"] == 0
     assert (rows["n_tests"] == [len(problems.loc[t, "test_list"]) for t in rows.index]).all()
+
+    # Both verdicts (issue 12): robust fills test_passed by default; legacy runs the whole
+    # cleaned completion without test_setup_code; baseline_passed repeats test_passed.
+    assert df["test_passed"].tolist() == df["robust_test_passed"].tolist() == df["baseline_passed"].tolist()
+    assert df["error_message"].tolist() == df["robust_error_message"].tolist()
+    assert df["legacy_test_passed"].isna().sum() == 0 and df["legacy_error_message"].isna().tolist() == df["legacy_test_passed"].tolist()
+    assert rows.loc[f, "legacy_test_passed"]  # a bare fenced block: the fences are dropped
+    assert rows.loc[a, "legacy_error_message"].startswith("the code failed: SyntaxError")  # prose runs too
+    assert rows.loc[d, "legacy_error_message"] == "the code failed: AssertionError: self-test the model wrote"
+    assert "NameError" in rows.loc[367, "legacy_error_message"]
+    assert df["legacy_test_passed"].sum() == 1
+    # Every validation test has the form `assert EXPR == LITERAL`: all decided in the parent.
+    assert (rows["n_tests_trusted"] == rows["n_tests"]).all()
 
     # metadata.json: every contract key, consistent with the table.
     meta = strict_json(result.metadata_path)
@@ -171,12 +193,12 @@ def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_p
     assert meta["best_layers"] == {"correct": 16, "incorrect": 19, "correct_feature_idx": 14439, "incorrect_feature_idx": 5441}
     assert meta["extraction_layers"] == [16, 19] and meta["temperature"] == 0.0
     assert meta["validation_task_ids"] == ids and len(ids) == 388
-    assert (meta["n_tasks_attempted"], meta["n_tasks_included"], meta["n_tasks_excluded"]) == (8, 6, 2)
-    assert meta["exclusion_rate_percent"] == pytest.approx(25.0)
-    assert meta["excluded_task_ids"] == sorted(excluded) and meta["n_total_samples"] == 6
+    assert (meta["n_tasks_attempted"], meta["n_tasks_included"], meta["n_tasks_excluded"]) == (9, 7, 2)
+    assert meta["exclusion_rate_percent"] == pytest.approx(200 / 9)
+    assert meta["excluded_task_ids"] == sorted(excluded) and meta["n_total_samples"] == 7
     assert meta["excluded"][0]["reason"] == "prompt too long"
     stats = meta["stats"]
-    assert (stats["n_correct"], stats["n_incorrect"]) == (3, 3) and stats["pass_rate"] == pytest.approx(0.5)
+    assert (stats["n_correct"], stats["n_incorrect"]) == (4, 3) and stats["pass_rate"] == pytest.approx(4 / 7)
     assert stats["avg_generation_time"] == pytest.approx(df["generation_time"].mean())
     assert stats["error_types"]["syntax_error"] == 2 and stats["error_types"]["runtime_error"] == 1
     assert (meta["hook_point"], meta["prompt_style"], meta["fidelity"]) == ("resid_post", "chat", "exact")
@@ -184,6 +206,13 @@ def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_p
     assert meta["library_versions"]["bubblewrap"] and meta["sandbox"]["kind"] == "bwrap" and meta["sandbox"]["isolated"]
     assert meta["sandbox"]["limits"]["timeout_s"] == 5
     assert meta["generations_sha256"] and meta["problems_sha256"]
+    assert meta["verdict"] == "robust" and meta["completion_column"] == "completion"
+    assert meta["verdicts"] == {
+        "robust": {"n_correct": 4, "n_incorrect": 3, "pass_rate": pytest.approx(4 / 7)},
+        "legacy": {"n_correct": 1, "n_incorrect": 6, "pass_rate": pytest.approx(1 / 7)},
+    }
+    assert meta["n_tests"] == meta["n_tests_trusted"] == int(df["n_tests"].sum())
+    assert meta["replay_verify"] == {"n_tasks": 4, "max_rel_error": 1e-6, "fidelity": "exact"}
     assert not (out / ".evaluate_checkpoint.jsonl").exists()
 
 
@@ -211,6 +240,38 @@ def test_any_table_with_task_id_and_completion_is_scored(tmp_path, problems, pro
     assert meta["stats"]["avg_generation_time"] is None and meta["model_name"] is None
     assert (meta["n_tasks_excluded"], meta["exclusion_rate_percent"], meta["hook_point"]) == (0, 0.0, None)
     assert meta["extraction_layers"] == [16, 19]  # from the analysis files
+
+
+def test_base_table_with_another_completion_column_no_replay_metadata_and_no_sae_files(tmp_path, problems, problems_path):
+    # The earlier phases' parquet shape (Phase 3.5: task_id, generated_code, test_list, ...):
+    # scored under --verdict legacy as a base model, with no analysis files anywhere.
+    ids = sorted(problems.index)[:2]
+    table = tmp_path / "phase3_5" / "dataset_temp_0_0.parquet"
+    table.parent.mkdir()
+    ref = problems.loc[ids[0], "code"]
+    pd.DataFrame({
+        "task_id": ids,
+        "generated_code": [f"```python\n{ref}\n```", "def nope():\n    pass"],
+        "test_list": [list(problems.loc[t, "test_list"]) for t in ids],
+        "test_passed": [False, True],  # the earlier verdicts: ignored
+    }).to_parquet(table)
+    out = tmp_path / "out"
+    result = evaluate_generations(
+        generations_path=table, problems_path=problems_path, output_dir=out, layer_folders=[tmp_path / "none"],
+        limits=Limits(timeout_s=5), progress=False, verdict="legacy", completion_column="generated_code",
+        model_type="base",
+    )
+    assert result.dataset_path == out / "dataset_base_temp_0_0.parquet" and result.dataset_path.is_file()
+    assert not (out / "dataset_instruct_temp_0_0.parquet").exists()
+    df = pd.read_parquet(result.dataset_path)
+    assert df["completion"].iloc[0].startswith("```python") and df["test_passed"].tolist() == [True, False]
+    assert df["test_passed"].tolist() == df["legacy_test_passed"].tolist() == df["baseline_passed"].tolist()
+    assert df["error_message"].tolist() == df["legacy_error_message"].tolist()
+    meta = strict_json(result.metadata_path)
+    assert (meta["model_type"], meta["verdict"], meta["completion_column"]) == ("base", "legacy", "generated_code")
+    assert meta["extraction_layers"] is None and meta["best_layers_source"] is None
+    assert meta["best_layers"] == dict.fromkeys(("correct", "incorrect", "correct_feature_idx", "incorrect_feature_idx"))
+    assert meta["stats"]["n_correct"] == meta["verdicts"]["legacy"]["n_correct"] == 1
 
 
 def test_layers_option_overrides_replayed_layers(tmp_path, problems, problems_path, phase2_10_dir):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from artifacts.files import write_json, write_npz, write_parquet
+from artifacts.layout import activation_file_name
 
 ERROR_TYPES = ("assertion_failed", "runtime_error", "syntax_error", "timeout")
 
@@ -31,12 +32,16 @@ class Synthetic:
     signal_layer: int
 
 
-def make_dataset(n_tasks: int, passed: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    """The evaluate contract: typed columns first, extras after, ascending task_id."""
+def make_dataset(n_tasks: int, passed: np.ndarray, rng: np.random.Generator, *, with_verdicts: bool = False) -> pd.DataFrame:
+    """The evaluate contract: typed columns first, extras after, ascending task_id.
+
+    With ``with_verdicts`` the robust and legacy verdict columns too: robust is ``test_passed``;
+    legacy fails every third passed task and passes every fifth failed one.
+    """
     task_ids = np.arange(11, 11 + n_tasks, dtype=np.int64)
     cc = np.array([(1, 1, 2, 3, 4, 6)[i % 6] for i in range(n_tasks)])  # all three groups
     n_tests = np.full(n_tasks, 3)
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {
             "task_id": task_ids,
             "temperature": 0.0,
@@ -53,6 +58,12 @@ def make_dataset(n_tasks: int, passed: np.ndarray, rng: np.random.Generator) -> 
             "n_tests": n_tests,
         }
     )
+    if with_verdicts:
+        rank = np.arange(n_tasks)
+        legacy = np.where(passed, rank % 3 != 0, rank % 5 == 0)
+        df = df.assign(robust_test_passed=passed.astype(bool), legacy_test_passed=legacy.astype(bool),
+                       baseline_passed=passed.astype(bool))
+    return df
 
 
 def write_outputs(
@@ -67,15 +78,17 @@ def write_outputs(
     seed: int = 0,
     with_activations: bool = True,
     with_generations: bool = True,
+    with_verdicts: bool = False,
 ) -> Synthetic:
     """Write every file ``report`` reads under ``data_dir/phase7_3`` (see module docstring)."""
     rng = np.random.default_rng(seed)
     passed = np.zeros(n_tasks, dtype=bool)
     passed[rng.choice(n_tasks, size=n_passed, replace=False)] = True
-    dataset = make_dataset(n_tasks, passed, rng)
+    dataset = make_dataset(n_tasks, passed, rng, with_verdicts=with_verdicts)
     phase = data_dir / "phase7_3"
     write_parquet(phase / "dataset_instruct_temp_0_0.parquet", dataset)
-    write_json(phase / "metadata.json", _dataset_metadata(dataset, layers))
+    metadata = _dataset_metadata(dataset, layers)
+    write_json(phase / "metadata.json", {**metadata, "verdict": "robust"} if with_verdicts else metadata)
     if with_generations:
         _write_generations(phase, dataset, rng)
     if with_activations:
@@ -157,7 +170,7 @@ def _write_activations(
             sequence = rng.normal(size=(n_prompt + n_completion, d_model)).astype(np.float16)
             sequence[n_prompt - 1] = last
             write_npz(
-                folder / "task_activations" / f"{task_id}_layer_{layer}.npz",
+                folder / "task_activations" / activation_file_name(task_id, layer),
                 arr_0=last.astype(np.float32)[None, :],
                 sequence=sequence,
                 token_ids=np.arange(n_prompt + n_completion, dtype=np.int32),

@@ -10,6 +10,7 @@ import pytest
 
 from artifacts.errors import InputError
 from artifacts.files import write_json, write_npz, write_parquet
+from artifacts.layout import activation_file_name
 from report.load import discover_layers, load_inputs, read_dataset, read_layer
 from tests.report.synthetic import write_outputs
 
@@ -52,11 +53,19 @@ def test_layers_come_from_metadata_then_files(tmp_path):
     assert [a.layer for a in load_inputs(dataset_path=dataset_path, activations_dir=acts).activations] == [3, 7]
 
 
+def test_layer_discovery_reads_only_activation_file_names(tmp_path):
+    folder = tmp_path / "task_activations"
+    for name in (activation_file_name(11, 3), activation_file_name(12, 25), "notes_layer_4.npz", "1_layer_5.npz.tmp",
+                 activation_file_name(11, 6, suffix="safetensors")):
+        write_npz(folder / name, arr_0=np.ones((1, 2), np.float32)) if name.endswith(".npz") else (folder / name).write_text("")
+    assert discover_layers(folder) == [3, 25]
+
+
 def test_missing_task_files_are_counted_not_fatal(tmp_path):
     syn = write_outputs(tmp_path, n_tasks=6, n_passed=3, d_model=4)
     folder = syn.phase_dir / "activations" / "task_activations"
     first = int(syn.dataset["task_id"].iloc[0])
-    (folder / f"{first}_layer_16.npz").unlink()
+    (folder / activation_file_name(first, 16)).unlink()
     acts = read_layer(folder, 16, syn.dataset["task_id"].to_numpy())
     assert acts.missing_task_ids == (first,) and acts.x.shape == (5, 4)
 
@@ -72,9 +81,9 @@ def test_missing_task_files_are_counted_not_fatal(tmp_path):
 )
 def test_bad_activation_files_name_the_file(tmp_path, arrays, message):
     folder = tmp_path / "task_activations"
-    write_npz(folder / "1_layer_2.npz", arr_0=np.ones((1, 4), np.float32))
-    write_npz(folder / "2_layer_2.npz", **arrays)
-    with pytest.raises(InputError, match="2_layer_2.npz") as err:
+    write_npz(folder / activation_file_name(1, 2), arr_0=np.ones((1, 4), np.float32))
+    write_npz(folder / activation_file_name(2, 2), **arrays)
+    with pytest.raises(InputError, match=activation_file_name(2, 2)) as err:
         read_layer(folder, 2, np.array([1, 2]))
     assert message in str(err.value)
 
@@ -82,7 +91,7 @@ def test_bad_activation_files_name_the_file(tmp_path, arrays, message):
 def test_unreadable_npz_is_an_input_error(tmp_path):
     folder = tmp_path / "task_activations"
     folder.mkdir()
-    (folder / "1_layer_2.npz").write_bytes(b"not a zip")
+    (folder / activation_file_name(1, 2)).write_bytes(b"not a zip")
     with pytest.raises(InputError, match="not a readable .npz"):
         read_layer(folder, 2, np.array([1]))
 

@@ -8,11 +8,17 @@ import pytest
 from report.separation import (
     average_ranks,
     cross_validated_auroc,
-    in_sample_auroc,
+    in_sample_projection,
     mean_difference,
     project,
     rank_auroc,
 )
+
+
+def in_sample_auroc(x: np.ndarray, passed: np.ndarray) -> float | None:
+    """The report's in-sample projection AUROC (report/stats.py computes it this way)."""
+    projections = in_sample_projection(x, passed)
+    return None if projections is None else rank_auroc(projections[passed], projections[~passed])
 
 
 def brute_force_auroc(pos: np.ndarray, neg: np.ndarray) -> float:

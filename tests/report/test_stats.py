@@ -21,6 +21,7 @@ from report.stats import (
     replay_fidelity,
     stage_costs,
     summarize,
+    verdict_agreement,
 )
 
 
@@ -102,11 +103,26 @@ def test_stage_costs_only_report_recorded_numbers():
     assert stage_costs(None, None, None) == ()
 
 
-def test_replay_fidelity_prefers_activation_metadata():
+def test_replay_fidelity_prefers_activation_metadata_then_the_copy_evaluate_writes():
     verify = {"n_tasks": 3, "max_rel_error": 0.01, "fidelity": 0.99}
-    assert replay_fidelity({"verify": verify}, {"replay_fidelity": {"fidelity": 0.5}}) == verify
-    assert replay_fidelity({"verify": None}, {"replay_fidelity": {"fidelity": 0.5}}) == {"fidelity": 0.5}
+    assert replay_fidelity({"verify": verify}, {"replay_verify": {"fidelity": 0.5}}) == verify
+    assert replay_fidelity({"verify": None}, {"replay_verify": {"fidelity": 0.5}}) == {"fidelity": 0.5}
+    assert replay_fidelity(None, {"fidelity": 0.5, "replay_verify": None}) is None
     assert replay_fidelity(None, None) is None
+
+
+def test_verdict_agreement_counts_and_names_the_tasks_that_differ():
+    df = frame(
+        [True, True, False, False, True], [1, 2, 4, 1, 1],
+        robust_test_passed=[True, True, False, False, True], legacy_test_passed=[True, False, True, False, False],
+    )
+    v = verdict_agreement(df, chosen="robust")
+    assert v.counts == {(True, True): 1, (True, False): 2, (False, True): 1, (False, False): 1}
+    assert v.only_robust == (2, 5) and v.only_legacy == (3,) and v.n_differ == 3
+    assert [(r.label, r.n_passed) for r in v.rates["robust"]][:2] == [("overall", 3), ("easy", 2)]
+    assert [(r.label, r.n_passed) for r in v.rates["legacy"]][:2] == [("overall", 2), ("easy", 1)]
+    assert verdict_agreement(frame([True], [1])) is None
+    assert verdict_agreement(frame([True], [1], legacy_test_passed=[True])) is None
 
 
 def layer(task_ids: list[int], x: np.ndarray, missing: tuple[int, ...] = ()) -> LayerActivations:

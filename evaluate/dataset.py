@@ -1,0 +1,247 @@
+"""The dataset contract: the columns of the dataset parquet and the keys of ``metadata.json`` (pure).
+
+Names come from :mod:`artifacts.meta.dataset` (the readers import them from there too).
+:func:`build_dataset` turns the scored rows into the table, :func:`build_metadata` the
+table and its inputs into ``metadata.json``; :mod:`evaluate.score` writes both.
+
+Verdicts: every row is scored twice, under the robust and the legacy rules
+(:class:`evaluate.outcomes.Verdict`); the chosen verdict fills ``test_passed``,
+``error_message``, ``error_type`` and ``n_tests_passed``; both verdicts are kept in the
+``robust_*`` and ``legacy_*`` extras.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from artifacts.meta import dataset as keys
+from artifacts.meta.pending import activations as act_keys
+from artifacts.meta.pending import generations as gen_keys
+from artifacts.versions import package_version
+from evaluate.checks import count_trusted
+from evaluate.extract import Extraction
+from evaluate.outcomes import ErrorType, ExecutionResult, Verdict
+
+TEMPERATURE = 0.0  # greedy decoding: the dataset's name says so
+NO_CODE_MESSAGE = "no parsable Python code in the completion"
+# (name, pandas dtype) of the contract columns, in order. "object" columns hold str or None.
+CONTRACT_COLUMNS: tuple[tuple[str, str], ...] = (
+    (keys.TASK_ID, "int64"),
+    (keys.TEMPERATURE, "float64"),
+    (keys.PROMPT, "object"),
+    (keys.GENERATED_CODE, "object"),
+    (keys.TEST_PASSED, "bool"),
+    (keys.ERROR_MESSAGE, "object"),
+    (keys.GENERATION_TIME, "float64"),
+    (keys.CYCLOMATIC_COMPLEXITY, "int64"),
+    (keys.TEST_LIST, "object"),
+)
+EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (
+    (keys.COMPLETION, "object"),
+    (keys.ERROR_TYPE, "object"),
+    (keys.N_TESTS_PASSED, "int64"),
+    (keys.N_TESTS, "int64"),
+    (keys.N_TESTS_TRUSTED, "int64"),
+    (keys.EXTRACTION_METHOD, "object"),
+    (keys.ROBUST_TEST_PASSED, "bool"),
+    (keys.ROBUST_ERROR_MESSAGE, "object"),
+    (keys.LEGACY_TEST_PASSED, "bool"),
+    (keys.LEGACY_ERROR_MESSAGE, "object"),
+    (keys.BASELINE_PASSED, "bool"),
+)
+# Copied, with their own types, from the generations table when present (they help explain failures).
+PASSTHROUGH_COLUMNS: tuple[str, ...] = ("finish_reason", "n_prompt_tokens", "n_completion_tokens")
+
+
+def no_code_result(n_tests: int) -> ExecutionResult:
+    """The robust result of a completion without parsable code (nothing is run)."""
+    return ExecutionResult(
+        passed=False,
+        error_type=ErrorType.SYNTAX_ERROR,
+        error_message=NO_CODE_MESSAGE,
+        n_tests_passed=0,
+        n_tests=n_tests,
+        wall_time_s=0.0,
+    )
+
+
+def build_dataset(
+    rows: pd.DataFrame,
+    extractions: Mapping[int, Extraction],
+    results: Mapping[Verdict, Mapping[int, ExecutionResult]],
+    *,
+    verdict: Verdict = Verdict.ROBUST,
+) -> pd.DataFrame:
+    """The dataset table: contract columns, then extras, then the generation columns found.
+
+    Args:
+        rows: the joined generations and problems (:func:`evaluate.score.join_problems`).
+        extractions: task id -> the extracted code.
+        results: verdict -> task id -> result; a task without a robust result had no code.
+        verdict: which verdict fills ``test_passed`` and its companions.
+    """
+    records = []
+    for row in rows.itertuples():
+        task_id = int(row.task_id)
+        tests = list(row.test_list)
+        by_verdict = {v: results.get(v, {}).get(task_id) or no_code_result(len(tests)) for v in Verdict}
+        chosen, robust, legacy = by_verdict[verdict], by_verdict[Verdict.ROBUST], by_verdict[Verdict.LEGACY]
+        records.append(
+            {
+                keys.TASK_ID: task_id,
+                keys.TEMPERATURE: TEMPERATURE,
+                keys.PROMPT: str(row.prompt),
+                keys.GENERATED_CODE: extractions[task_id].code,
+                keys.TEST_PASSED: bool(chosen.passed),
+                keys.ERROR_MESSAGE: chosen.error_message,
+                keys.GENERATION_TIME: _float_or_nan(getattr(row, "generation_time", None)),
+                keys.CYCLOMATIC_COMPLEXITY: int(row.cyclomatic_complexity),
+                keys.TEST_LIST: json.dumps(tests),
+                keys.COMPLETION: row.completion,
+                keys.ERROR_TYPE: chosen.error_type.value if chosen.error_type else None,
+                keys.N_TESTS_PASSED: chosen.n_tests_passed,
+                keys.N_TESTS: len(tests),
+                keys.N_TESTS_TRUSTED: count_trusted(tests),
+                keys.EXTRACTION_METHOD: extractions[task_id].method.value,
+                keys.ROBUST_TEST_PASSED: bool(robust.passed),
+                keys.ROBUST_ERROR_MESSAGE: robust.error_message,
+                keys.LEGACY_TEST_PASSED: bool(legacy.passed),
+                keys.LEGACY_ERROR_MESSAGE: legacy.error_message,
+                keys.BASELINE_PASSED: bool(chosen.passed),
+            }
+        )
+    columns = [*CONTRACT_COLUMNS, *EXTRA_COLUMNS]
+    df = pd.DataFrame.from_records(records, columns=[name for name, _ in columns])
+    for name, dtype in columns:
+        if dtype == "object":
+            df[name] = pd.Series([None if _is_missing(v) else str(v) for v in df[name]], dtype=object)
+        else:
+            df[name] = df[name].astype(dtype)
+    for name in PASSTHROUGH_COLUMNS:
+        if name in rows.columns:
+            df[name] = rows[name].to_numpy()
+    return df.sort_values(keys.TASK_ID, ignore_index=True)
+
+
+def build_metadata(
+    dataset: pd.DataFrame,
+    *,
+    problems: pd.DataFrame,
+    layers: Mapping,
+    excluded_ids: list[int],
+    gen_meta: Mapping | None,
+    act_meta: Mapping | None,
+    sandbox: Mapping,
+    inputs: Mapping,
+    wall_time_s: float,
+    verdict: Verdict = Verdict.ROBUST,
+    model_type: str = keys.MODEL_TYPE_INSTRUCT,
+    completion_column: str = keys.COMPLETION,
+) -> dict:
+    """``metadata.json``: the downstream keys first, then provenance.
+
+    Args:
+        layers: the ``best_layers``, ``extraction_layers`` and ``best_layers_source`` block.
+        inputs: file names and hashes of the inputs.
+    """
+    gen_meta, act_meta = dict(gen_meta or {}), dict(act_meta or {})
+    n_included = len(dataset)
+    n_excluded = len(excluded_ids)
+    n_attempted = n_included + n_excluded
+    verify = act_meta.get(act_keys.VERIFY) if isinstance(act_meta.get(act_keys.VERIFY), dict) else None
+    return {
+        keys.CREATION_TIMESTAMP: datetime.now(timezone.utc).isoformat(),
+        keys.MODEL_NAME: gen_meta.get(gen_keys.MODEL) or act_meta.get(act_keys.MODEL),
+        keys.MODEL_TYPE: model_type,
+        **layers,
+        keys.META_TEMPERATURE: TEMPERATURE,
+        keys.VALIDATION_TASK_IDS: sorted(int(t) for t in problems[keys.TASK_ID]),
+        keys.N_TASKS_ATTEMPTED: n_attempted,
+        keys.N_TASKS_INCLUDED: n_included,
+        keys.N_TASKS_EXCLUDED: n_excluded,
+        keys.EXCLUSION_RATE_PERCENT: 100.0 * n_excluded / n_attempted if n_attempted else 0.0,
+        keys.EXCLUDED_TASK_IDS: excluded_ids,
+        keys.EXCLUDED: gen_meta.get(gen_keys.EXCLUDED, [{"task_id": t, "reason": None} for t in excluded_ids]),
+        keys.N_TOTAL_SAMPLES: n_included,
+        keys.STATS: summary_stats(dataset),
+        keys.VERDICT: verdict.value,
+        keys.VERDICTS: verdict_stats(dataset),
+        keys.META_N_TESTS: int(dataset[keys.N_TESTS].sum()) if n_included else 0,
+        keys.META_N_TESTS_TRUSTED: int(dataset[keys.N_TESTS_TRUSTED].sum()) if n_included else 0,
+        keys.COMPLETION_COLUMN: completion_column,
+        keys.HOOK_POINT: act_meta.get(act_keys.HOOK_POINT),
+        keys.HOOK_POINT_EXPLANATION: act_meta.get(act_keys.HOOK_POINT_EXPLANATION),
+        keys.PROMPT_STYLE: gen_meta.get(gen_keys.PROMPT_STYLE),
+        keys.FIDELITY: verify.get(act_keys.VERIFY_FIDELITY) if verify else None,
+        keys.REPLAY_VERIFY: verify,
+        keys.LIBRARY_VERSIONS: _library_versions(gen_meta, act_meta, sandbox),
+        keys.SANDBOX: dict(sandbox),
+        keys.EVALUATION_WALL_TIME_S: round(wall_time_s, 3),
+        **inputs,
+        keys.GENERATIONS_METADATA: gen_meta or None,
+        keys.ACTIVATIONS_METADATA: act_meta or None,
+    }
+
+
+def summary_stats(dataset: pd.DataFrame) -> dict:
+    """Pass counts and rate of the chosen verdict (0.0, not NaN, for an empty or all-failed dataset)."""
+    n = len(dataset)
+    times = dataset[keys.GENERATION_TIME].to_numpy(dtype=float) if n else np.array([])
+    times = times[np.isfinite(times)]
+    errors = Counter(e for e in dataset[keys.ERROR_TYPE] if e is not None) if n else Counter()
+    return {
+        **_counts(dataset[keys.TEST_PASSED]),
+        keys.STATS_AVG_GENERATION_TIME: float(times.mean()) if times.size else None,
+        keys.STATS_ERROR_TYPES: {e.value: int(errors.get(e.value, 0)) for e in ErrorType},
+    }
+
+
+def verdict_stats(dataset: pd.DataFrame) -> dict:
+    """Pass counts and rate under each verdict: ``{"robust": {...}, "legacy": {...}}``."""
+    return {v: _counts(dataset[column]) for v, column in keys.VERDICT_COLUMNS.items()}
+
+
+def _counts(passed: pd.Series) -> dict:
+    n = len(passed)
+    n_correct = int(passed.sum()) if n else 0
+    return {
+        keys.STATS_N_CORRECT: n_correct,
+        keys.STATS_N_INCORRECT: n - n_correct,
+        keys.STATS_PASS_RATE: n_correct / n if n else 0.0,
+    }
+
+
+def _library_versions(gen_meta: Mapping, act_meta: Mapping, sandbox: Mapping) -> dict:
+    versions = {
+        "python": platform.python_version(),
+        "pandas": pd.__version__,
+        "pyarrow": package_version("pyarrow"),
+        "numpy": np.__version__,
+        "bubblewrap": sandbox.get("bwrap_version"),
+    }
+    # The generation and replay libraries as those stages recorded them.
+    for meta in (gen_meta, act_meta):
+        for key, value in meta.items():
+            if key.endswith(act_keys.VERSION_SUFFIX) and isinstance(value, str):
+                versions[key.removesuffix(act_keys.VERSION_SUFFIX)] = value
+    return versions
+
+
+def _float_or_nan(value: object) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

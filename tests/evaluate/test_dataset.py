@@ -1,0 +1,133 @@
+"""The dataset contract on hand-made results (pure: no sandbox), and evaluate's metadata read back by report.
+
+Every column and metadata key issues 12 and 15 added has a check here; tests/evaluate/test_score.py
+checks the same contract on files written by a real evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from artifacts.meta import dataset as keys
+from evaluate.dataset import CONTRACT_COLUMNS, EXTRA_COLUMNS, build_dataset, build_metadata, verdict_stats
+from evaluate.extract import Extraction, ExtractionMethod
+from evaluate.outcomes import ErrorType, ExecutionResult, Verdict
+from evaluate.score import UNKNOWN_LAYERS
+from features.best_layers import BestLayers
+from report.load import ReportInputs
+from report.stats import compute_stats, replay_fidelity, stage_costs
+
+TESTS = {1: ["assert f(1) == 2", "assert f(2) == 3"], 2: ["assert math.isclose(g(1), 0.5)", "assert g(2) == 1"],
+         3: ["assert h() == []"]}
+
+
+def passed(n: int) -> ExecutionResult:
+    return ExecutionResult(True, None, None, n, n, 0.1)
+
+
+def failed(n: int, message: str, error_type: ErrorType = ErrorType.ASSERTION_FAILED) -> ExecutionResult:
+    return ExecutionResult(False, error_type, message, 0, n, 0.1)
+
+
+ROWS = pd.DataFrame(
+    {
+        "task_id": [3, 1, 2],
+        "prompt": ["p3", "p1", "p2"],
+        "completion": ["c3", "c1", "c2"],
+        "test_list": [TESTS[3], TESTS[1], TESTS[2]],
+        "cyclomatic_complexity": [1, 2, 5],
+        "generation_time": [0.5, None, 1.5],
+        "finish_reason": ["stop", "length", "stop"],
+    }
+)
+EXTRACTIONS = {
+    1: Extraction("def f(x):\n    return x + 1", ExtractionMethod.FENCED),
+    2: Extraction("def g(x):\n    return 0.5", ExtractionMethod.RAW),
+    3: Extraction("", ExtractionMethod.NONE),
+}
+RESULTS = {
+    Verdict.ROBUST: {1: passed(2), 2: failed(2, "test 2/2 failed: assert g(2) == 1 (returned 0.5, expected 1)")},
+    Verdict.LEGACY: {1: failed(2, "the code failed: SyntaxError: invalid syntax", ErrorType.SYNTAX_ERROR),
+                     2: failed(2, "test 2/2 failed: assert g(2) == 1"), 3: passed(1)},
+}
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_columns_order_types_and_the_chosen_verdict(verdict):
+    df = build_dataset(ROWS, EXTRACTIONS, RESULTS, verdict=verdict)
+    names = [n for n, _ in (*CONTRACT_COLUMNS, *EXTRA_COLUMNS)]
+    assert list(df.columns) == [*names, "finish_reason"]
+    assert names[len(CONTRACT_COLUMNS):] == [
+        "completion", "error_type", "n_tests_passed", "n_tests", "n_tests_trusted", "extraction_method",
+        "robust_test_passed", "robust_error_message", "legacy_test_passed", "legacy_error_message", "baseline_passed",
+    ]
+    for name, dtype in (*CONTRACT_COLUMNS, *EXTRA_COLUMNS):
+        assert str(df[name].dtype) == dtype, name
+    assert df["task_id"].tolist() == [1, 2, 3]
+    rows = df.set_index("task_id")
+    # Both verdicts are always kept; the chosen one fills test_passed and its companions.
+    assert rows["robust_test_passed"].tolist() == [True, False, False]
+    assert rows["legacy_test_passed"].tolist() == [False, False, True]
+    assert rows.loc[3, "robust_error_message"] == "no parsable Python code in the completion"
+    assert rows.loc[1, "legacy_error_message"] == "the code failed: SyntaxError: invalid syntax"
+    assert rows["test_passed"].tolist() == rows[keys.VERDICT_COLUMNS[verdict.value]].tolist()
+    assert rows["baseline_passed"].tolist() == rows["test_passed"].tolist()
+    prefix = verdict.value
+    assert rows["error_message"].tolist() == rows[f"{prefix}_error_message"].tolist()
+    assert rows["error_message"].isna().tolist() == rows["test_passed"].tolist() == rows["error_type"].isna().tolist()
+    # Tests decided in the parent: `assert EXPR == LITERAL` only.
+    assert rows["n_tests_trusted"].tolist() == [2, 1, 1] and rows["n_tests"].tolist() == [2, 2, 1]
+
+
+def test_metadata_keys_of_issues_12_and_15():
+    df = build_dataset(ROWS, EXTRACTIONS, RESULTS, verdict=Verdict.LEGACY)
+    meta = build_metadata(
+        df, problems=pd.DataFrame({"task_id": [1, 2, 3, 4]}), layers=UNKNOWN_LAYERS, excluded_ids=[4],
+        gen_meta=None, act_meta=None, sandbox={}, inputs={}, wall_time_s=1.0, verdict=Verdict.LEGACY,
+        model_type="base", completion_column="generated_code",
+    )
+    json.dumps(meta, allow_nan=False)
+    assert meta[keys.VERDICT] == "legacy" and meta[keys.MODEL_TYPE] == "base"
+    assert meta[keys.COMPLETION_COLUMN] == "generated_code"
+    assert (meta[keys.META_N_TESTS], meta[keys.META_N_TESTS_TRUSTED]) == (5, 4)
+    assert meta[keys.VERDICTS] == {
+        "robust": {"n_correct": 1, "n_incorrect": 2, "pass_rate": pytest.approx(1 / 3)},
+        "legacy": {"n_correct": 1, "n_incorrect": 2, "pass_rate": pytest.approx(1 / 3)},
+    }
+    assert meta[keys.STATS]["n_correct"] == 1 and meta[keys.STATS]["error_types"]["syntax_error"] == 1
+    assert meta[keys.EXTRACTION_LAYERS] is None and meta[keys.BEST_LAYERS_SOURCE] is None
+    assert set(meta[keys.BEST_LAYERS]) == {"correct", "incorrect", "correct_feature_idx", "incorrect_feature_idx"}
+    assert verdict_stats(df.iloc[:0])["legacy"] == {"n_correct": 0, "n_incorrect": 0, "pass_rate": 0.0}
+
+
+def test_key_names_agree_with_their_writers():
+    assert set(BestLayers(16, 19, 1, 2, (16, 19), "x").to_metadata()) == set(UNKNOWN_LAYERS) == {
+        keys.BEST_LAYERS, keys.EXTRACTION_LAYERS, keys.BEST_LAYERS_SOURCE,
+    }
+    assert {v.value for v in Verdict} == set(keys.VERDICT_COLUMNS) == {keys.VERDICT_ROBUST, keys.VERDICT_LEGACY}
+    from artifacts.layout import DATASET_FILE
+
+    assert keys.dataset_file_name(keys.MODEL_TYPE_INSTRUCT) == DATASET_FILE == "dataset_instruct_temp_0_0.parquet"
+    assert keys.dataset_file_name(keys.MODEL_TYPE_BASE) == "dataset_base_temp_0_0.parquet"
+
+
+def test_metadata_written_by_evaluate_is_read_by_report():
+    # Issue 11: the report reads the keys evaluate writes (it used to look for replay_fidelity).
+    verify = {"n_tasks": 4, "max_rel_error": 1e-6, "fidelity": 1.0}
+    act_meta = {"model": "m", "hook_point": "resid_pre", "layers": [16, 19], "verify": verify}
+    df = build_dataset(ROWS, EXTRACTIONS, RESULTS)
+    layers = BestLayers(16, 19, 1, 2, (16, 19), "top_20_features.json").to_metadata()
+    meta = json.loads(json.dumps(build_metadata(
+        df, problems=ROWS[["task_id"]], layers=layers, excluded_ids=[], gen_meta={"model": "m", "prompt_style": "chat"},
+        act_meta=act_meta, sandbox={}, inputs={}, wall_time_s=2.5,
+    )))
+    assert meta[keys.FIDELITY] == 1.0 and meta[keys.REPLAY_VERIFY] == verify
+    assert replay_fidelity(None, meta) == verify
+    (cost,) = stage_costs(None, None, meta)
+    assert (cost.stage, cost.n_tasks, cost.wall_time_s) == ("evaluate", 3, 2.5)
+    stats = compute_stats(ReportInputs(None, df, meta, None, None, None, ()))  # type: ignore[arg-type]
+    assert (stats.model, stats.hook_point, stats.verdict) == ("m", "resid_pre", "robust")
+    assert stats.verdicts.only_robust == (1,) and stats.verdicts.only_legacy == (3,)

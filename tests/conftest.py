@@ -100,7 +100,7 @@ def demo_run_args(data_dir: Path, model: Path, shared: Path) -> list[str]:
         sys.executable, "cli.py", "run", "--data-dir", str(data_dir), "--model", str(model),
         "--mbpp", str(shared / "mbpp" / "mbpp.jsonl"), "--task-ids", str(ref / "validation_task_ids.json"),
         "--phase2-10-dir", str(ref / "phase2_10"), "--limit", str(DEMO_RUN_TASKS), "--max-new-tokens", "96",
-        "--enforce-eager", "--verify", "2", "--workers", "2",
+        "--enforce-eager", "--verify", str(DEMO_RUN_TASKS), "--replay-batch-size", "4", "--workers", "2",
     ]
 
 

@@ -1,6 +1,5 @@
-"""End to end on the demo model: split, generate 8 problems with real vLLM, replay with --verify 8.
-
-Run it under the shared lock: ``flock /tmp/heavy.lock python -m pytest tests/replay/test_demo_e2e.py -m slow``.
+"""End to end on the demo model: the session's `run` (real vLLM generation of 8 problems, replay
+with --verify 8 at batch size 4) checked against Hugging Face, the compact file and a no-op rerun.
 """
 
 from __future__ import annotations
@@ -8,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,30 +17,17 @@ from features.best_layers import read_best_layers
 from replay.feature_vectors import read_feature_vectors
 from replay.generations import read_generations
 from replay.store import activation_path, read_activations
+from tests.conftest import DEMO_RUN_LAYERS, DEMO_RUN_TASKS
 
-N_TASKS = 8
+N_TASKS = DEMO_RUN_TASKS
 D_MODEL = 576  # SmolLM2-135M
 
 
-def _cli(repo_root: Path, *args: str) -> str:
-    env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "cli.py", *args], cwd=repo_root, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stderr[-3000:]}"
-    return proc.stdout
-
-
 @pytest.mark.slow
-def test_generate_then_replay_with_verify(demo_model, repo_root, tmp_path, mbpp_path, validation_ids_path, shared_data):
-    data = ["--data-dir", str(tmp_path / "data")]
-    _cli(repo_root, "split", *data, "--mbpp", str(mbpp_path), "--task-ids", str(validation_ids_path))
-    _cli(repo_root, "generate", *data, "--model", str(demo_model), "--limit", str(N_TASKS), "--max-new-tokens", "48", "--enforce-eager")
-    replay = ["replay-activations", *data, "--phase2-10-dir", str(shared_data / "pva_reference" / "phase2_10")]
-    out = _cli(repo_root, *replay, "--verify", str(N_TASKS), "--batch-size", "4")  # batched, still < 1e-4
-    assert f"replayed {N_TASKS} of {N_TASKS} tasks" in out and "replay fidelity" in out
-
-    stage = tmp_path / "data" / "phase7_3"
+def test_replay_of_the_demo_run_matches_hugging_face(demo_run, repo_root, shared_data):
+    stage = demo_run.out
     meta = read_json(stage / "activations" / "activations_metadata.json")
-    assert meta[keys.LAYERS] == [16, 19] and meta[keys.HOOK_POINT] == "resid_pre" and meta[keys.D_MODEL] == D_MODEL
+    assert meta[keys.LAYERS] == DEMO_RUN_LAYERS and meta[keys.HOOK_POINT] == "resid_pre" and meta[keys.D_MODEL] == D_MODEL
     assert meta[keys.DTYPE] == "float32" and meta[keys.N_TASKS] == N_TASKS and meta[keys.TOKENS_PER_S] > 0
     verify = meta[keys.VERIFY]
     assert verify["n_tasks"] == N_TASKS and verify["n_completion_positions"] > 0
@@ -64,7 +49,7 @@ def test_generate_then_replay_with_verify(demo_model, repo_root, tmp_path, mbpp_
     tasks = read_generations(stage / "generations.parquet")
     assert len(tasks) == N_TASKS and len(list(folder.glob("*.npz"))) == 2 * N_TASKS
     for task in tasks:
-        for layer in (16, 19):
+        for layer in DEMO_RUN_LAYERS:
             stored = read_activations(activation_path(folder, task.task_id, layer))
             assert stored.arr_0.shape == (1, D_MODEL) and stored.sequence.shape == (task.n_tokens, D_MODEL)
             assert stored.hook_name == f"blocks.{layer}.hook_resid_pre"
@@ -74,4 +59,9 @@ def test_generate_then_replay_with_verify(demo_model, repo_root, tmp_path, mbpp_
             assert np.array_equal(stored.token_ids, task.token_ids) and stored.n_prompt_tokens == task.n_prompt_tokens
             assert np.isfinite(stored.sequence).all()
 
-    assert f"replayed 0 of {N_TASKS} tasks ({N_TASKS} already stored)" in _cli(repo_root, *replay)
+    replay = ["replay-activations", "--data-dir", str(demo_run.data_dir),
+              "--phase2-10-dir", str(shared_data / "pva_reference" / "phase2_10")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "cli.py", *replay], cwd=repo_root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"replayed 0 of {N_TASKS} tasks ({N_TASKS} already stored)" in proc.stdout

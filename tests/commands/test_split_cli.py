@@ -28,7 +28,7 @@ def _bad_inputs(tmp: Path, mbpp: Path, ids: Path) -> dict[str, tuple[list[str], 
     (tmp / "ids_not_list.json").write_text(json.dumps({"ids": [1]}))
     return {
         "missing file": (["--mbpp", str(tmp / "nope.jsonl"), "--task-ids", str(ids)], "not found"),
-        "unknown format": (["--mbpp", str(tmp / "mbpp.csv"), "--task-ids", str(ids)], "unknown MBPP format"),
+        "unknown format": (["--mbpp", str(tmp / "mbpp.csv"), "--task-ids", str(ids)], "unknown MBPP file format"),
         "unreadable": (["--mbpp", str(tmp / "broken.jsonl"), "--task-ids", str(ids)], "cannot read"),
         "missing column": (["--mbpp", str(tmp / "no_code.jsonl"), "--task-ids", str(ids)], "missing column(s) code"),
         "duplicate ids in MBPP": (["--mbpp", str(tmp / "dup.json"), "--task-ids", str(ids)], "duplicate task_id"),

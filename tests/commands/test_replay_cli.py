@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import shutil
 import subprocess
@@ -13,6 +15,9 @@ from click.testing import CliRunner
 from artifacts.files import read_json
 from cli import cli
 from tests.replay.conftest import tiny_generations_dir  # noqa: F401  (fixture shared with tests/replay)
+
+# Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
+pytestmark = pytest.mark.slow
 
 
 def _invoke(*args: str):

@@ -17,6 +17,9 @@ from replay.hook_sites import HookSite
 from replay.model import ModelSpec, load_bridge, read_model_shape
 from replay.verify import load_reference_model, reference_activations, relative_error
 
+# Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
+pytestmark = pytest.mark.slow
+
 N_LAYERS = 4
 
 

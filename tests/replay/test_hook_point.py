@@ -22,6 +22,9 @@ from replay.store import activation_path, read_activations, read_safetensors
 from replay.verify import relative_error
 from tests.replay.conftest import copy_stage, layers
 
+# Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
+pytestmark = pytest.mark.slow
+
 N_LAYERS = 4
 ALL_LAYERS = tuple(range(N_LAYERS))
 

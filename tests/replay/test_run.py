@@ -29,6 +29,9 @@ from replay.store import activation_path, read_activations
 from replay.verify import load_reference_model, reference_residuals, relative_error
 from tests.replay.conftest import copy_stage, layers
 
+# Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
+pytestmark = pytest.mark.slow
+
 CONTRACT_KEYS = {
     keys.MODEL, keys.DTYPE, keys.DEVICE, keys.HOOK_POINT, keys.HOOK_POINT_EXPLANATION, keys.HOOK_NAMES, keys.LAYERS,
     keys.D_MODEL, keys.ACTIVATION_FORMAT, keys.N_TASKS, keys.N_TOKENS, keys.WALL_TIME_S, keys.TOKENS_PER_S,

@@ -20,6 +20,9 @@ from replay.store import activation_path, read_activations
 from replay.verify import load_reference_model, reference_residuals, relative_error
 from tests.replay.conftest import layers
 
+# Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
+pytestmark = pytest.mark.slow
+
 BEST = layers(1, listed=(0, 2))  # a feature list naming layers 0 and 2, best layer 1
 
 

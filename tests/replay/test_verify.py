@@ -19,6 +19,9 @@ from replay.store import activation_path
 from replay.verify import relative_error, verify_activations
 from tests.replay.conftest import layers
 
+# Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
+pytestmark = pytest.mark.slow
+
 
 def test_relative_error_is_per_position():
     ref = np.array([[3.0, 4.0], [30.0, 40.0]])

@@ -18,6 +18,7 @@ COMMANDS = {
     "generate": "commands.generate:generate",
     "replay-activations": "commands.replay:replay",
     "evaluate": "commands.evaluate:evaluate",
+    "features": "commands.features:features",
     "report": "commands.report:report",
     "run": "commands.run:run",
 }

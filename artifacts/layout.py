@@ -44,11 +44,7 @@ class Layout:
 
     @property
     def problems(self) -> Path:
-        return self.phase0_1 / "validation_mbpp.parquet"
-
-    @property
-    def split_metadata(self) -> Path:
-        return self.phase0_1 / "split_metadata.json"
+        return self.phase0_1 / PROBLEMS_FILE
 
     # Phase 2: SAE analysis outputs (inputs here)
     @property
@@ -72,6 +68,17 @@ class Layout:
     def demo_model(self) -> Path:
         return self.models / "smollm2-135m-instruct"
 
+    @property
+    def demo_saes(self) -> Path:
+        """Stand-in SAEs for the demo model (it has no GemmaScope SAEs)."""
+        return self.models / DEMO_SAES_SUBDIR
+
+
+DEMO_SAES_SUBDIR = "demo_saes"  # under DATA/models/
+
+# File names inside the phase 0.1 folder (split's --output-dir).
+PROBLEMS_FILE = "validation_mbpp.parquet"
+SPLIT_METADATA_FILE = "split_metadata.json"
 
 # File names inside the phase 7.3 output folder (a stage's --output-dir).
 GENERATIONS_FILE = "generations.parquet"

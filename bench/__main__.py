@@ -11,26 +11,10 @@ import importlib
 import platform
 import sys
 
+from bench.table import format_table
+
 BENCHMARKS = ("generate", "replay", "evaluate")
-QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128"], "replay": ["--n", "8"], "evaluate": []}
-
-
-def _format_table(rows: list[dict]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    cells = [[_fmt(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128", "--repeats", "1", "--hf-n", "8", "--hf-max-new-tokens", "64"], "replay": ["--n", "8"], "evaluate": []}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -44,7 +28,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for row in module.main(QUICK_ARGS[name] if args.quick else []):
             rows.append({"benchmark": name, **row})
     print(f"\n== All benchmarks ({platform.processor() or platform.machine()}, {platform.python_version()})")
-    print(_format_table(rows))
+    print(format_table(rows))
     return rows
 
 

@@ -1,13 +1,26 @@
-"""Benchmark the generate stage against the earlier approach, in one run on the same prompts.
+"""Benchmark the generate stage: streaming vs the earlier chunked loop vs one ``LLM.generate``; vs HF.
 
-(a) ours: ``gen.generate.generate`` (vLLM offline engine, chunks of ``--chunk-size``
-prompts); (b) baseline: Hugging Face ``generate`` one problem at a time. Both float32 on
-the demo model, fed the same prompt token ids, greedy, ``--max-new-tokens`` each. Prints
-problems, tokens, load and generation wall time, tokens/s, the speed ratio and the
-fraction of problems whose greedy tokens are identical. Target on a 2-core CPU: ratio
->= 5x with >= 90% identical.
+Two parts, each on the demo model in float32, greedy, fed the same prompt token ids:
 
-    python -m bench.generate [--n 64] [--max-new-tokens 256]
+(a) ``engine`` (default): one vLLM engine, three ways of driving it over the same N prompts,
+    alternated ``--repeats`` times in one process (across processes the spread here is about
+    10 %): ``streaming`` (what ``generate`` does: every prompt submitted to
+    ``LLM.llm_engine`` at once, completions committed to a real store as they finish, every
+    16), ``chunked`` (the earlier loop: one ``LLM.generate`` per ``--chunk-size`` prompts) and
+    ``one-call`` (one plain ``LLM.generate`` over all N: the engine's own limit here), after an
+    untimed warm-up and with prefix caching off (``--prefix-caching`` keeps it). Prints
+    wall time, tokens/s, each against ``one-call``, whether every variant's greedy tokens are
+    identical, and a decode-step count from the run's real completion lengths: one batch per
+    chunk needs the sum over chunks of the longest completion, a continuous batch at most
+    ``max_num_seqs`` wide needs about the longest (a GPU decodes 8 or 256 sequences in about
+    the same step time, so there this ratio is the speed-up).
+(b) ``hf``: ``gen.generate.generate`` with its default settings, engine start included, against
+    Hugging Face ``generate`` one problem at a time, model load included (the earlier
+    approach), on ``--hf-n`` problems x ``--hf-max-new-tokens``; the ratio is reported with the
+    load average (the HF side slows down most under load).
+
+    python -m bench.generate [--part engine|hf|both] [--n 128] [--max-new-tokens 256] [--repeats 2]
+                             [--hf-n 48] [--hf-max-new-tokens 192]
 """
 
 from __future__ import annotations
@@ -16,11 +29,15 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from artifacts.layout import MBPP_ENV, TASK_IDS_ENV, Layout
+from bench.__main__ import _format_table
+
+VARIANTS = ("streaming", "chunked", "one-call")
 
 
 def _problems(path: Path | None, tmp: Path) -> Path:
@@ -37,25 +54,116 @@ def _problems(path: Path | None, tmp: Path) -> Path:
     ).parquet_path
 
 
-def _table(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(c for r in rows for c in r))
-    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
-    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    return "\n".join(lines + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells])
+def chunked_steps(lengths: Sequence[int], chunk: int) -> int:
+    """Sequential decode steps of one batch per chunk: each chunk waits for its longest completion."""
+    return sum(max(lengths[s : s + chunk]) for s in range(0, len(lengths), chunk))
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=64, help="validation problems (the first N)")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--model", default=str(Layout.default().demo_model), help="checkpoint folder")
-    parser.add_argument("--problems", type=Path, default=None, help="validation_mbpp.parquet")
-    parser.add_argument("--chunk-size", type=int, default=64, help="our chunk (batch) size")
-    parser.add_argument("--enforce-eager", action="store_true", help="skip vLLM's compilation")
-    args = parser.parse_args(argv)
+def continuous_steps(lengths: Sequence[int], width: int) -> int:
+    """Decode steps of continuous batching at most ``width`` wide: a freed slot takes the next prompt."""
+    slots = [0] * min(width, len(lengths))
+    for n in lengths:
+        i = slots.index(min(slots))
+        slots[i] += n
+    return max(slots) if slots else 0
 
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dict]:
+    from transformers import AutoTokenizer
+
+    from gen.context import context_length
+    from gen.device_policy import apply_cpu_env_defaults
+    from gen.engine import EngineConfig
+    from gen.generate import build_tasks, select_rows
+    from gen.stop_tokens import end_of_turn_ids
+    from gen.store import SETTINGS_KEYS, GenerationStore
+    from gen.stream import run_stream
+    from gen.vllm_engine import VllmEngine
+    from problems.split import read_problems
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tasks = build_tasks(select_rows(read_problems(problems), start=None, end=None, limit=args.n), tokenizer, "raw")
+    prompts = [list(t.token_ids) for t in tasks]
+    apply_cpu_env_defaults()
+    config = EngineConfig(
+        model=args.model, revision=None, dtype="float32", max_model_len=context_length(args.model),
+        max_new_tokens=args.max_new_tokens, stop_token_ids=end_of_turn_ids(args.model, tokenizer).ids,
+        enforce_eager=True, enable_prefix_caching=args.prefix_caching,
+    )
+    start = time.perf_counter()
+    engine = VllmEngine(config)
+    start_s = time.perf_counter() - start
+    # Warm-up, untimed: the first requests through a fresh engine pay one-off allocation costs.
+    engine.generate_batch(prompts[:8])
+    decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+
+    def streaming(run: int) -> list[list[int]]:
+        store = GenerationStore(tmp / f"stream-{run}")
+        store.open({k: None for k in SETTINGS_KEYS}, overwrite=True)
+        run_stream(tasks=tasks, engine=engine, store=store, decode=decode, progress=False)
+        by_id = dict(zip(store.table.column("task_id").to_pylist(), store.table.column("completion_token_ids").to_pylist()))
+        return [list(by_id[t.task_id]) for t in tasks]
+
+    def chunked(run: int) -> list[list[int]]:
+        step = args.chunk_size
+        return [list(c.token_ids) for s in range(0, len(prompts), step) for c in engine.generate_batch(prompts[s : s + step])]
+
+    def one_call(run: int) -> list[list[int]]:
+        return [list(c.token_ids) for c in engine.generate_batch(prompts)]
+
+    drivers = {"streaming": streaming, "chunked": chunked, "one-call": one_call}
+    timings: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    tokens: dict[str, list[list[int]]] = {}
+    loads = [_load()]
+    try:
+        for run in range(args.repeats):
+            order = VARIANTS[run % len(VARIANTS):] + VARIANTS[: run % len(VARIANTS)]  # rotate who goes first
+            for variant in order:
+                t0 = time.perf_counter()
+                out = drivers[variant](run)
+                timings[variant].append(time.perf_counter() - t0)
+                tokens.setdefault(variant, out)
+                if out != tokens[variant]:
+                    raise RuntimeError(f"{variant}: greedy tokens changed between repeats")
+                loads.append(_load())
+                print(f"  run {run + 1} {variant}: {timings[variant][-1]:.1f}s", flush=True)
+    finally:
+        max_num_seqs = engine.max_num_seqs
+        engine.close()
+
+    n_tokens = sum(len(t) for t in tokens["one-call"])
+    identical = all(tokens[v] == tokens["one-call"] for v in VARIANTS)
+    lengths = [len(t) for t in tokens["one-call"]]
+    base_tps = [n_tokens / s for s in timings["one-call"]]
+    rows = []
+    for variant in VARIANTS:
+        tps = [n_tokens / s for s in timings[variant]]
+        rows.append({
+            "variant": variant, "problems": len(prompts), "tokens": n_tokens,
+            "wall_s": " / ".join(f"{s:.1f}" for s in timings[variant]),
+            "tok_s": " / ".join(f"{x:.0f}" for x in tps),
+            "vs_one_call": " / ".join(f"{a / b:.2f}" for a, b in zip(tps, base_tps)),
+            "identical": identical, "engine_start_s": round(start_s, 1),
+            "load_avg_1m": f"{min(loads):.2f}-{max(loads):.2f}",
+        })
+    width = max_num_seqs or len(lengths)
+    steps_chunked = chunked_steps(lengths, args.chunk_size)
+    steps_one = continuous_steps(lengths, width)
+    caching = "on" if args.prefix_caching else "off"
+    print(f"\n== generate, one engine: {len(prompts)} problems x {args.max_new_tokens} tokens, float32, eager, "
+          f"prefix caching {caching}, {args.model}; {args.repeats} alternated runs (tok/s of each run)")
+    print(_format_table(rows))
+    print(f"decode steps from these completion lengths: chunks of {args.chunk_size} {steps_chunked}, "
+          f"one continuous batch (max_num_seqs {width}) {steps_one}: {steps_chunked / max(1, steps_one):.2f}x")
+    print(f"identical greedy tokens across streaming, chunked and one-call: {identical}")
+    return rows
+
+
+def run_hf_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dict]:
     from transformers import AutoTokenizer
 
     from gen.generate import build_tasks, generate, select_rows
@@ -63,55 +171,68 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from gen.stop_tokens import end_of_turn_ids
     from problems.split import read_problems
 
-    load_before = os.getloadavg()[0]
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tasks = build_tasks(select_rows(read_problems(problems), start=None, end=None, limit=args.hf_n), tokenizer, "raw")
+    stops = end_of_turn_ids(args.model, tokenizer).ids
+
+    load_ours = [_load()]
+    start = time.perf_counter()
+    result = generate(problems_path=problems, output_dir=tmp / "ours", model=args.model, limit=args.hf_n,
+                      max_new_tokens=args.hf_max_new_tokens, progress=False)
+    ours_wall = time.perf_counter() - start
+    load_ours.append(_load())
+    ours = pd.read_parquet(result.parquet_path)
+
+    load_hf = [_load()]
+    start = time.perf_counter()
+    timings: list[float] = []
+    hf = hf_greedy(args.model, [list(t.token_ids) for t in tasks], max_new_tokens=args.hf_max_new_tokens,
+                   stop_token_ids=stops, timings=timings, progress=True)
+    hf_wall = time.perf_counter() - start
+    load_hf.append(_load())
+    by_id = {t.task_id: c for t, c in zip(tasks, hf)}
+    identical = sum(list(map(int, a)) == by_id[i] for i, a in zip(ours["task_id"], ours["completion_token_ids"]))
+    hf_tokens = sum(len(c) for c in hf)
+    rows = [
+        {"variant": "generate (defaults, engine start included)", "problems": result.n_generated,
+         "tokens": result.n_completion_tokens, "wall_s": round(ours_wall, 1), "start_s": round(result.engine_load_time_s, 1),
+         "tok_s_wall": round(result.n_completion_tokens / ours_wall, 1), "load_avg_1m": f"{min(load_ours):.2f}-{max(load_ours):.2f}",
+         "enforce_eager": result.metadata.get("enforce_eager")},
+        {"variant": "HF one at a time (model load included)", "problems": len(hf), "tokens": hf_tokens,
+         "wall_s": round(hf_wall, 1), "start_s": round(hf_wall - sum(timings), 1), "tok_s_wall": round(hf_tokens / hf_wall, 1),
+         "load_avg_1m": f"{min(load_hf):.2f}-{max(load_hf):.2f}", "enforce_eager": None},
+    ]
+    print(f"\n== generate vs Hugging Face: {args.hf_n} problems x {args.hf_max_new_tokens} tokens, float32, {args.model}")
+    print(_format_table(rows))
+    print(f"wall-time ratio (HF / ours, both with loading): {hf_wall / ours_wall:.2f}x; identical greedy tokens "
+          f"{identical}/{len(hf)}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("engine", "hf", "both"), default="both")
+    parser.add_argument("--n", type=int, default=128, help="problems for the engine part (the first N)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2, help="alternated runs of each variant")
+    parser.add_argument("--chunk-size", type=int, default=64, help="the earlier loop's chunk")
+    parser.add_argument("--prefix-caching", action="store_true",
+                        help="keep vLLM's prefix caching on (off by default here: every variant sees the same "
+                             "prompts, so a cache would let later variants skip the prefill earlier ones paid)")
+    parser.add_argument("--hf-n", type=int, default=48)
+    parser.add_argument("--hf-max-new-tokens", type=int, default=192)
+    parser.add_argument("--model", default=str(Layout.default().demo_model), help="checkpoint folder")
+    parser.add_argument("--problems", type=Path, default=None, help="validation_mbpp.parquet")
+    args = parser.parse_args(argv)
+    args.model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp_name:
         tmp = Path(tmp_name)
         problems = _problems(args.problems, tmp)
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        tasks = build_tasks(select_rows(read_problems(problems), start=None, end=None, limit=args.n), tokenizer, "raw")
-        stops = end_of_turn_ids(args.model, tokenizer).ids
-
-        # The baseline runs first, in a process vLLM has not touched yet.
-        start = time.perf_counter()
-        timings: list[float] = []
-        hf = hf_greedy(args.model, [list(t.token_ids) for t in tasks], max_new_tokens=args.max_new_tokens,
-                       stop_token_ids=stops, timings=timings, progress=True)
-        hf_wall = time.perf_counter() - start
-        hf_gen = sum(timings)
-        hf_tokens = sum(len(t) for t in hf)
-
-        result = generate(
-            problems_path=problems, output_dir=tmp / "out", model=args.model, limit=args.n,
-            max_new_tokens=args.max_new_tokens, dtype="float32", chunk_size=args.chunk_size,
-            enforce_eager=args.enforce_eager, progress=False,
-        )
-        ours = pd.read_parquet(result.parquet_path)
-    if ours["task_id"].tolist() != sorted(t.task_id for t in tasks):
-        raise RuntimeError("the two sides generated different problems")
-    by_id = {t.task_id: (t.token_ids, c) for t, c in zip(tasks, hf)}
-    hf_sorted = [by_id[i][1] for i in ours["task_id"]]
-    if any(tuple(map(int, p)) != by_id[i][0] for i, p in zip(ours["task_id"], ours["prompt_token_ids"])):
-        raise RuntimeError("the two sides were fed different prompt ids")
-    hf = hf_sorted
-    load = (load_before + os.getloadavg()[0]) / 2
-
-    identical = sum(list(map(int, a)) == b for a, b in zip(ours["completion_token_ids"], hf))
-    ours_tps = result.tokens_per_s
-    hf_tps = hf_tokens / hf_gen if hf_gen else 0.0
-    common = {"identical": f"{identical}/{len(hf)}", "load_avg_1m": round(load, 2), "cpus": os.cpu_count()}
-    rows = [
-        {"variant": "ours: vLLM chunks", "problems": result.n_generated, "tokens": result.n_completion_tokens,
-         "load_s": result.engine_load_time_s, "gen_s": result.generation_time_s, "wall_s": result.wall_time_s,
-         "tok_s": ours_tps,
-         "speedup": ours_tps / hf_tps if hf_tps else float("nan"), **common},
-        {"variant": "baseline: HF one at a time", "problems": len(hf), "tokens": hf_tokens,
-         "load_s": hf_wall - hf_gen, "gen_s": hf_gen, "wall_s": hf_wall, "tok_s": hf_tps, "speedup": 1.0, **common},
-    ]
-    print(f"\n== generate: {args.n} problems, max_new_tokens {args.max_new_tokens}, float32, {args.model}")
-    print(_table(rows))
-    print(f"speed ratio: {rows[0]['speedup']:.2f}x in tokens/s of generation, "
-          f"{hf_wall / result.wall_time_s:.2f}x in wall time with model loading; identical greedy tokens "
-          f"{identical}/{len(hf)} ({identical / max(1, len(hf)):.0%})")
+        if args.part in ("engine", "both"):
+            rows += run_engine_part(args, problems, tmp)
+        if args.part in ("hf", "both"):
+            rows += run_hf_part(args, problems, tmp)
     return rows
 
 

@@ -4,7 +4,13 @@
 ``generate`` on the demo model (kept under ``--work-dir`` and resumed, so a rerun skips
 generation) or from ``--generations``. Every variant replays the same first N tasks through
 ``replay.run.replay_activations``; times exclude model loading. The last columns compare
-each variant's stored activations with batch 1's: batching is exact up to float32 rounding.
+each variant's stored activations with the first variant's: batching is exact up to float32
+rounding.
+
+``--feature-layers`` measures the cost of the compact feature-layer vectors file instead: at
+the first batch size, the best layers alone (forward through the deepest best layer) against
+the best layers plus every layer the feature list names (forward through the deepest listed
+layer, both sites kept at each), e.g. 16/19 -> 25 for Phase 2.10's list.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import pandas as pd
 
 from artifacts.files import read_json, write_json, write_parquet
 from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE, Layout
-from features.best_layers import BestLayers, parse_layers
+from features.best_layers import BestLayers, find_best_layers, parse_layers
 from replay.generations import read_generations
 from replay.run import replay_activations
 from replay.store import activation_path, read_activations
@@ -44,9 +50,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--generations", type=Path, default=None, help="replay these generations instead of generating")
     parser.add_argument("--work-dir", type=Path, default=Layout.default().root / "bench" / "replay",
                         help="where generated tokens are kept between runs (default DATA_DIR/bench/replay)")
+    parser.add_argument("--feature-layers", action="store_true",
+                        help="compare best layers only with best + listed layers (the compact file's cost)")
+    parser.add_argument("--feature-list-dir", type=Path, default=None,
+                        help="folder with the top_20_features.json naming the listed layers "
+                        "(default $PVA_PHASE2_10_DIR or DATA_DIR/phase2_10, then phase2_5)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     best = BestLayers(None, None, None, None, parse_layers(args.layers), "--layers")
+    if args.feature_layers:
+        layout = Layout.default()
+        found = find_best_layers([args.feature_list_dir] if args.feature_list_dir else [layout.phase2_10, layout.phase2_5])
+        listed = BestLayers(None, None, None, None, best.extraction_layers, found.source, found.listed_layers)
+        variants = [("best layers only", sizes[0], best), ("+ listed layers", sizes[0], listed)]
+    else:
+        variants = [("one-by-one" if size == 1 else "batched", size, best) for size in sizes]
 
     generations = args.generations or _generate(args.work_dir, model=args.model, n=args.n, max_new_tokens=args.max_new_tokens)
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
@@ -59,26 +77,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
         best_runs = {}
         for round_ in range(args.repeat):
             # Alternate the order so a load change on a shared machine does not favour one variant.
-            for size in sizes if round_ % 2 == 0 else sizes[::-1]:
+            order = list(enumerate(variants))
+            for i, (_, size, layers) in order if round_ % 2 == 0 else order[::-1]:
                 result = replay_activations(
-                    generations_path=subset, output_dir=tmp / f"batch_{size}", best_layers=best, device=args.device,
+                    generations_path=subset, output_dir=tmp / f"variant_{i}", best_layers=layers, device=args.device,
                     batch_size=size, overwrite=True, show_progress=False,
                 )
-                if size not in best_runs or result.wall_time_s < best_runs[size].wall_time_s:
-                    best_runs[size] = result
+                if i not in best_runs or result.wall_time_s < best_runs[i].wall_time_s:
+                    best_runs[i] = result
         rows = []
-        for size in sizes:
-            result = best_runs[size]
+        for i, (name, size, layers) in enumerate(variants):
+            result = best_runs[i]
             rows.append({
-                "variant": "one-by-one" if size == 1 else "batched",
+                "variant": name,
                 "batch_size": size,
                 "device": result.metadata["device"],
                 "dtype": result.metadata["dtype"],
+                "forward_through": result.metadata["forward_through_layer"],
+                "vector_layers": len(result.metadata["feature_vectors"]["layers"]),
                 "tasks": result.n_replayed,
                 "tokens": result.n_tokens_replayed,
                 "wall_s": result.wall_time_s,
                 "tokens_per_s": result.tokens_per_s,
-                **_differences(tasks, best.extraction_layers, tmp / f"batch_{sizes[0]}", tmp / f"batch_{size}"),
+                **_differences(tasks, best.extraction_layers, tmp / "variant_0", tmp / f"variant_{i}"),
             })
         for row in rows:
             row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,11 @@ def layers_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="L1,L2",
         help="Layers to extract, overriding the SAE analysis (0-indexed, e.g. 16,19).",
     )(func)
+    return analysis_dirs_options(func)
+
+
+def analysis_dirs_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--phase2-10-dir`` and ``--phase2-5-dir``: where the SAE analysis' feature lists are."""
     func = click.option(
         "--phase2-5-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -72,8 +76,3 @@ def layers_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def layer_folders(layout: Layout, phase2_10_dir: Path | None, phase2_5_dir: Path | None) -> list[Path]:
     """The folders searched for the SAE analysis, in priority order."""
     return [phase2_10_dir or layout.phase2_10, phase2_5_dir or layout.phase2_5]
-
-
-def env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None

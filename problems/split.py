@@ -19,6 +19,7 @@ import pandas as pd
 
 from artifacts.errors import InputError
 from artifacts.files import sha256_file, write_json, write_parquet
+from artifacts.layout import PROBLEMS_FILE, SPLIT_METADATA_FILE
 from problems.complexity import cyclomatic_complexity
 from problems.sources import load_mbpp
 
@@ -132,8 +133,8 @@ def build_validation_split(
         mbpp[mbpp["task_id"].isin(ids)].sort_values("task_id").reset_index(drop=True).loc[:, list(COLUMNS)]
     )
     output_dir = Path(output_dir)
-    parquet_path = output_dir / "validation_mbpp.parquet"
-    metadata_path = output_dir / "split_metadata.json"
+    parquet_path = output_dir / PROBLEMS_FILE
+    metadata_path = output_dir / SPLIT_METADATA_FILE
     cc = problems["cyclomatic_complexity"]
     metadata = {
         "creation_timestamp": datetime.now(timezone.utc).isoformat(),

@@ -2,6 +2,7 @@
 
 Modules, imports flowing one way (``run`` is the front door):
 ``hook_sites`` (which residual hook) <- ``generations`` (read the tokens) <- ``model`` (load) <-
-``capture`` (batched forward, only the needed hooks) <- ``store`` (npz files) <- ``verify``
-(against Hugging Face) <- ``run``.
+``capture`` (batched forward, only the kept positions and hooks) <- ``store`` (per-task npz and
+safetensors files) <- ``feature_vectors`` (the compact last-prompt-token file of every listed
+layer) <- ``verify`` (against Hugging Face) <- ``run``.
 """

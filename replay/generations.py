@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from artifacts.errors import InputError
-from artifacts.files import read_json
+from artifacts.files import read_optional_json
+from artifacts.meta.generations import MODEL
 
 REQUIRED_COLUMNS = ("task_id", "prompt_token_ids", "completion_token_ids")
 
@@ -70,12 +71,9 @@ def read_generations(path: str | Path) -> list[ReplayTask]:
 def read_generations_metadata(path: str | Path) -> dict[str, Any]:
     """``generations_metadata.json`` (model, revision, dtype, ...), which the replay mirrors."""
     path = Path(path)
-    try:
-        meta = read_json(path)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: generations metadata not found; run `python cli.py generate` first") from exc
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict) or not meta.get("model"):
-        raise InputError(f"{path}: needs a 'model' key naming the model the tokens came from")
+    meta = read_optional_json(path)
+    if meta is None:
+        raise InputError(f"{path}: generations metadata not found; run `python cli.py generate` first")
+    if not meta.get(MODEL):
+        raise InputError(f"{path}: needs a '{MODEL}' key naming the model the tokens came from")
     return meta

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 from enum import Enum
 
+from artifacts.meta.activations import HOOK_POINT_EXPLANATIONS
+
 
 class HookSite(str, Enum):
     """Which residual stream of block ``L`` is stored.
 
-    ``resid_post`` is the output of block ``L`` (the site GemmaScope residual SAEs of layer
-    ``L`` were trained on); ``resid_pre`` is its input (what the earlier tool hooked).
+    ``resid_pre`` is the input of block ``L`` (Hugging Face ``hidden_states[L]``): what the
+    earlier phases captured with a forward pre-hook on decoder layer ``L``, and what the
+    Phase 2.5/2.10 features were selected on; the default. ``resid_post`` is its output
+    (``hidden_states[L + 1]``), the site GemmaScope's layer-``L`` residual SAEs were trained on.
     """
 
-    RESID_POST = "resid_post"
     RESID_PRE = "resid_pre"
+    RESID_POST = "resid_post"
 
     def hook_name(self, layer: int) -> str:
-        """The TransformerLens hook name, e.g. ``blocks.16.hook_resid_post``."""
-        return f"blocks.{layer}.hook_{self.value}"
+        """The TransformerLens hook name, e.g. ``blocks.16.hook_resid_pre``."""
+        return f"blocks.{int(layer)}.hook_{self.value}"
+
+    @property
+    def explanation(self) -> str:
+        """One sentence saying what this site holds (recorded in the metadata)."""
+        return HOOK_POINT_EXPLANATIONS[self.value]
 
     def hidden_state_index(self, layer: int) -> int:
         """Index into Hugging Face ``output_hidden_states`` holding the same tensor.
 
         ``hidden_states[0]`` is the embedding output and ``hidden_states[L + 1]`` the output
         of block ``L``, except that the last entry has the final norm applied (see
-        :func:`replay.verify.reference_activations`, which reads the last block's output
+        :func:`replay.verify.reference_residuals`, which reads the last block's output
         before that norm).
         """
         return layer + 1 if self is HookSite.RESID_POST else layer
 
 
-DEFAULT_HOOK_SITE = HookSite.RESID_POST
+DEFAULT_HOOK_SITE = HookSite.RESID_PRE

@@ -14,22 +14,10 @@ from typing import Any
 
 import torch
 
+from artifacts.device import resolve_device, torch_dtype
 from artifacts.errors import InputError
 
 log = logging.getLogger(__name__)
-
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-}
-DTYPE_NAMES = ("float32", "bfloat16", "float16")
-DEVICES = ("auto", "cpu", "cuda")
 
 # Model families whose Hugging Face attention is only exact with the eager kernel.
 EAGER_ATTENTION_MODEL_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text"})
@@ -57,25 +45,6 @@ class ModelShape:
     d_model: int
     model_type: str
     max_positions: int | None
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    """``"bf16"`` -> ``torch.bfloat16``; raises :class:`InputError` for unknown names."""
-    try:
-        return DTYPES[str(name).lower().removeprefix("torch.")]
-    except KeyError:
-        raise InputError(f"dtype {name!r}: expected one of {', '.join(DTYPE_NAMES)}") from None
-
-
-def resolve_device(spec: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without one is an error."""
-    if spec not in DEVICES:
-        raise InputError(f"device {spec!r}: expected one of {', '.join(DEVICES)}")
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
-    return spec
 
 
 def same_model(a: str, b: str) -> bool:
@@ -114,7 +83,7 @@ def model_spec(
         if not generations_meta.get("dtype"):
             raise InputError("generations metadata has no 'dtype'; pass --dtype")
         dtype = str(generations_meta["dtype"])
-    return ModelSpec(name=name, revision=revision, dtype=parse_dtype(dtype), device=resolve_device(device))
+    return ModelSpec(name=name, revision=revision, dtype=torch_dtype(dtype), device=resolve_device(device))
 
 
 def read_model_shape(spec: ModelSpec) -> ModelShape:

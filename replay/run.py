@@ -1,40 +1,51 @@
 """The front door of the replay stage: generations in, activation files and metadata out.
 
-Work is per batch of tasks; each task's files are written atomically as soon as its batch
-finishes, and nothing is kept between batches, so memory stays flat over any number of
-tasks and a crash loses at most the batch in flight. A rerun skips tasks whose files exist,
-load and hold the same token ids.
+Work is per batch of tasks; each task's files (and its row of the compact feature-layer
+vectors file, as a small part file) are written atomically as soon as its batch finishes,
+and nothing but the compact rows is kept between batches, so a crash loses at most the
+batch in flight. A rerun skips tasks whose files exist, load and hold the same token ids,
+replays tasks whose files exist but whose compact row is missing or disagrees with them
+(for the compact file only), and rewrites the compact file when anything changed.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib.metadata
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from artifacts.errors import InputError
-from artifacts.files import read_json, sha256_file, write_json
+from artifacts.files import read_optional_json, sha256_file, write_json
 from artifacts.layout import (
     ACTIVATIONS_METADATA_FILE,
     ACTIVATIONS_SUBDIR,
     GENERATIONS_METADATA_FILE,
     TASK_ACTIVATIONS_SUBDIR,
 )
+from artifacts.meta import activations as keys
+from artifacts.versions import package_version
 from features.best_layers import BestLayers, check_layers
-from replay.capture import capture_batch, make_batches
+from replay.capture import CapturePlan, capture_batch, make_batches
+from replay.feature_vectors import FeatureVectorStore, Rows, row_matches
 from replay.generations import ReplayTask, read_generations, read_generations_metadata
 from replay.hook_sites import DEFAULT_HOOK_SITE, HookSite
 from replay.model import ModelShape, ModelSpec, load_bridge, model_spec, read_model_shape, same_model
-from replay.store import is_stored, write_task_layer
+from replay.store import (
+    DEFAULT_ACTIVATION_FORMAT,
+    ActivationFormat,
+    remove_stale_files,
+    stored_last_vectors,
+    write_task_layer,
+)
 from replay.verify import VerifyResult, verify_activations
 
 log = logging.getLogger(__name__)
@@ -54,18 +65,24 @@ def default_batch_size(spec: ModelSpec) -> int:
 
 
 # Settings that change the stored numbers: a resumed run must not mix them.
-SETTING_KEYS = ("model", "dtype", "hook_point")
+SETTING_KEYS = (keys.MODEL, keys.DTYPE, keys.HOOK_POINT)
 
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """What one call did (``metadata`` is what was written to ``metadata_path``)."""
+    """What one call did (``metadata`` is what was written to ``metadata_path``).
+
+    ``n_replayed`` tasks had their per-task files written; ``n_feature_vectors_replayed``
+    more ran only to fill the compact feature-layer vectors file.
+    """
 
     activations_dir: Path
     metadata_path: Path
+    feature_vectors_path: Path
     n_tasks: int
     n_replayed: int
     n_skipped: int
+    n_feature_vectors_replayed: int
     n_tokens_replayed: int
     wall_time_s: float
     tokens_per_s: float | None
@@ -82,22 +99,27 @@ def replay_activations(
     dtype: str | None = None,
     device: str = "auto",
     hook_point: HookSite | str = DEFAULT_HOOK_SITE,
+    activation_format: ActivationFormat | str = DEFAULT_ACTIVATION_FORMAT,
     batch_size: int | None = None,
     verify: int = 0,
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> ReplayResult:
-    """Replay every generation and store residual activations at the best layers.
+    """Replay every generation; store residual activations at the best layers and the
+    last-prompt-token vectors of every listed layer.
 
     Args:
         generations_path: ``generations.parquet``; ``generations_metadata.json`` is read
             from the same folder.
         output_dir: the stage folder; files go to ``output_dir/activations/``.
-        best_layers: the layers to store (``features.best_layers.resolve_layers``).
+        best_layers: the layers to store (``features.best_layers.resolve_layers``); its
+            ``listed_layers`` (every layer the SAE feature list names) go to the compact file.
         model: model name or folder; default the generations' model (another one warns).
         dtype: ``float32``, ``bfloat16`` or ``float16``; default the generations' dtype.
         device: ``auto``, ``cpu`` or ``cuda``.
-        hook_point: ``resid_post`` (output of block L) or ``resid_pre`` (its input).
+        hook_point: ``resid_pre`` (input of block L, the earlier phases' site; default) or
+            ``resid_post`` (its output): the site of ``arr_0`` and ``sequence``.
+        activation_format: ``npz`` (default), ``safetensors`` or ``both``.
         batch_size: sequences per forward, grouped by length; default 8 for float32 on a
             GPU, else 1 (see :func:`default_batch_size`).
         verify: check this many sampled tasks against Hugging Face (0: no check).
@@ -108,7 +130,8 @@ def replay_activations(
         InputError: bad files, layers outside the model, or settings that differ from the
             existing activations without ``overwrite``. Raised before any model weights load.
     """
-    site = HookSite(hook_point)
+    site = _choice(HookSite, hook_point, "--hook-point")
+    fmt = _choice(ActivationFormat, activation_format, "--activation-format")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: must be at least 1")
     if verify < 0:
@@ -124,34 +147,59 @@ def replay_activations(
     layers = list(best_layers.extraction_layers)
     check_layers(layers, shape.n_layers, spec.name)
     _check_lengths(tasks, shape, spec.name)
+    vector_layers, outside = feature_vector_layers(best_layers, shape.n_layers)
+    if outside:
+        log.warning(
+            "the feature list %s names layer(s) %s outside model %s (%d layers); they are left out of %s",
+            best_layers.source, outside, spec.name, shape.n_layers, keys.FEATURE_VECTORS_FILE,
+        )
+    plan = CapturePlan(site=site, sequence_layers=tuple(layers), last_layers=vector_layers, n_layers=shape.n_layers)
 
     activations_dir = Path(output_dir) / ACTIVATIONS_SUBDIR
     folder = activations_dir / TASK_ACTIVATIONS_SUBDIR
     metadata_path = activations_dir / ACTIVATIONS_METADATA_FILE
-    previous = _previous_metadata(metadata_path)
+    previous = read_optional_json(metadata_path)
     if previous is not None and not overwrite:
         _check_same_settings(previous, spec, site, metadata_path)
     else:
         previous = None  # --overwrite starts the bookkeeping afresh
-    todo = list(tasks) if overwrite else [t for t in tasks if not is_stored(folder, t, layers, shape.d_model)]
+
+    store = FeatureVectorStore(activations_dir, vector_layers, shape.d_model)
+    if overwrite:
+        store.discard()
+        rows, clean = {}, False
+    else:
+        rows, clean = store.load_rows()
+    todo, vectors_only = _todo(tasks, folder=folder, layers=layers, shape=shape, site=site, fmt=fmt, rows=rows,
+                               vector_layers=vector_layers, overwrite=overwrite)
+    rewrite = bool(todo or vectors_only) or not clean or set(rows) != {t.task_id for t in tasks}
 
     settings = _settings(
-        spec=spec, shape=shape, site=site, best_layers=best_layers, gen_meta=gen_meta,
-        generations_path=generations_path, tasks=tasks, batch_size=batch_size,
+        spec=spec, shape=shape, site=site, fmt=fmt, best_layers=best_layers, plan=plan, outside=outside,
+        gen_meta=gen_meta, generations_path=generations_path, tasks=tasks, batch_size=batch_size,
     )
     stats = _ReplayStats()
-    if todo:
+    if rewrite:
         # Settings go to disk before the work, so a crashed run's files can be checked on resume.
-        write_json(metadata_path, {**(previous or {}), **settings, "complete": False})
-        _replay(todo, spec=spec, shape=shape, folder=folder, layers=layers, site=site, batch_size=batch_size, stats=stats, show_progress=show_progress)
+        write_json(metadata_path, {**(previous or {}), **settings, keys.COMPLETE: False})
+    if todo or vectors_only:
+        _replay(todo, vectors_only, spec=spec, shape=shape, folder=folder, plan=plan, fmt=fmt, store=store,
+                rows=rows, batch_size=batch_size, stats=stats, show_progress=show_progress)
+    if rewrite:
+        store.finish(rows, [t.task_id for t in tasks])
+    del rows
 
     verify_result = None
     # An earlier check still holds when this run changed no file; a rerun of a finished
     # stage therefore does not reload the model just to verify the same files again.
-    earlier = previous.get("verify") if previous and not todo else None
-    if verify and not (earlier and earlier.get("n_tasks", 0) >= verify):
+    finished = previous is not None and previous.get(keys.COMPLETE) is True  # not a crashed run's leftovers
+    earlier = keys.verify_block(previous) if finished and not rewrite else None
+    # A check made before it covered both hook points and the compact file does not count.
+    current = earlier is not None and {f.name for f in fields(VerifyResult)} <= earlier.keys()
+    if verify and not (current and earlier.get(keys.VERIFY_N_TASKS, 0) >= verify):
         verify_result = verify_activations(
-            spec=spec, tasks=tasks, folder=folder, layers=layers, site=site, n=verify, show_progress=show_progress
+            spec=spec, tasks=tasks, folder=folder, layers=layers, site=site, fmt=fmt,
+            feature_vectors_path=store.path, n=verify, show_progress=show_progress,
         )
         verify_meta = verify_result.to_metadata()
     else:
@@ -162,21 +210,25 @@ def replay_activations(
         **_cumulative(previous, stats),
         "n_replayed": len(todo),
         "n_skipped": len(tasks) - len(todo),
+        "n_feature_vectors_replayed": len(vectors_only),
         "load_time_s": stats.load_time_s,
-        "verify": verify_meta,
-        "transformer_lens_version": _version("transformer-lens"),
-        "transformers_version": _version("transformers"),
-        "torch_version": torch.__version__,
+        keys.VERIFY: verify_meta,
+        "transformer_lens" + keys.VERSION_SUFFIX: package_version("transformer-lens", "transformer_lens"),
+        "transformers" + keys.VERSION_SUFFIX: package_version("transformers"),
+        "torch" + keys.VERSION_SUFFIX: torch.__version__,
+        "safetensors" + keys.VERSION_SUFFIX: package_version("safetensors") if "safetensors" in fmt.suffixes else None,
         "creation_timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "complete": True,
+        keys.COMPLETE: True,
     }
     write_json(metadata_path, metadata)
     return ReplayResult(
         activations_dir=activations_dir,
         metadata_path=metadata_path,
+        feature_vectors_path=store.path,
         n_tasks=len(tasks),
         n_replayed=len(todo),
         n_skipped=len(tasks) - len(todo),
+        n_feature_vectors_replayed=len(vectors_only),
         n_tokens_replayed=stats.n_tokens,
         wall_time_s=stats.wall_time_s,
         tokens_per_s=stats.tokens_per_s,
@@ -185,12 +237,53 @@ def replay_activations(
     )
 
 
+def feature_vector_layers(best_layers: BestLayers, n_layers: int) -> tuple[tuple[int, ...], list[int]]:
+    """The compact file's layers: every listed layer inside the model, plus the extraction layers.
+
+    With ``--layers`` alone (no feature list) these are just the extraction layers.
+
+    Returns:
+        The layers (ascending), and the listed layers left out because the model lacks them.
+    """
+    listed = set(best_layers.listed_layers)
+    outside = sorted(layer for layer in listed if not 0 <= layer < n_layers)
+    return tuple(sorted((listed - set(outside)) | set(best_layers.extraction_layers))), outside
+
+
+def _todo(
+    tasks: Sequence[ReplayTask],
+    *,
+    folder: Path,
+    layers: Sequence[int],
+    shape: ModelShape,
+    site: HookSite,
+    fmt: ActivationFormat,
+    rows: Rows,
+    vector_layers: Sequence[int],
+    overwrite: bool,
+) -> tuple[list[ReplayTask], list[ReplayTask]]:
+    """Tasks whose per-task files need writing, and tasks that need only their compact row."""
+    if overwrite:
+        return list(tasks), []
+    todo, vectors_only = [], []
+    for task in tasks:
+        stored = stored_last_vectors(folder, task, layers, d_model=shape.d_model, site=site, fmt=fmt)
+        if stored is None:
+            todo.append(task)
+        elif task.task_id not in rows or not row_matches(rows[task.task_id], vector_layers, stored):
+            vectors_only.append(task)
+    return todo, vectors_only
+
+
 def _settings(
     *,
     spec: ModelSpec,
     shape: ModelShape,
     site: HookSite,
+    fmt: ActivationFormat,
     best_layers: BestLayers,
+    plan: CapturePlan,
+    outside: list[int],
     gen_meta: dict[str, Any],
     generations_path: Path,
     tasks: Sequence[ReplayTask],
@@ -199,22 +292,32 @@ def _settings(
     """The metadata keys that describe what is replayed and how (see data/README.md)."""
     layers = list(best_layers.extraction_layers)
     return {
-        "model": spec.name,
+        keys.MODEL: spec.name,
         "model_revision": spec.revision,
         "generations_model": gen_meta["model"],
-        "dtype": spec.dtype_name,
-        "device": spec.device,
-        "hook_point": site.value,
-        "hook_names": [site.hook_name(layer) for layer in layers],
-        "layers": layers,
+        keys.DTYPE: spec.dtype_name,
+        keys.DEVICE: spec.device,
+        keys.HOOK_POINT: site.value,
+        keys.HOOK_POINT_EXPLANATION: site.explanation,
+        keys.HOOK_NAMES: [site.hook_name(layer) for layer in layers],
+        keys.LAYERS: layers,
         "n_layers": shape.n_layers,
-        "d_model": shape.d_model,
+        keys.D_MODEL: shape.d_model,
+        keys.ACTIVATION_FORMAT: fmt.value,
         **best_layers.to_metadata(),
+        keys.FEATURE_VECTORS: {
+            keys.FEATURE_VECTORS_FILE_KEY: keys.FEATURE_VECTORS_FILE,
+            keys.FEATURE_VECTORS_LAYERS: list(plan.last_layers),
+            keys.FEATURE_VECTORS_N_TASKS: len(tasks),
+            "listed_layers": list(best_layers.listed_layers),
+            "listed_layers_outside_model": outside,
+        },
+        "forward_through_layer": plan.stop_at - 1,
         "generations_file": str(generations_path),
         "generations_sha256": sha256_file(generations_path),
         "batch_size": batch_size,
-        "n_tasks": len(tasks),
-        "n_tokens": sum(task.n_tokens for task in tasks),
+        keys.N_TASKS: len(tasks),
+        keys.N_TOKENS: sum(task.n_tokens for task in tasks),
     }
 
 
@@ -232,16 +335,21 @@ class _ReplayStats:
 
 def _replay(
     todo: Sequence[ReplayTask],
+    vectors_only: Sequence[ReplayTask],
     *,
     spec: ModelSpec,
     shape: ModelShape,
     folder: Path,
-    layers: Sequence[int],
-    site: HookSite,
+    plan: CapturePlan,
+    fmt: ActivationFormat,
+    store: FeatureVectorStore,
+    rows: Rows,
     batch_size: int,
     stats: _ReplayStats,
     show_progress: bool,
 ) -> None:
+    """Forward ``todo`` and ``vectors_only`` in batches; write files, parts and ``rows``."""
+    write_files = {task.task_id for task in todo}
     start = time.perf_counter()
     bridge = load_bridge(spec)
     stats.load_time_s = time.perf_counter() - start
@@ -249,13 +357,27 @@ def _replay(
         raise RuntimeError(f"{spec.name}: bridge has {bridge.cfg.n_layers} layers of width {bridge.cfg.d_model}, config says {shape}")
     try:
         start = time.perf_counter()
-        with tqdm(total=len(todo), desc="replay", unit="task", disable=not show_progress) as bar:
-            for batch in make_batches(todo, batch_size):
-                acts = capture_batch(bridge, batch, layers=layers, site=site, n_layers=shape.n_layers)
-                for task, by_layer in zip(batch.tasks, acts):
-                    for layer in layers:
-                        stats.n_float16_overflow += write_task_layer(folder, task, layer, by_layer[layer])
-                del acts
+        everything = [*todo, *vectors_only]
+        with tqdm(total=len(everything), desc="replay", unit="task", disable=not show_progress) as bar:
+            for batch in make_batches(everything, batch_size):
+                captures = capture_batch(bridge, batch, plan)
+                # The compact rows first: a crash after them but before the per-task files
+                # leaves the task unstored, so a rerun replays it and its row is renewed.
+                store.add(
+                    [task.task_id for task in batch.tasks],
+                    np.stack([c.resid_pre for c in captures]),
+                    np.stack([c.resid_post for c in captures]),
+                )
+                for task, capture in zip(batch.tasks, captures):
+                    rows[task.task_id] = (capture.resid_pre, capture.resid_post)
+                    if task.task_id not in write_files:
+                        continue
+                    remove_stale_files(folder, task, plan.sequence_layers, d_model=shape.d_model, site=plan.site, keep=fmt)
+                    for layer in plan.sequence_layers:
+                        stats.n_float16_overflow += write_task_layer(
+                            folder, task, layer, sequence=capture.sequence[layer], last=capture.last(layer), site=plan.site, fmt=fmt
+                        )
+                del captures
                 stats.n_tokens += batch.n_tokens
                 stats.wall_time_s = time.perf_counter() - start
                 bar.update(len(batch.tasks))
@@ -264,12 +386,11 @@ def _replay(
         # Free the model before a verify pass loads its own copy.
         del bridge
         gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        torch.cuda.empty_cache()  # a no-op unless this process initialized CUDA
     if stats.n_float16_overflow:
         log.warning(
             "%d activation values exceed the float16 range and are stored as inf in 'sequence' "
-            "(arr_0 is float32 and exact)",
+            "(arr_0 and the other last-prompt-token vectors are float32 and exact)",
             stats.n_float16_overflow,
         )
 
@@ -277,14 +398,21 @@ def _replay(
 def _cumulative(previous: dict[str, Any] | None, stats: _ReplayStats) -> dict[str, Any]:
     """Throughput over every run that wrote the current files (resumed runs add up)."""
     tokens = stats.n_tokens + int((previous or {}).get("n_tokens_replayed") or 0)
-    wall = stats.wall_time_s + float((previous or {}).get("wall_time_s") or 0.0)
+    wall = stats.wall_time_s + float((previous or {}).get(keys.WALL_TIME_S) or 0.0)
     overflow = stats.n_float16_overflow + int((previous or {}).get("n_float16_overflow") or 0)
     return {
         "n_tokens_replayed": tokens,
-        "wall_time_s": wall,
-        "tokens_per_s": tokens / wall if wall > 0 else None,
+        keys.WALL_TIME_S: wall,
+        keys.TOKENS_PER_S: tokens / wall if wall > 0 else None,
         "n_float16_overflow": overflow,
     }
+
+
+def _choice(enum: type, value: Any, option: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        raise InputError(f"{option} {value}: choose one of {', '.join(e.value for e in enum)}") from None
 
 
 def _check_lengths(tasks: Sequence[ReplayTask], shape: ModelShape, model: str) -> None:
@@ -298,30 +426,20 @@ def _check_lengths(tasks: Sequence[ReplayTask], shape: ModelShape, model: str) -
         )
 
 
-def _previous_metadata(path: Path) -> dict[str, Any] | None:
-    try:
-        meta = read_json(path)
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); delete it or pass --overwrite") from exc
-    return meta if isinstance(meta, dict) else None
-
-
 def _check_same_settings(previous: dict[str, Any], spec: ModelSpec, site: HookSite, path: Path) -> None:
-    now = {"model": spec.name, "dtype": spec.dtype_name, "hook_point": site.value}
+    now = {keys.MODEL: spec.name, keys.DTYPE: spec.dtype_name, keys.HOOK_POINT: site.value}
     for key in SETTING_KEYS:
         old = previous.get(key)
-        same = same_model(str(old), now[key]) if key == "model" else old == now[key]
-        if old is not None and not same:
+        same = same_model(str(old), now[key]) if key == keys.MODEL else old == now[key]
+        if old is None or same:
+            continue
+        if key == keys.HOOK_POINT:
             raise InputError(
-                f"{path}: existing activations were made with {key}={old}, not {now[key]}; "
-                "pass --overwrite to redo them, or another --output-dir"
+                f"{path}: existing activations were made with hook_point={old}, not {now[key]}; pass --overwrite "
+                f"to redo them at {now[key]}, or --hook-point {old} to keep {old} (the default is now resid_pre, "
+                "the earlier phases' site; see README 'Joining the earlier phases')"
             )
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+        raise InputError(
+            f"{path}: existing activations were made with {key}={old}, not {now[key]}; "
+            "pass --overwrite to redo them, or another --output-dir"
+        )

@@ -6,9 +6,14 @@ the same token ids gives
 (a) the reference residual stream, ``output_hidden_states``: ``resid_pre`` L is
     ``hidden_states[L]`` and ``resid_post`` L is ``hidden_states[L + 1]``, except after the
     last block, where Hugging Face applies the final norm: there the input of that norm is
-    read instead. The error of a vector is ``||stored - ref||_2 / ||ref||_2``;
-    ``max_rel_error`` is the largest over the float32 ``arr_0`` rows (the stored analysis
-    input) and ``sequence_max_rel_error`` over every position of the float16 ``sequence``
+    read instead. Both hook points are checked. The error of a vector is
+    ``||stored - ref||_2 / ||ref||_2``; ``max_rel_error`` is the largest over the chosen hook
+    point's float32 last-prompt vectors of the per-task files (``arr_0``, and the
+    safetensors ``activation``: what downstream reads); ``resid_pre_max_rel_error`` and
+    ``resid_post_max_rel_error`` over every stored last-prompt vector at that site (the
+    per-task files' ``resid_*_last`` and the compact feature-layer file);
+    ``feature_vectors_max_rel_error`` over the compact file alone (both sites, all its
+    layers); ``sequence_max_rel_error`` over every position of the float16 ``sequence``
     (bounded below by float16 rounding, about 2**-11 = 4.9e-4, not by the replay);
 (b) replay fidelity: the fraction of completion positions whose argmax next token is the
     token vLLM generated. Logits are computed only at those positions and in chunks, since
@@ -30,10 +35,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from replay.feature_vectors import read_feature_vectors
 from replay.generations import ReplayTask
 from replay.hook_sites import HookSite
 from replay.model import ModelSpec
-from replay.store import activation_path, read_activations
+from replay.store import DEFAULT_ACTIVATION_FORMAT, ActivationFormat, activation_path, read_activations, read_safetensors
 
 LOGIT_CHUNK = 256  # completion positions per lm_head call: 256 x 256k float32 logits = 256 MiB
 
@@ -46,7 +52,10 @@ class VerifyResult:
     task_ids: tuple[int, ...]
     seed: int
     max_rel_error: float
-    sequence_max_rel_error: float
+    resid_pre_max_rel_error: float
+    resid_post_max_rel_error: float
+    feature_vectors_max_rel_error: float | None  # None when no compact file was checked
+    sequence_max_rel_error: float | None  # None without .npz files
     fidelity: float | None  # None when the sampled tasks have no completion tokens
     n_completion_positions: int
     n_argmax_matches: int
@@ -73,6 +82,8 @@ def verify_activations(
     layers: Sequence[int],
     site: HookSite,
     n: int,
+    fmt: ActivationFormat = DEFAULT_ACTIVATION_FORMAT,
+    feature_vectors_path: Path | None = None,
     seed: int = 0,
     show_progress: bool = True,
 ) -> VerifyResult:
@@ -83,23 +94,49 @@ def verify_activations(
         tasks: every replayed task (the sample is drawn from these).
         folder: the ``task_activations`` folder.
         layers: the stored layers.
-        site: the stored hook site.
+        site: the stored hook point (``arr_0``'s).
         n: how many tasks to check (at most ``len(tasks)``).
+        fmt: which per-task files to read.
+        feature_vectors_path: the compact feature-layer vectors file, checked when it exists.
         seed: seed of the sample.
         show_progress: show a tqdm bar.
     """
     sample = sorted(random.Random(seed).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
+    compact = read_feature_vectors(feature_vectors_path) if feature_vectors_path and Path(feature_vectors_path).exists() else None
+    compact_row = {int(t): i for i, t in enumerate(compact.task_id)} if compact is not None else {}
+    err = {"chosen": 0.0, HookSite.RESID_PRE: 0.0, HookSite.RESID_POST: 0.0, "compact": None, "sequence": None}
+
+    def bump(key: Any, value: float) -> None:
+        err[key] = value if err[key] is None else max(err[key], value)
+
     model = load_reference_model(spec)
-    max_err = seq_err = 0.0
     n_positions = n_matches = 0
     try:
         for task in tqdm(sample, desc="verify", unit="task", disable=not show_progress):
-            reference, final_hidden = reference_activations(model, task.token_ids, layers=layers, site=site)
+            residuals, final_hidden = reference_residuals(model, task.token_ids)
+            last = task.n_prompt_tokens - 1
+
+            def ref(at: HookSite, layer: int, position: int | slice = last) -> np.ndarray:
+                return residuals[at.hidden_state_index(layer)][position]
+
             for layer in layers:
-                stored = read_activations(activation_path(folder, task.task_id, layer))
-                ref = reference[layer]
-                max_err = max(max_err, relative_error(stored.arr_0, ref[task.n_prompt_tokens - 1 : task.n_prompt_tokens]))
-                seq_err = max(seq_err, relative_error(stored.sequence, ref))
+                if "npz" in fmt.suffixes:
+                    stored = read_activations(activation_path(folder, task.task_id, layer))
+                    bump("chosen", relative_error(stored.arr_0[0], ref(site, layer)))
+                    for at in HookSite:
+                        bump(at, relative_error(stored.last(at)[0], ref(at, layer)))
+                    bump("sequence", relative_error(stored.sequence, ref(site, layer, slice(None))))
+                if "safetensors" in fmt.suffixes:
+                    activation = read_safetensors(activation_path(folder, task.task_id, layer, "safetensors"))
+                    bump("chosen", relative_error(activation[0], ref(site, layer)))
+                    bump(site, relative_error(activation[0], ref(site, layer)))
+            if task.task_id in compact_row:
+                row = compact_row[task.task_id]
+                for at, vectors in ((HookSite.RESID_PRE, compact.resid_pre), (HookSite.RESID_POST, compact.resid_post)):
+                    for i, layer in enumerate(compact.layers.tolist()):
+                        value = relative_error(vectors[row, i], ref(at, layer))
+                        bump(at, value)
+                        bump("compact", value)
             predicted = completion_argmax(model, final_hidden, n_prompt_tokens=task.n_prompt_tokens)
             n_positions += predicted.size
             n_matches += int(np.count_nonzero(predicted == task.completion_token_ids))
@@ -109,19 +146,25 @@ def verify_activations(
         n_tasks=len(sample),
         task_ids=tuple(t.task_id for t in sample),
         seed=seed,
-        max_rel_error=max_err,
-        sequence_max_rel_error=seq_err,
+        max_rel_error=err["chosen"],
+        resid_pre_max_rel_error=err[HookSite.RESID_PRE],
+        resid_post_max_rel_error=err[HookSite.RESID_POST],
+        feature_vectors_max_rel_error=err["compact"],
+        sequence_max_rel_error=err["sequence"],
         fidelity=n_matches / n_positions if n_positions else None,
         n_completion_positions=n_positions,
         n_argmax_matches=n_matches,
     )
 
 
-def reference_activations(
-    model: Any, token_ids: np.ndarray, *, layers: Sequence[int], site: HookSite
-) -> tuple[dict[int, np.ndarray], torch.Tensor]:
-    """Hugging Face residual stream at ``layers`` (float32 ``(n_tokens, d_model)`` each), and
-    the final normed hidden state ``(n_tokens, d_model)`` the unembedding reads."""
+def reference_residuals(model: Any, token_ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    """Hugging Face's residual stream at every block boundary, and the final normed hidden state.
+
+    Returns:
+        float32 ``(n_layers + 1, n_tokens, d_model)``: entry ``L`` is the input of block ``L``
+        (``hidden_states[L]``), entry ``n_layers`` the output of the last block before the
+        final norm; and the normed hidden state ``(n_tokens, d_model)`` the unembedding reads.
+    """
     decoder = model.get_decoder()
     n_layers = model.config.get_text_config().num_hidden_layers
     captured: dict[str, torch.Tensor] = {}
@@ -136,12 +179,18 @@ def reference_activations(
             out = decoder(input_ids=ids, output_hidden_states=True)
     finally:
         handle.remove()
-    acts = {}
-    for layer in layers:
-        index = site.hidden_state_index(layer)
-        hidden = captured["pre_norm"] if index == n_layers else out.hidden_states[index]
-        acts[layer] = hidden[0].to("cpu", torch.float32).numpy()
-    return acts, out.last_hidden_state[0]
+    stack = [*out.hidden_states[:n_layers], captured["pre_norm"]]
+    residuals = torch.stack([h[0] for h in stack]).to("cpu", torch.float32).numpy()
+    return residuals, out.last_hidden_state[0]
+
+
+def reference_activations(
+    model: Any, token_ids: np.ndarray, *, layers: Sequence[int], site: HookSite
+) -> tuple[dict[int, np.ndarray], torch.Tensor]:
+    """Hugging Face residual stream at ``layers`` and ``site`` (float32 ``(n_tokens, d_model)``
+    each), and the final normed hidden state ``(n_tokens, d_model)`` the unembedding reads."""
+    residuals, final_hidden = reference_residuals(model, token_ids)
+    return {layer: residuals[site.hidden_state_index(layer)] for layer in layers}, final_hidden
 
 
 def completion_argmax(model: Any, final_hidden: torch.Tensor, *, n_prompt_tokens: int) -> np.ndarray:

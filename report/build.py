@@ -15,7 +15,9 @@ import pandas as pd
 
 from artifacts.files import atomic_path
 from artifacts.layout import ACTIVATIONS_SUBDIR
+from artifacts.meta.features import FEATURES_SUBDIR
 from report.compare import Comparison, compare_datasets
+from report.features import features_section
 from report.load import load_inputs
 from report.markdown import render_console, render_markdown
 from report.plots import plot_completion_lengths, plot_layer, plot_pass_rates
@@ -119,13 +121,18 @@ def build_report(
         comparisons=comparisons,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+    # The SAE-feature section, when the features stage has run (its files beside the dataset).
+    section = features_section(dataset_path.parent / FEATURES_SUBDIR, output_dir)
+    if section is not None:
+        text += "\n" + "\n".join(section.markdown).rstrip() + "\n"
+        written += section.files
     with atomic_path(report_path) as tmp:
         tmp.write_text(text)
     return ReportResult(
         output_dir=output_dir,
         report_path=report_path,
         files=(*written, report_path),
-        summary=render_console(stats, comparisons),
+        summary="\n".join([render_console(stats, comparisons), *(section.console if section else ())]),
         stats=stats,
         comparisons=comparisons,
     )

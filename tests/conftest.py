@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,50 @@ def problems_parquet(tmp_path_factory: pytest.TempPathFactory, mbpp_path: Path, 
 
     out = tmp_path_factory.mktemp("phase0_1")
     return build_validation_split(mbpp_path=mbpp_path, task_ids_path=validation_ids_path, output_dir=out).parquet_path
+
+
+# The one real end-to-end run of the suite: `python cli.py run` on the demo model (real vLLM
+# engine, real TransformerLens, real bubblewrap sandbox), shared by every test that reads its
+# outputs. Settings small enough for CI, large enough to pass some tasks and fail others.
+DEMO_RUN_TASKS = 8
+DEMO_RUN_LAYERS = [16, 19]
+DEMO_RUN_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A finished `run` on the demo model: its data folder, command line and output."""
+
+    data_dir: Path
+    args: list[str]
+    stdout: str
+    model: Path
+
+    @property
+    def out(self) -> Path:
+        return self.data_dir / "phase7_3"
+
+    def rerun(self, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.args, *extra], cwd=REPO, env={**os.environ, **DEMO_RUN_ENV},
+                              capture_output=True, text=True, timeout=timeout)
+
+
+def demo_run_args(data_dir: Path, model: Path, shared: Path) -> list[str]:
+    ref = shared / "pva_reference"
+    return [
+        sys.executable, "cli.py", "run", "--data-dir", str(data_dir), "--model", str(model),
+        "--mbpp", str(shared / "mbpp" / "mbpp.jsonl"), "--task-ids", str(ref / "validation_task_ids.json"),
+        "--phase2-10-dir", str(ref / "phase2_10"), "--limit", str(DEMO_RUN_TASKS), "--max-new-tokens", "96",
+        "--enforce-eager", "--verify", str(DEMO_RUN_TASKS), "--replay-batch-size", "4", "--workers", "2",
+    ]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_model: Path, shared_data: Path) -> DemoRun:
+    """`run` end to end on the demo model, once per session (about a minute on 2 cores)."""
+    data = tmp_path_factory.mktemp("demo-run")
+    args = demo_run_args(data, demo_model, shared_data)
+    proc = subprocess.run(args, cwd=REPO, env={**os.environ, **DEMO_RUN_ENV}, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return DemoRun(data, args, proc.stdout, demo_model)

@@ -1,10 +1,60 @@
 """Keys of ``activations_metadata.json`` and of the compact feature-layer vectors file.
 
-Written by replay (``replay/run.py``); read by evaluate, features and report.
+Written by replay (``replay/run.py``); read by evaluate, features and report. Every key
+another stage reads is named here once; the rest of the file (provenance, counts, timings)
+is described in ``data/README.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+# --- activations_metadata.json: keys other stages read ---------------------------------
+MODEL = "model"  # str: the model the replay loaded
+DTYPE = "dtype"  # str: replay dtype (float32, bfloat16, float16)
+DEVICE = "device"  # str: cpu or cuda
+HOOK_POINT = "hook_point"  # str: "resid_pre" (default) or "resid_post": the site of arr_0
+HOOK_POINT_EXPLANATION = "hook_point_explanation"  # str: one sentence, HOOK_POINT_EXPLANATIONS
+HOOK_NAMES = "hook_names"  # list[str]: TransformerLens names of arr_0's hooks, one per layer
+LAYERS = "layers"  # list[int]: layers with {task_id}_layer_{L} files, ascending
+D_MODEL = "d_model"  # int
+ACTIVATION_FORMAT = "activation_format"  # str: "npz", "safetensors" or "both"
+N_TASKS = "n_tasks"  # int: tasks in the generations (= files per layer and format)
+N_TOKENS = "n_tokens"  # int: tokens in the generations
+WALL_TIME_S = "wall_time_s"  # float: forward passes and writes, summed over resumed runs
+TOKENS_PER_S = "tokens_per_s"  # float | None
+VERIFY = "verify"  # dict | None: the --verify block (keys VERIFY_* below)
+FEATURE_VECTORS = "feature_vectors"  # dict: the compact file's block (keys FEATURE_VECTORS_* below)
+COMPLETE = "complete"  # bool: false while a run is in progress
+VERSION_SUFFIX = "_version"  # e.g. transformer_lens_version: library versions end with this
+
+# Keys of the VERIFY block.
+VERIFY_N_TASKS = "n_tasks"
+VERIFY_MAX_REL_ERROR = "max_rel_error"  # float32 last-prompt vectors at HOOK_POINT vs Hugging Face
+VERIFY_FIDELITY = "fidelity"  # fraction of completion positions whose argmax is the generated token
+
+# Keys of the FEATURE_VECTORS block.
+FEATURE_VECTORS_FILE_KEY = "file"  # str: file name, FEATURE_VECTORS_FILE
+FEATURE_VECTORS_LAYERS = "layers"  # list[int]: the file's layers
+FEATURE_VECTORS_N_TASKS = "n_tasks"  # int
+
+# One sentence per hook point, recorded beside HOOK_POINT (the dataset metadata copies it).
+HOOK_POINT_EXPLANATIONS = {
+    "resid_pre": (
+        "resid_pre: the residual stream entering decoder block L at each position (Hugging Face "
+        "hidden_states[L], TransformerLens blocks.L.hook_resid_pre), which is what the earlier "
+        "phases captured with a forward pre-hook on layer L and what the Phase 2.5/2.10 SAE "
+        "features were selected on."
+    ),
+    "resid_post": (
+        "resid_post: the residual stream leaving decoder block L at each position (Hugging Face "
+        "hidden_states[L+1], TransformerLens blocks.L.hook_resid_post), the site GemmaScope's "
+        "layer-L residual SAEs were trained on, one block deeper than the earlier phases' capture."
+    ),
+}
+
+# --- The compact feature-layer vectors file ----------------------------------------------
 # One file per run beside task_activations/: the last-prompt-token vectors, at both
 # residual sites, of every layer the SAE feature list names (the features stage reads it).
 FEATURE_VECTORS_FILE = "feature_layer_vectors.npz"
@@ -12,3 +62,19 @@ FV_TASK_ID = "task_id"  # int64 (n_tasks,), ascending
 FV_LAYERS = "layers"  # int64 (n_layers,), ascending
 FV_RESID_PRE = "resid_pre"  # float32 (n_tasks, n_layers, d_model): input of block L
 FV_RESID_POST = "resid_post"  # float32 (n_tasks, n_layers, d_model): output of block L
+FV_KEYS = (FV_TASK_ID, FV_LAYERS, FV_RESID_PRE, FV_RESID_POST)
+
+
+def verify_block(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``verify`` block of an activations metadata dict, or None when absent or empty."""
+    value = (meta or {}).get(VERIFY)
+    return dict(value) if isinstance(value, Mapping) and value else None
+
+
+def hook_point_explanation(meta: Mapping[str, Any] | None) -> str | None:
+    """The recorded sentence, else the one for the recorded hook point (older files), else None."""
+    meta = meta or {}
+    recorded = meta.get(HOOK_POINT_EXPLANATION)
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    return HOOK_POINT_EXPLANATIONS.get(str(meta.get(HOOK_POINT)))

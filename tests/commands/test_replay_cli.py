@@ -28,12 +28,17 @@ def test_flags_reach_the_library(tiny_generations_dir, tiny_gemma2, tmp_path):
     shutil.copytree(tiny_generations_dir, gen)
     out = tmp_path / "out"
     common = ["--generations", str(gen / "generations.parquet"), "--output-dir", str(out), "--device", "cpu"]
-    result = _invoke(*common, "--layers", "0,2", "--hook-point", "resid_pre", "--batch-size", "2", "--dtype", "float32", "--verify", "1")
+    result = _invoke(
+        *common, "--layers", "0,2", "--hook-point", "resid_pre", "--batch-size", "2", "--dtype", "float32", "--verify", "1",
+        "--activation-format", "both",
+    )
     assert result.exit_code == 0, result.output
     assert "replayed 6 of 6 tasks" in result.output and "verify 1 tasks vs Hugging Face" in result.output
+    assert "feature_layer_vectors.npz" in result.output and "resid_post" in result.output
     meta = _meta(out)
     assert (meta["layers"], meta["hook_point"], meta["batch_size"], meta["dtype"], meta["device"]) == ([0, 2], "resid_pre", 2, "float32", "cpu")
     assert meta["verify"]["n_tasks"] == 1 and meta["generations_file"] == str(gen / "generations.parquet")
+    assert meta["activation_format"] == "both" and len(list((out / "activations" / "task_activations").glob("*.safetensors"))) == 12
 
     copy = shutil.copytree(tiny_gemma2, tmp_path / "model-copy")
     result = _invoke(*common, "--layers", "0,2", "--hook-point", "resid_post", "--model", str(copy), "--overwrite")
@@ -54,7 +59,9 @@ def test_defaults_come_from_data_dir_and_the_sae_analysis(tiny_generations_dir, 
     meta = _meta(data / "phase7_3")
     assert meta["layers"] == [1, 3] and meta["best_layers"]["correct_feature_idx"] == 7
     assert meta["dtype"] == "float32"  # the generations' dtype
-    assert len(list((data / "phase7_3" / "activations" / "task_activations").glob("*.npz"))) == 12
+    assert meta["hook_point"] == "resid_pre" and meta["activation_format"] == "npz"  # the defaults
+    assert meta["feature_vectors"]["layers"] == [1, 3]
+    assert len(list((data / "phase7_3" / "activations" / "task_activations").iterdir())) == 12
 
 
 def test_bad_input_is_one_line_exit_2(tiny_generations_dir, tmp_path, repo_root):

@@ -56,3 +56,10 @@ def test_demo_model_loads_in_vllm_and_transformer_lens(demo_model: Path) -> None
     report = verify_demo_model(demo_model, n_tokens=6)
     assert report["vllm_tokens"] == report["hf_tokens"] and len(report["hf_tokens"]) == 6
     assert report["transformer_lens_max_abs_logit_diff"] < 1e-2
+
+
+def test_preparing_starts_no_engine_unless_asked() -> None:
+    """Verification (a vLLM engine, TransformerLens and HF loads) is off the demo's path by default."""
+    import inspect
+
+    assert inspect.signature(prepare_demo_model).parameters["verify"].default is False

@@ -1,4 +1,7 @@
-"""The front door's checks that run before any engine starts (the engine runs in the e2e tests)."""
+"""The front door with a scripted engine: selection, exclusion, resume, metadata, stop policy, prompt styles.
+
+The real vLLM engine runs in ``test_e2e_tiny.py`` and in the SIGKILL test (tests/pipeline).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pandas as pd
 import pytest
 
 from artifacts.errors import InputError
-from gen.chunks import PromptTask
+from gen.stream import PromptTask
 from gen.generate import generate, select_rows, split_overflow
 
 ROWS = pd.DataFrame({"task_id": [11, 12, 13, 14, 15]})
@@ -64,7 +67,10 @@ def test_other_settings_are_refused_before_the_engine_starts(tiny_gemma2: Path, 
     [
         ({"model": "/no/such/model"}, "model folder not found"),
         ({"max_new_tokens": 0}, "--max-new-tokens"),
-        ({"chunk_size": 0}, "--chunk-size"),
+        ({"commit_every": 0}, "--commit-every"),
+        ({"commit_seconds": 0}, "--commit-seconds"),
+        ({"stop": "never"}, "--stop never: choose one of end-of-turn, eos-only"),
+        ({"prompt_style": "fancy"}, "--prompt-style fancy: choose one of raw, chat, raw-double-assert"),
         ({"dtype": "int8"}, "--dtype int8"),
         ({"problems_path": "/no/problems.parquet"}, "run `python cli.py split` first"),
     ],
@@ -82,3 +88,139 @@ def test_missing_vllm_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_gemm
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
     with pytest.raises(InputError, match=r"vllm is not installed; install the vLLM extra: pip install -e '\.\[cpu\]'"):
         generate(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), progress=False)
+
+
+# --- the whole stage against the scripted engine (tests/gen/scripted_engine.py) --------------
+
+from artifacts.files import sha256_file  # noqa: E402
+from artifacts.meta import generations as keys  # noqa: E402
+from tests.gen.scripted_engine import END_OF_TURN, EOS, ScriptedFactory, default_script  # noqa: E402
+
+N = 6
+MAX_NEW = 12
+
+
+def scripted(tiny_gemma2: Path, problems_parquet: Path, out: Path, factory: ScriptedFactory, **kwargs):
+    args = dict(problems_path=problems_parquet, output_dir=out, model=str(tiny_gemma2), limit=N,
+                max_new_tokens=MAX_NEW, commit_every=2, progress=False, engine_factory=factory)
+    return generate(**(args | kwargs))
+
+
+def table(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "generations.parquet")
+
+
+def test_a_full_run_streams_every_task_through_one_engine(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    factory = ScriptedFactory()
+    result = scripted(tiny_gemma2, problems_parquet, tmp_path, factory)
+    assert factory.starts == 1 and factory.engines[0].closed
+    engine = factory.engines[0]
+    df = table(tmp_path)
+    first_rows = pd.read_parquet(problems_parquet)["task_id"].iloc[:N]
+    assert engine.added == [str(t) for t in first_rows]  # every pending prompt, all at once, in row order
+    for row in df.itertuples():
+        script = default_script(list(row.prompt_token_ids))
+        assert list(row.completion_token_ids) == script[: script.index(END_OF_TURN) + 1]  # stopped at <end_of_turn>
+        assert row.finish_reason == "stop" and row.completion == row.completion  # decoded text present
+    assert result.n_generated == N and result.n_commits == N // 2 and result.max_num_seqs == 4
+    meta = json.loads((tmp_path / "generations_metadata.json").read_text())
+    assert meta[keys.COMPLETE] is True and meta[keys.N_TASKS] == N
+    assert meta[keys.N_COMPLETION_TOKENS] == int(df["n_completion_tokens"].sum())
+    # Engine time, not the sum of overlapping per-task times.
+    assert meta[keys.GENERATION_TIME_S] == pytest.approx(result.generation_time_s)
+    assert meta[keys.TOKENS_PER_S] == pytest.approx(meta[keys.N_COMPLETION_TOKENS] / meta[keys.GENERATION_TIME_S])
+    assert meta[keys.STOP] == "end-of-turn" and meta[keys.IGNORE_EOS] is False
+    assert meta[keys.STOP_TOKEN_IDS] == [EOS, END_OF_TURN] and meta["settings"]["ignore_eos"] is False
+    assert meta["commit_every"] == 2 and meta["max_num_seqs"] == 4 and meta["enforce_eager"] is True
+    run = meta[keys.RUNS][-1]
+    assert run["n_generated"] == N and run["n_commits"] == N // 2 and run["max_num_seqs"] == 4
+    assert "chunk_size" not in meta and "chunk_size" not in run
+    config = factory.calls[0]["config"]
+    assert config.enforce_eager is True and config.ignore_eos is False  # CPU default: eager
+    assert factory.calls[0]["data_parallel_size"] == 1 and factory.calls[0]["device"] == "cpu"
+
+
+def test_a_rerun_with_nothing_left_starts_no_engine_and_touches_no_file(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory())
+    files = [tmp_path / "generations.parquet", tmp_path / "generations_metadata.json"]
+    before = [sha256_file(f) for f in files]
+    again = ScriptedFactory()
+    result = scripted(tiny_gemma2, problems_parquet, tmp_path, again)
+    assert again.starts == 0  # counted through the injected factory, not read from log text
+    assert result.n_generated == 0 and result.n_skipped == N
+    assert [sha256_file(f) for f in files] == before
+
+
+def test_a_crashed_run_keeps_its_commits_and_the_rerun_finishes_identically(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    crashed = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        # Scripted turn ends fall after 3..8 ids: by step 6 some tasks are done, others not.
+        scripted(tiny_gemma2, problems_parquet, crashed, ScriptedFactory(max_num_seqs=8, fail_at_step=6), commit_every=1)
+    kept = table(crashed)
+    assert 0 < len(kept) < N
+    meta = json.loads((crashed / "generations_metadata.json").read_text())
+    assert meta[keys.COMPLETE] is False and meta[keys.N_TASKS] == len(kept)
+    assert meta[keys.RUNS][-1]["n_generated"] == len(kept)  # written at every commit
+
+    rerun = ScriptedFactory()
+    result = scripted(tiny_gemma2, problems_parquet, crashed, rerun)
+    assert result.n_skipped == len(kept) and result.n_generated == N - len(kept)
+    assert sorted(rerun.engines[0].added) == sorted(str(t) for t in set(table(crashed)["task_id"]) - set(kept["task_id"]))
+    final = table(crashed)
+    pd.testing.assert_frame_equal(final[final["task_id"].isin(kept["task_id"])].reset_index(drop=True), kept)
+
+    scripted(tiny_gemma2, problems_parquet, tmp_path / "fresh", ScriptedFactory())
+    columns = [c for c in final.columns if c != "generation_time"]
+    pd.testing.assert_frame_equal(final[columns], table(tmp_path / "fresh")[columns])
+    meta = json.loads((crashed / "generations_metadata.json").read_text())
+    assert meta[keys.COMPLETE] is True and len(meta[keys.RUNS]) == 2
+    assert meta[keys.GENERATION_TIME_S] == pytest.approx(sum(r[keys.GENERATION_TIME_S] for r in meta[keys.RUNS]))
+
+
+def test_eos_only_runs_past_end_of_turn(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    factory = ScriptedFactory()
+    scripted(tiny_gemma2, problems_parquet, tmp_path, factory, stop="eos-only")
+    config = factory.calls[0]["config"]
+    assert config.ignore_eos is True and config.stop_token_ids == (EOS,)
+    for row in table(tmp_path).itertuples():
+        ids = list(row.completion_token_ids)
+        script = default_script(list(row.prompt_token_ids))
+        assert END_OF_TURN in ids[:-1] and ids[-1] == EOS  # continued past <end_of_turn>, stopped at <eos>
+        assert ids == script[: script.index(EOS) + 1]
+    meta = json.loads((tmp_path / "generations_metadata.json").read_text())
+    assert meta[keys.STOP] == "eos-only" and meta[keys.IGNORE_EOS] is True and meta[keys.STOP_TOKEN_IDS] == [EOS]
+    assert meta["settings"]["ignore_eos"] is True and meta["stop_token_source"] == "tokenizer"
+    with pytest.raises(InputError, match=r"ignore_eos: True -> False"):
+        scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory())  # default stopping: other settings
+
+
+def test_raw_double_assert_prompts_reach_the_engine(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    factory = ScriptedFactory()
+    scripted(tiny_gemma2, problems_parquet, tmp_path, factory, prompt_style="raw-double-assert", limit=2)
+    df = table(tmp_path)
+    assert df["prompt"].str.contains("\nassert assert ").all()
+    meta = json.loads((tmp_path / "generations_metadata.json").read_text())
+    assert meta[keys.PROMPT_STYLE] == "raw-double-assert"
+
+
+def test_files_from_before_ignore_eos_was_recorded_still_resume(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), limit=2)
+    path = tmp_path / "generations_metadata.json"
+    meta = json.loads(path.read_text())
+    del meta["settings"]["ignore_eos"]
+    path.write_text(json.dumps(meta))
+    factory = ScriptedFactory()
+    result = scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=4)
+    assert result.n_skipped == 2 and result.n_generated == 2 and factory.starts == 1
+
+
+def test_options_reach_the_engine_config(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    factory = ScriptedFactory()
+    scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=1, enforce_eager=False, deterministic=True,
+             seed=3, data_parallel_size=2, max_model_len=1024)
+    call = factory.calls[0]
+    assert call["data_parallel_size"] == 2
+    c = call["config"]
+    assert (c.enforce_eager, c.enable_prefix_caching, c.seed, c.max_model_len, c.max_new_tokens) == (False, False, 3, 1024, MAX_NEW)
+    meta = json.loads((tmp_path / "generations_metadata.json").read_text())
+    assert meta["data_parallel_size"] == 2 and meta["deterministic"] and meta["batch_invariant"] is False

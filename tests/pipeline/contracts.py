@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from artifacts.layout import activation_file_name
+
 PROBLEM_COLUMNS = ["task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list",
                    "cyclomatic_complexity"]
 GENERATION_COLUMNS = ["task_id", "prompt", "prompt_token_ids", "completion_token_ids", "completion",
@@ -39,9 +41,25 @@ def check_all_contracts(data_dir: Path, *, n_tasks: int, layers: list[int], mode
     gens = check_generations(out, n_tasks=n_tasks, model=model)
     check_activations(out, gens, layers=layers)
     check_dataset(out, gens, problems)
-    report = out / "report"
+    check_report(out / "report", layers=layers)
+
+
+# The report's plots, by name; each a real picture (not an empty canvas or a torn file).
+REPORT_PLOTS = ["pass_rate_by_complexity.png", "completion_length.png"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_report(report: Path, *, layers: list[int]) -> None:
+    import matplotlib.image
+
     assert (report / "report.md").is_file()
-    assert list(report.glob("*.png"))
+    for name in REPORT_PLOTS + [f"layer_{layer:02d}_separation.png" for layer in layers]:
+        path = report / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE, name
+        pixels = matplotlib.image.imread(path)  # decodes every row: a truncated file fails here
+        height, width = pixels.shape[:2]
+        assert 400 <= width <= 2500 and 250 <= height <= 2000, (name, width, height)
+        assert pixels.std() > 0.01, f"{name} is a blank canvas"
 
 
 def check_generations(out: Path, *, n_tasks: int, model: str) -> pd.DataFrame:
@@ -71,7 +89,7 @@ def check_activations(out: Path, gens: pd.DataFrame, *, layers: list[int]) -> No
     for row in gens.itertuples():
         ids = np.concatenate([row.prompt_token_ids, row.completion_token_ids]).astype(np.int32)
         for layer in layers:
-            with np.load(folder / f"{row.task_id}_layer_{layer}.npz") as z:
+            with np.load(folder / activation_file_name(row.task_id, layer)) as z:
                 assert z["arr_0"].dtype == np.float32 and z["arr_0"].shape == (1, d_model)
                 assert z["sequence"].dtype == np.float16 and z["sequence"].shape == (len(ids), d_model)
                 np.testing.assert_array_equal(z["token_ids"], ids)

@@ -49,3 +49,15 @@ def test_chat_style_wraps_the_raw_prompt_in_one_user_turn():
 def test_chat_style_needs_a_template():
     with pytest.raises(ValueError, match="chat template"):
         render_prompt("Do x.", ["f() == 1"], "chat", None)
+
+
+def test_raw_double_assert_prefixes_every_test_line(mbpp_path):
+    """The earlier recorded runs' prompt: ``assert `` before every line, so MBPP's own asserts double."""
+    assert format_tests(["  assert f(1) == 2 ", "f(2) == 3"], double_assert=True) == "assert assert f(1) == 2\nassert f(2) == 3"
+    df, _ = load_mbpp(mbpp_path)
+    row = df.set_index("task_id").loc[1]
+    buggy = render_prompt(row["text"], row["test_list"], PromptStyle.RAW_DOUBLE_ASSERT)
+    assert buggy == TASK_1_PROMPT.replace("\nassert min_cost", "\nassert assert min_cost")
+    assert buggy.count("assert assert ") == 3
+    assert render_prompt(row["text"], row["test_list"], "raw-double-assert", _Template()) == buggy  # no template
+    assert not PromptStyle.RAW_DOUBLE_ASSERT.uses_chat_template and PromptStyle.CHAT.uses_chat_template

@@ -72,12 +72,17 @@ def tiny_generations_dir(tiny_gemma2: Path, mbpp_path: Path, tmp_path_factory: p
 @pytest.fixture
 def stage_dir(tiny_generations_dir: Path, tmp_path: Path) -> Path:
     """A fresh stage folder holding a copy of the tiny generations."""
-    dest = tmp_path / "phase7_3"
+    return copy_stage(tiny_generations_dir, tmp_path / "phase7_3")
+
+
+def layers(*values: int, listed: tuple[int, ...] = ()) -> BestLayers:
+    """Extraction layers ``values``; ``listed``: the layers a feature list names (none: ``--layers`` alone)."""
+    return BestLayers(None, None, None, None, tuple(values), "test list" if listed else "--layers", tuple(listed))
+
+
+def copy_stage(tiny_generations_dir: Path, dest: Path) -> Path:
+    """A fresh stage folder at ``dest`` holding a copy of the tiny generations."""
     shutil.copytree(tiny_generations_dir, dest)
     return dest
-
-
-def layers(*values: int) -> BestLayers:
-    return BestLayers(None, None, None, None, tuple(values), "--layers")
 
 

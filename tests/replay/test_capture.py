@@ -1,5 +1,6 @@
-"""Capture on the tiny random Gemma-2: TransformerLens hooks equal Hugging Face hidden states,
-batching is exact, and no layer past the last needed one runs."""
+"""Capture on the tiny random Gemma-2: TransformerLens hooks equal Hugging Face hidden states at
+both sites, batching is exact, last-prompt vectors are each row's own, and no layer past the
+deepest needed one runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from replay.capture import capture_batch, make_batches
+from replay.capture import CapturePlan, capture_batch, make_batches
 from replay.generations import ReplayTask, read_generations
 from replay.hook_sites import HookSite
 from replay.model import ModelSpec, load_bridge, read_model_shape
@@ -34,12 +35,22 @@ def tasks(tiny_generations_dir: Path) -> list[ReplayTask]:
     return read_generations(tiny_generations_dir / "generations.parquet")
 
 
+def _plan(layers, site, last_layers=None) -> CapturePlan:
+    return CapturePlan(site=site, sequence_layers=tuple(layers), last_layers=tuple(last_layers or layers), n_layers=N_LAYERS)
+
+
+def _captures(bridge, tasks, *, layers, site, batch_size, last_layers=None):
+    plan = _plan(layers, site, last_layers)
+    return {
+        task.task_id: capture
+        for batch in make_batches(tasks, batch_size)
+        for task, capture in zip(batch.tasks, capture_batch(bridge, batch, plan))
+    }
+
+
 def _capture_all(bridge, tasks, *, layers, site, batch_size) -> dict[int, dict[int, np.ndarray]]:
-    out = {}
-    for batch in make_batches(tasks, batch_size):
-        for task, acts in zip(batch.tasks, capture_batch(bridge, batch, layers=layers, site=site, n_layers=N_LAYERS)):
-            out[task.task_id] = acts
-    return out
+    captures = _captures(bridge, tasks, layers=layers, site=site, batch_size=batch_size)
+    return {task_id: capture.sequence for task_id, capture in captures.items()}
 
 
 def test_tiny_model_loads_with_eager_attention(bridge, spec):
@@ -47,24 +58,63 @@ def test_tiny_model_loads_with_eager_attention(bridge, spec):
     assert read_model_shape(spec).n_layers == N_LAYERS == bridge.cfg.n_layers
 
 
+@pytest.fixture(scope="module")
+def reference_model(spec: ModelSpec):
+    return load_reference_model(spec)
+
+
 @pytest.mark.parametrize("site", list(HookSite))
-def test_every_layer_equals_hugging_face_hidden_states(bridge, spec, tasks, site):
+def test_every_layer_equals_hugging_face_hidden_states(bridge, reference_model, tasks, site):
     layers = list(range(N_LAYERS))
-    captured = _capture_all(bridge, tasks, layers=layers, site=site, batch_size=1)
-    reference_model = load_reference_model(spec)
+    captured = _captures(bridge, tasks, layers=layers, site=site, batch_size=1)
     for task in tasks:
-        reference, _ = reference_activations(reference_model, task.token_ids, layers=layers, site=site)
-        for layer in layers:
-            err = relative_error(captured[task.task_id][layer], reference[layer])
-            assert err < 1e-5, (site, task.task_id, layer, err)
+        capture = captured[task.task_id]
+        for at in HookSite:
+            reference, _ = reference_activations(reference_model, task.token_ids, layers=layers, site=at)
+            for layer in layers:
+                if at is site:
+                    err = relative_error(capture.sequence[layer], reference[layer])
+                    assert err < 1e-5, (site, task.task_id, layer, err)
+                    # The last-prompt vector and the sequence row are copies of one tensor.
+                    np.testing.assert_array_equal(capture.last(layer)[at], capture.sequence[layer][task.n_prompt_tokens - 1])
+                err = relative_error(capture.last(layer)[at], reference[layer][task.n_prompt_tokens - 1])
+                assert err < 1e-5, (at, task.task_id, layer, err)
 
 
-def test_resid_post_of_last_layer_is_before_the_final_norm(bridge, spec, tasks):
+def test_last_vectors_are_each_rows_own_last_prompt_position(bridge, tasks):
+    # Rows of one batch differ in length and prompt length: each keeps its own position.
+    every = _captures(bridge, tasks, layers=range(N_LAYERS), site=HookSite.RESID_PRE, batch_size=1)
+    batched = _captures(bridge, tasks, layers=[1], site=HookSite.RESID_PRE, batch_size=len(tasks), last_layers=[0, 1, 2])
+    for task in tasks:
+        got = batched[task.task_id]
+        assert got.resid_pre.shape == got.resid_post.shape == (3, 128) and set(got.sequence) == {1}
+        for row, layer in enumerate((0, 1, 2)):
+            one = every[task.task_id].sequence
+            assert relative_error(got.resid_pre[row], one[layer][task.n_prompt_tokens - 1]) < 1e-4
+            assert relative_error(got.resid_post[row], one[layer + 1][task.n_prompt_tokens - 1]) < 1e-4
+
+
+def test_no_full_sequence_cache_is_used(bridge, tasks, monkeypatch):
+    monkeypatch.setattr(bridge, "run_with_cache", lambda *a, **k: pytest.fail("run_with_cache caches every position"))
+    batch = make_batches(tasks[:2], 2)[0]
+    captures = capture_batch(bridge, batch, _plan([], HookSite.RESID_PRE, last_layers=[0, 3]))
+    assert [c.sequence for c in captures] == [{}, {}] and captures[0].resid_post.shape == (2, 128)
+
+
+def test_plan_rules():
+    with pytest.raises(ValueError, match="must include"):
+        CapturePlan(HookSite.RESID_PRE, (1, 2), (1,), N_LAYERS)
+    with pytest.raises(ValueError, match="ascending"):
+        CapturePlan(HookSite.RESID_PRE, (), (2, 1), N_LAYERS)
+    assert CapturePlan(HookSite.RESID_PRE, (1,), (1, 2), N_LAYERS).stop_at == 3
+
+
+def test_resid_post_of_last_layer_is_before_the_final_norm(bridge, reference_model, tasks):
     # Hugging Face's last hidden state has the final norm applied; the hook must not.
     task = tasks[0]
     last = N_LAYERS - 1
     captured = _capture_all(bridge, [task], layers=[last], site=HookSite.RESID_POST, batch_size=1)[task.task_id][last]
-    model = load_reference_model(spec)
+    model = reference_model
     with torch.inference_mode():
         normed = model(torch.as_tensor(task.token_ids[None], dtype=torch.long), output_hidden_states=True).hidden_states[-1]
     assert relative_error(captured, normed[0].numpy()) > 0.1
@@ -87,10 +137,11 @@ def test_padding_does_not_leak_into_real_positions(bridge, tasks):
     # Same shapes, different pad ids: real positions must be bit-identical (no rounding excuse).
     batch = make_batches(tasks, len(tasks))[0]
     other_pad = dataclasses.replace(batch, input_ids=batch.input_ids.masked_fill(batch.attention_mask == 0, 7))
-    kwargs = dict(layers=[0, 3], site=HookSite.RESID_PRE, n_layers=N_LAYERS)
-    for a, b in zip(capture_batch(bridge, batch, **kwargs), capture_batch(bridge, other_pad, **kwargs)):
+    plan = _plan([0, 3], HookSite.RESID_PRE)
+    for a, b in zip(capture_batch(bridge, batch, plan), capture_batch(bridge, other_pad, plan)):
         for layer in (0, 3):
-            np.testing.assert_array_equal(a[layer], b[layer])
+            np.testing.assert_array_equal(a.sequence[layer], b.sequence[layer])
+        np.testing.assert_array_equal(a.resid_post, b.resid_post)
 
 
 def test_make_batches_groups_by_length_longest_first(tasks):
@@ -107,8 +158,8 @@ def test_make_batches_groups_by_length_longest_first(tasks):
         make_batches(tasks, 0)
 
 
-@pytest.mark.parametrize("layers", [[1], [0, 3]])
-def test_forward_stops_after_the_last_needed_layer(bridge, tasks, layers):
+@pytest.mark.parametrize(("layers", "last_layers"), [([1], [1]), ([0, 3], [0, 3]), ([1], [0, 1, 2])])
+def test_forward_stops_after_the_last_needed_layer(bridge, tasks, layers, last_layers):
     fired: list[str] = []
 
     def record(tensor, *, hook):
@@ -117,7 +168,7 @@ def test_forward_stops_after_the_last_needed_layer(bridge, tasks, layers):
     watched = [f"blocks.{layer}.attn.hook_in" for layer in range(N_LAYERS)] + ["ln_final.hook_out", "unembed.hook_in"]
     batch = make_batches(tasks[:2], 2)[0]
     with bridge.hooks(fwd_hooks=[(name, record) for name in watched]):
-        capture_batch(bridge, batch, layers=layers, site=HookSite.RESID_POST, n_layers=N_LAYERS)
+        capture_batch(bridge, batch, _plan(layers, HookSite.RESID_POST, last_layers))
     ran = {int(name.split(".")[1]) for name in fired if name.startswith("blocks.")}
-    assert ran == set(range(max(layers) + 1))
+    assert ran == set(range(max(last_layers) + 1))
     assert "ln_final.hook_out" not in fired and "unembed.hook_in" not in fired

@@ -1,4 +1,8 @@
-"""The replay front door on the tiny random Gemma-2: files, metadata, resume, and early errors."""
+"""The replay front door on the tiny random Gemma-2: files, metadata, resume, and early errors.
+
+The default hook point against the earlier phases' capture is in ``test_hook_point.py``; the
+compact feature-layer vectors file's resume rules are in ``test_run_feature_vectors.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,25 @@ import numpy as np
 import pytest
 import torch
 
+import artifacts.device
+import replay.model
 import replay.run
 from artifacts.errors import InputError
 from artifacts.files import read_json, write_json
+from artifacts.meta import activations as keys
 from replay.generations import read_generations
 from replay.hook_sites import HookSite
 from replay.model import ModelSpec, model_spec
 from replay.run import default_batch_size, replay_activations
 from replay.store import activation_path, read_activations
-from replay.verify import load_reference_model, reference_activations, relative_error
-from tests.replay.conftest import layers
+from replay.verify import load_reference_model, reference_residuals, relative_error
+from tests.replay.conftest import copy_stage, layers
 
-ALL_LAYERS = (0, 1, 2, 3)
-CONTRACT_KEYS = {"model", "dtype", "device", "hook_point", "layers", "d_model", "n_tasks", "wall_time_s", "tokens_per_s", "verify"}
+CONTRACT_KEYS = {
+    keys.MODEL, keys.DTYPE, keys.DEVICE, keys.HOOK_POINT, keys.HOOK_POINT_EXPLANATION, keys.HOOK_NAMES, keys.LAYERS,
+    keys.D_MODEL, keys.ACTIVATION_FORMAT, keys.N_TASKS, keys.N_TOKENS, keys.WALL_TIME_S, keys.TOKENS_PER_S,
+    keys.VERIFY, keys.FEATURE_VECTORS, keys.COMPLETE,
+}
 
 
 def _replay(stage: Path, *, best=layers(1, 3), **kwargs):
@@ -32,32 +42,49 @@ def _replay(stage: Path, *, best=layers(1, 3), **kwargs):
     )
 
 
-@pytest.mark.parametrize("site", list(HookSite))
-def test_files_match_hugging_face_at_every_layer(stage_dir, site):
-    result = _replay(stage_dir, best=layers(*ALL_LAYERS), hook_point=site, batch_size=1, verify=2)
-    tasks = read_generations(stage_dir / "generations.parquet")
+@pytest.fixture(scope="module")
+def post_run(tiny_generations_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """resid_post at layer 1, a feature list naming layers 0 and 2, batches of 4, verified."""
+    stage = copy_stage(tiny_generations_dir, tmp_path_factory.mktemp("post-run") / "phase7_3")
+    result = _replay(stage, best=layers(1, listed=(0, 2)), hook_point="resid_post", batch_size=4, verify=2)
+    return stage, result
+
+
+@pytest.fixture(scope="module")
+def hf_model(tiny_gemma2: Path):
+    return load_reference_model(ModelSpec(str(tiny_gemma2), None, torch.float32, "cpu"))
+
+
+def test_resid_post_files_and_metadata(post_run, hf_model):
+    stage, result = post_run
+    tasks = read_generations(stage / "generations.parquet")
     assert result.n_replayed == result.n_tasks == len(tasks) and result.n_skipped == 0
-    meta = read_json(stage_dir / "activations" / "activations_metadata.json")
-    assert CONTRACT_KEYS <= meta.keys() and meta["complete"] is True
-    assert (meta["hook_point"], meta["layers"], meta["d_model"], meta["dtype"]) == (site.value, list(ALL_LAYERS), 128, "float32")
-    assert meta["n_tokens_replayed"] == sum(t.n_tokens for t in tasks) and meta["tokens_per_s"] > 0
-    assert meta["verify"]["n_tasks"] == 2 and meta["verify"]["max_rel_error"] < 1e-5
-    assert meta["verify"]["fidelity"] == 1.0  # the generations are this model's own greedy tokens
+    meta = read_json(result.metadata_path)
+    assert CONTRACT_KEYS <= meta.keys() and meta[keys.COMPLETE] is True
+    assert (meta[keys.HOOK_POINT], meta[keys.LAYERS], meta[keys.D_MODEL], meta[keys.DTYPE]) == ("resid_post", [1], 128, "float32")
+    assert meta[keys.HOOK_POINT_EXPLANATION] == HookSite.RESID_POST.explanation
+    assert meta[keys.HOOK_NAMES] == ["blocks.1.hook_resid_post"] and meta[keys.ACTIVATION_FORMAT] == "npz"
+    assert meta[keys.FEATURE_VECTORS][keys.FEATURE_VECTORS_LAYERS] == [0, 1, 2] and meta["forward_through_layer"] == 2
+    assert meta["n_tokens_replayed"] == sum(t.n_tokens for t in tasks) and meta[keys.TOKENS_PER_S] > 0
+    assert meta["transformer_lens_version"] and meta["transformers_version"] and meta["safetensors_version"] is None
+    verify = meta[keys.VERIFY]
+    assert verify["n_tasks"] == 2 and verify["fidelity"] == 1.0  # the generations are this model's own greedy tokens
+    # Batches of 4 round differently from HF's one-by-one forward; this random model amplifies it.
+    for key in ("max_rel_error", "resid_pre_max_rel_error", "resid_post_max_rel_error", "feature_vectors_max_rel_error"):
+        assert verify[key] < 1e-4, key
 
-    reference_model = load_reference_model(_spec(stage_dir))
     folder = result.activations_dir / "task_activations"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{t.task_id}_layer_1.npz" for t in tasks)
     for task in tasks:
-        reference, _ = reference_activations(reference_model, task.token_ids, layers=ALL_LAYERS, site=site)
-        for layer in ALL_LAYERS:
-            stored = read_activations(activation_path(folder, task.task_id, layer))
-            assert stored.sequence.shape == (task.n_tokens, 128)
-            np.testing.assert_array_equal(stored.arr_0[0].astype(np.float16), stored.sequence[task.n_prompt_tokens - 1])
-            assert relative_error(stored.arr_0, reference[layer][task.n_prompt_tokens - 1 : task.n_prompt_tokens]) < 1e-5
-            assert relative_error(stored.sequence, reference[layer]) < 2**-10  # float16 rounding
-
-
-def _spec(stage: Path):
-    return model_spec(read_json(stage / "generations_metadata.json"), model=None, dtype=None, device="cpu")
+        residuals, _ = reference_residuals(hf_model, task.token_ids)
+        stored = read_activations(activation_path(folder, task.task_id, 1))
+        assert stored.hook_name == "blocks.1.hook_resid_post"
+        np.testing.assert_array_equal(stored.arr_0, stored.resid_post_last)
+        np.testing.assert_array_equal(stored.arr_0[0].astype(np.float16), stored.sequence[task.n_prompt_tokens - 1])
+        last = task.n_prompt_tokens - 1
+        assert relative_error(stored.resid_pre_last[0], residuals[1][last]) < 1e-4
+        assert relative_error(stored.resid_post_last[0], residuals[2][last]) < 1e-4
+        assert relative_error(stored.sequence, residuals[2]) < 2**-10  # float16 rounding
 
 
 def test_rerun_skips_stored_tasks_and_redoes_damaged_ones(stage_dir):
@@ -65,13 +92,13 @@ def test_rerun_skips_stored_tasks_and_redoes_damaged_ones(stage_dir):
     folder = first.activations_dir / "task_activations"
     files = sorted(folder.glob("*.npz"))
     assert len(files) == 2 * first.n_tasks
-    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    mtimes = {p: p.stat().st_mtime_ns for p in [*files, first.feature_vectors_path]}
 
     again = _replay(stage_dir, batch_size=4)
-    assert (again.n_replayed, again.n_skipped) == (0, first.n_tasks)
-    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+    assert (again.n_replayed, again.n_skipped, again.n_feature_vectors_replayed) == (0, first.n_tasks, 0)
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing rewritten, the compact file included
     meta = again.metadata
-    assert meta["n_tokens_replayed"] == first.n_tokens_replayed and meta["tokens_per_s"] == first.metadata["tokens_per_s"]
+    assert meta["n_tokens_replayed"] == first.n_tokens_replayed and meta[keys.TOKENS_PER_S] == first.metadata[keys.TOKENS_PER_S]
 
     tasks = read_generations(stage_dir / "generations.parquet")
     activation_path(folder, tasks[0].task_id, 3).unlink()
@@ -86,6 +113,22 @@ def test_rerun_skips_stored_tasks_and_redoes_damaged_ones(stage_dir):
     assert redone.n_replayed == first.n_tasks
 
 
+def test_safetensors_format_alone(stage_dir):
+    result = _replay(stage_dir, best=layers(2), activation_format="safetensors", verify=1)
+    folder = result.activations_dir / "task_activations"
+    tasks = read_generations(stage_dir / "generations.parquet")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{t.task_id}_layer_2.safetensors" for t in tasks)
+    meta = result.metadata
+    assert meta[keys.ACTIVATION_FORMAT] == "safetensors" and meta["safetensors_version"]
+    assert meta[keys.VERIFY]["max_rel_error"] < 1e-5 and meta[keys.VERIFY]["sequence_max_rel_error"] is None
+    again = _replay(stage_dir, best=layers(2), activation_format="safetensors")
+    assert (again.n_replayed, again.n_feature_vectors_replayed) == (0, 0)
+    both = _replay(stage_dir, best=layers(2), activation_format="both")
+    assert both.n_replayed == len(tasks) and len(list(folder.glob("*.npz"))) == len(tasks)  # the npz are added
+    with pytest.raises(InputError, match="--activation-format parquet: choose one of npz, safetensors, both"):
+        _replay(stage_dir, activation_format="parquet")
+
+
 def test_layer_outside_the_model_fails_before_any_work(stage_dir, monkeypatch):
     monkeypatch.setattr(replay.run, "load_bridge", lambda spec: pytest.fail("model loaded before the layer check"))
     with pytest.raises(InputError, match=r"layer\(s\) \[4\] outside model .* 4 layers"):
@@ -93,13 +136,30 @@ def test_layer_outside_the_model_fails_before_any_work(stage_dir, monkeypatch):
     assert not (stage_dir / "activations").exists()
 
 
-def test_changed_settings_need_overwrite(stage_dir):
-    _replay(stage_dir, hook_point="resid_post")
-    with pytest.raises(InputError, match="hook_point=resid_post, not resid_pre.*--overwrite"):
-        _replay(stage_dir, hook_point="resid_pre")
-    result = _replay(stage_dir, hook_point="resid_pre", overwrite=True)
-    assert result.metadata["hook_point"] == "resid_pre" and result.n_replayed == result.n_tasks
+def test_old_default_folder_refuses_until_told_which_hook_point(stage_dir):
+    # A folder made before the default became resid_pre: its metadata says resid_post.
+    old = _replay(stage_dir, hook_point="resid_post")
+    with pytest.raises(InputError, match=r"hook_point=resid_post, not resid_pre; pass --overwrite .* or --hook-point resid_post"):
+        _replay(stage_dir)
+    kept = _replay(stage_dir, hook_point="resid_post")
+    assert kept.n_replayed == 0 and kept.metadata[keys.HOOK_POINT] == "resid_post"
+    # Files of the earlier layout (no resid_*_last, no hook_name) are rewritten once, same arr_0.
+    folder = old.activations_dir / "task_activations"
+    path = next(folder.glob("*_layer_1.npz"))
+    stored = read_activations(path)
+    np.savez(path, arr_0=stored.arr_0, sequence=stored.sequence, token_ids=stored.token_ids, n_prompt_tokens=np.int64(stored.n_prompt_tokens))
+    upgraded = _replay(stage_dir, hook_point="resid_post")
+    assert upgraded.n_replayed == 1
+    np.testing.assert_array_equal(read_activations(path).arr_0, stored.arr_0)
+    result = _replay(stage_dir, overwrite=True)
+    assert result.metadata[keys.HOOK_POINT] == "resid_pre" and result.n_replayed == result.n_tasks
     assert result.metadata["batch_size"] == 1  # the CPU default
+
+
+def test_other_dtype_needs_overwrite(stage_dir):
+    _replay(stage_dir, best=layers(1))
+    with pytest.raises(InputError, match="dtype=float32, not bfloat16; pass --overwrite"):
+        _replay(stage_dir, best=layers(1), dtype="bfloat16")
 
 
 def test_default_batch_size_batches_only_float32_on_a_gpu(stage_dir):
@@ -107,26 +167,32 @@ def test_default_batch_size_batches_only_float32_on_a_gpu(stage_dir):
     assert default_batch_size(spec) == 8
     assert default_batch_size(dataclasses.replace(spec, dtype=torch.bfloat16)) == 1  # would round differently
     assert default_batch_size(dataclasses.replace(spec, device="cpu")) == 1  # slower batched on CPU
-    result = _replay(stage_dir, dtype="bfloat16", batch_size=4)
-    assert (result.metadata["dtype"], result.metadata["batch_size"]) == ("bfloat16", 4)
+    result = _replay(stage_dir, best=layers(1), dtype="bfloat16", batch_size=4)
+    assert (result.metadata[keys.DTYPE], result.metadata["batch_size"]) == ("bfloat16", 4)
 
 
 def test_other_model_warns_and_is_recorded(stage_dir, tiny_gemma2, tmp_path, caplog):
     copy = shutil.copytree(tiny_gemma2, tmp_path / "copy-of-tiny")
     with caplog.at_level(logging.WARNING, logger="replay.model"):
-        result = _replay(stage_dir, model=str(copy))
+        result = _replay(stage_dir, best=layers(1), model=str(copy))
     assert "differs from the model the generations were made with" in caplog.text
-    assert result.metadata["model"] == str(copy) and result.metadata["generations_model"] == str(tiny_gemma2)
+    assert result.metadata[keys.MODEL] == str(copy) and result.metadata["generations_model"] == str(tiny_gemma2)
 
 
-def test_dtype_defaults_to_the_generations_dtype(tiny_gemma2):
+def test_dtype_and_device_use_the_shared_vocabulary(tiny_gemma2):
     meta = {"model": str(tiny_gemma2), "dtype": "bfloat16"}
     assert model_spec(meta, model=None, dtype=None, device="cpu").dtype == torch.bfloat16
     assert model_spec(meta, model=None, dtype="float32", device="cpu").dtype == torch.float32
     with pytest.raises(InputError, match="pass --dtype"):
         model_spec({"model": str(tiny_gemma2)}, model=None, dtype=None, device="cpu")
-    with pytest.raises(InputError, match="dtype 'int8'"):
+    with pytest.raises(InputError, match="--dtype int8: choose one of float32, bfloat16, float16"):
         model_spec(meta, model=None, dtype="int8", device="cpu")
+    with pytest.raises(InputError, match="--dtype bf16"):  # no aliases: one vocabulary with generate
+        model_spec(meta, model=None, dtype="bf16", device="cpu")
+    with pytest.raises(InputError, match="--device tpu: choose one of auto, cpu, cuda"):
+        model_spec(meta, model=None, dtype=None, device="tpu")
+    assert not hasattr(replay.model, "DTYPES") and not hasattr(replay.model, "DTYPE_NAMES")
+    assert replay.model.resolve_device is artifacts.device.resolve_device  # the one copy
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a CUDA GPU")
@@ -143,15 +209,37 @@ def test_bad_generation_files_are_input_errors(stage_dir):
     write_json(stage_dir / "generations_metadata.json", {"dtype": "float32"})
     with pytest.raises(InputError, match="needs a 'model' key"):
         _replay(stage_dir)
+    (stage_dir / "generations_metadata.json").write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        _replay(stage_dir)
     with pytest.raises(InputError, match="generations file not found"):
         replay_activations(generations_path=stage_dir / "nope.parquet", output_dir=stage_dir, best_layers=layers(1))
 
 
 def test_rerun_of_a_finished_stage_reuses_an_equal_or_larger_check(stage_dir):
-    first = _replay(stage_dir, batch_size=1, verify=2)
+    first = _replay(stage_dir, best=layers(1), verify=2)
     assert first.verify is not None
-    again = _replay(stage_dir, batch_size=1, verify=2)
+    again = _replay(stage_dir, best=layers(1), verify=2)
     assert again.n_replayed == 0 and again.verify is None  # no model reloaded for the same files
-    assert read_json(stage_dir / "activations" / "activations_metadata.json")["verify"] == first.metadata["verify"]
-    bigger = _replay(stage_dir, batch_size=1, verify=3)
+    assert read_json(again.metadata_path)[keys.VERIFY] == first.metadata[keys.VERIFY]
+    # A check recorded before it covered both hook points does not count.
+    meta = read_json(again.metadata_path)
+    write_json(again.metadata_path, {**meta, keys.VERIFY: {"n_tasks": 5, "max_rel_error": 0.0, "fidelity": 1.0}})
+    older = _replay(stage_dir, best=layers(1), verify=2)
+    assert older.verify is not None and older.verify.n_tasks == 2
+    bigger = _replay(stage_dir, best=layers(1), verify=3)
     assert bigger.verify is not None and bigger.verify.n_tasks == 3
+
+
+def test_every_named_metadata_key_is_written(post_run):
+    # Each key artifacts/meta/activations.py names for other stages is in the file replay writes.
+    _, result = post_run
+    meta = read_json(result.metadata_path)
+    top = {v for k, v in vars(keys).items() if k.isupper() and isinstance(v, str) and not k.startswith(("FV_", "FEATURE_VECTORS_", "VERIFY_"))}
+    top -= {keys.FEATURE_VECTORS_FILE, keys.VERSION_SUFFIX}
+    assert top <= meta.keys(), top - meta.keys()
+    assert {keys.VERIFY_N_TASKS, keys.VERIFY_MAX_REL_ERROR, keys.VERIFY_FIDELITY} <= meta[keys.VERIFY].keys()
+    block = meta[keys.FEATURE_VECTORS]
+    assert block[keys.FEATURE_VECTORS_FILE_KEY] == keys.FEATURE_VECTORS_FILE and block[keys.FEATURE_VECTORS_N_TASKS] == 6
+    assert keys.verify_block(meta) == meta[keys.VERIFY] and keys.verify_block({keys.VERIFY: None}) is None
+    assert any(k.endswith(keys.VERSION_SUFFIX) for k in meta)

@@ -1,55 +1,155 @@
-"""The npz files: contract keys, dtypes and shapes, and which files count as finished."""
+"""The per-task files: contract keys, dtypes and shapes, both formats, and which files count as finished."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from artifacts.layout import activation_file_name
 from replay.generations import ReplayTask
-from replay.store import activation_path, is_stored, read_activations, write_task_layer
+from replay.hook_sites import HookSite
+from replay.store import (
+    KEYS,
+    SAFETENSORS_KEY,
+    ActivationFormat,
+    activation_path,
+    is_stored,
+    read_activations,
+    read_safetensors,
+    remove_stale_files,
+    stored_last_vectors,
+    write_task_layer,
+)
 
 D_MODEL = 8
+PRE, POST = HookSite.RESID_PRE, HookSite.RESID_POST
 
 
 def _task(task_id: int = 11, n_prompt: int = 3, n_completion: int = 2) -> ReplayTask:
     return ReplayTask(task_id, np.arange(10, 10 + n_prompt + n_completion, dtype=np.int32), n_prompt)
 
 
-def test_file_holds_the_contract_arrays(tmp_path):
+def _arrays(task: ReplayTask, seed: int = 0) -> tuple[np.ndarray, dict[HookSite, np.ndarray]]:
+    """A sequence at the chosen site (resid_pre) and both sites' last-prompt vectors."""
+    rng = np.random.default_rng(seed)
+    sequence = rng.normal(size=(task.n_tokens, D_MODEL)).astype(np.float32)
+    return sequence, {PRE: sequence[task.n_prompt_tokens - 1].copy(), POST: rng.normal(size=D_MODEL).astype(np.float32)}
+
+
+def _write(folder, task, layer=16, *, site=PRE, fmt=ActivationFormat.NPZ, seed=0):
+    sequence, last = _arrays(task, seed)
+    if site is POST:
+        last = {PRE: last[POST], POST: last[PRE]}
+    return write_task_layer(folder, task, layer, sequence=sequence, last=last, site=site, fmt=fmt), sequence, last
+
+
+def test_npz_holds_exactly_the_contract_arrays(tmp_path):
     task = _task()
-    acts = np.random.default_rng(0).normal(size=(task.n_tokens, D_MODEL)).astype(np.float32)
-    assert write_task_layer(tmp_path, task, 16, acts) == 0
+    n_overflow, sequence, last = _write(tmp_path, task)
+    assert n_overflow == 0
     path = activation_path(tmp_path, task.task_id, 16)
-    assert path.name == "11_layer_16.npz"
+    assert path.name == activation_file_name(task.task_id, 16) == "11_layer_16.npz"
+    with np.load(path, allow_pickle=False) as npz:  # every key loads without pickle, hook_name included
+        assert sorted(npz.files) == sorted(KEYS) == sorted(
+            ["arr_0", "resid_pre_last", "resid_post_last", "sequence", "token_ids", "n_prompt_tokens", "hook_name"]
+        )
+        for key in ("arr_0", "resid_pre_last", "resid_post_last"):
+            assert npz[key].dtype == np.float32 and npz[key].shape == (1, D_MODEL), key
+        assert npz["hook_name"].shape == () and npz["hook_name"].dtype.kind == "U"
+        assert str(npz["hook_name"]) == "blocks.16.hook_resid_pre"
+        assert npz["n_prompt_tokens"].dtype == np.int64 and npz["n_prompt_tokens"].shape == ()
     stored = read_activations(path)
-    assert stored.arr_0.dtype == np.float32 and stored.arr_0.shape == (1, D_MODEL)
-    np.testing.assert_array_equal(stored.arr_0[0], acts[task.n_prompt_tokens - 1])  # exact, not rounded
+    np.testing.assert_array_equal(stored.arr_0[0], sequence[task.n_prompt_tokens - 1])  # exact, not rounded
+    np.testing.assert_array_equal(stored.resid_pre_last[0], last[PRE])
+    np.testing.assert_array_equal(stored.resid_post_last[0], last[POST])
     assert stored.sequence.dtype == np.float16 and stored.sequence.shape == (task.n_tokens, D_MODEL)
-    np.testing.assert_array_equal(stored.sequence, acts.astype(np.float16))
+    np.testing.assert_array_equal(stored.sequence, sequence.astype(np.float16))
     assert stored.token_ids.dtype == np.int32 and stored.token_ids.tolist() == task.token_ids.tolist()
-    assert stored.n_prompt_tokens == task.n_prompt_tokens
-    assert sorted(np.load(path).files) == ["arr_0", "n_prompt_tokens", "sequence", "token_ids"]
+    assert stored.n_prompt_tokens == task.n_prompt_tokens and stored.hook_name == "blocks.16.hook_resid_pre"
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_arr_0_is_the_chosen_site_and_must_agree_with_its_last_vector(tmp_path):
+    task = _task()
+    _, _, last = _write(tmp_path, task, site=POST)
+    stored = read_activations(activation_path(tmp_path, task.task_id, 16))
+    assert stored.hook_name == "blocks.16.hook_resid_post"
+    np.testing.assert_array_equal(stored.arr_0, stored.resid_post_last)
+    sequence, last = _arrays(task)
+    with pytest.raises(ValueError, match="of one forward pass differ"):
+        write_task_layer(tmp_path, task, 1, sequence=sequence, last={PRE: last[POST], POST: last[POST]}, site=PRE)
+
+
+def test_safetensors_holds_activation_equal_to_arr_0(tmp_path):
+    from safetensors import safe_open
+
+    task = _task()
+    _write(tmp_path, task, fmt=ActivationFormat.BOTH)
+    path = activation_path(tmp_path, task.task_id, 16, "safetensors")
+    assert path.name == activation_file_name(task.task_id, 16, "safetensors") == "11_layer_16.safetensors"
+    with safe_open(str(path), framework="numpy") as fh:
+        assert list(fh.keys()) == [SAFETENSORS_KEY] == ["activation"]
+        assert fh.metadata()["hook_name"] == "blocks.16.hook_resid_pre"
+    activation = read_safetensors(path)
+    assert activation.dtype == np.float32 and activation.shape == (1, D_MODEL)
+    np.testing.assert_array_equal(activation, read_activations(activation_path(tmp_path, task.task_id, 16)).arr_0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["11_layer_16.npz", "11_layer_16.safetensors"]
+
+
+def test_safetensors_only_writes_no_npz(tmp_path):
+    task = _task()
+    assert _write(tmp_path, task, fmt=ActivationFormat.SAFETENSORS)[0] == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["11_layer_16.safetensors"]
+    assert is_stored(tmp_path, task, [16], D_MODEL, site=PRE, fmt=ActivationFormat.SAFETENSORS)
+    assert not is_stored(tmp_path, task, [16], D_MODEL, site=PRE, fmt=ActivationFormat.BOTH)
 
 
 def test_float16_overflow_is_counted(tmp_path):
     task = _task()
-    acts = np.zeros((task.n_tokens, D_MODEL), dtype=np.float32)
-    acts[0, :3] = 1e5
-    assert write_task_layer(tmp_path, task, 0, acts) == 3
+    sequence = np.zeros((task.n_tokens, D_MODEL), dtype=np.float32)
+    sequence[0, :3] = 1e5
+    last = {PRE: sequence[task.n_prompt_tokens - 1], POST: sequence[task.n_prompt_tokens - 1]}
+    assert write_task_layer(tmp_path, task, 0, sequence=sequence, last=last, site=PRE) == 3
     assert read_activations(activation_path(tmp_path, task.task_id, 0)).arr_0.max() == 0.0
 
 
-def test_is_stored_only_for_complete_matching_files(tmp_path):
+@pytest.mark.parametrize("fmt", list(ActivationFormat))
+def test_is_stored_only_for_complete_matching_files(tmp_path, fmt):
     task = _task()
-    acts = np.ones((task.n_tokens, D_MODEL), dtype=np.float32)
-    write_task_layer(tmp_path, task, 1, acts)
-    assert is_stored(tmp_path, task, [1], D_MODEL)
-    assert not is_stored(tmp_path, task, [1, 2], D_MODEL)  # a layer missing
-    assert not is_stored(tmp_path, task, [1], D_MODEL + 1)  # another model width
+    _, _, last = _write(tmp_path, task, 1, fmt=fmt)
+    found = stored_last_vectors(tmp_path, task, [1], d_model=D_MODEL, site=PRE, fmt=fmt)
+    np.testing.assert_array_equal(found[1][PRE], last[PRE])
+    assert (POST in found[1]) == (fmt is not ActivationFormat.SAFETENSORS)  # safetensors holds one site
+    assert is_stored(tmp_path, task, [1], D_MODEL, site=PRE, fmt=fmt)
+    assert not is_stored(tmp_path, task, [1], D_MODEL, site=POST, fmt=fmt)  # another hook point
+    assert not is_stored(tmp_path, task, [1, 2], D_MODEL, site=PRE, fmt=fmt)  # a layer missing
+    assert not is_stored(tmp_path, task, [1], D_MODEL + 1, site=PRE, fmt=fmt)  # another model width
     other_tokens = ReplayTask(task.task_id, task.token_ids + 1, task.n_prompt_tokens)
-    assert not is_stored(tmp_path, other_tokens, [1], D_MODEL)  # generations changed
+    assert not is_stored(tmp_path, other_tokens, [1], D_MODEL, site=PRE, fmt=fmt)  # generations changed
     other_split = ReplayTask(task.task_id, task.token_ids, task.n_prompt_tokens + 1)
-    assert not is_stored(tmp_path, other_split, [1], D_MODEL)
-    path = activation_path(tmp_path, task.task_id, 1)
-    path.write_bytes(path.read_bytes()[:-50])  # truncated by a crash outside atomic_path
-    assert not is_stored(tmp_path, task, [1], D_MODEL)
+    assert not is_stored(tmp_path, other_split, [1], D_MODEL, site=PRE, fmt=fmt)
+    for path in tmp_path.iterdir():
+        path.write_bytes(path.read_bytes()[:-50])  # truncated by a crash outside atomic_path
+    assert not is_stored(tmp_path, task, [1], D_MODEL, site=PRE, fmt=fmt)
+
+
+def test_npz_without_the_new_keys_is_not_stored(tmp_path):
+    # Files of the earlier layout (arr_0, sequence, token_ids, n_prompt_tokens) are replayed again.
+    task = _task()
+    sequence, _ = _arrays(task)
+    np.savez(
+        activation_path(tmp_path, task.task_id, 1), arr_0=sequence[2:3], sequence=sequence.astype(np.float16),
+        token_ids=task.token_ids, n_prompt_tokens=np.int64(task.n_prompt_tokens),
+    )
+    assert not is_stored(tmp_path, task, [1], D_MODEL, site=PRE)
+
+
+def test_remove_stale_files_keeps_current_tokens(tmp_path):
+    task = _task()
+    _write(tmp_path, task, 1, fmt=ActivationFormat.BOTH)
+    remove_stale_files(tmp_path, task, [1], d_model=D_MODEL, site=PRE, keep=ActivationFormat.NPZ)
+    assert activation_path(tmp_path, task.task_id, 1, "safetensors").exists()  # same tokens: kept
+    other_tokens = ReplayTask(task.task_id, task.token_ids + 1, task.n_prompt_tokens)
+    remove_stale_files(tmp_path, other_tokens, [1], d_model=D_MODEL, site=PRE, keep=ActivationFormat.NPZ)
+    assert not activation_path(tmp_path, task.task_id, 1, "safetensors").exists()  # other tokens: removed
+    assert activation_path(tmp_path, task.task_id, 1).exists()  # the format being written is left to the writer

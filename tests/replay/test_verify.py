@@ -1,4 +1,4 @@
-"""``--verify`` has teeth: a wrong hook site or other tokens show up in its numbers."""
+"""``--verify`` has teeth: a wrong hook site, a swapped site, a bad compact row or other tokens show up."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from artifacts.files import write_parquet
+from artifacts.files import write_npz, write_parquet
+from replay.feature_vectors import FeatureVectors, read_feature_vectors, write_feature_vectors
 from replay.generations import read_generations
 from replay.hook_sites import HookSite
 from replay.model import ModelSpec
 from replay.run import replay_activations
+from replay.store import activation_path
 from replay.verify import relative_error, verify_activations
 from tests.replay.conftest import layers
 
@@ -36,11 +38,30 @@ def test_verify_catches_a_wrong_hook_site_and_other_tokens(stage_dir: Path, tiny
     tasks = read_generations(stage_dir / "generations.parquet")
     kwargs = dict(spec=spec, folder=folder, layers=[0, 3], n=3, show_progress=False)
 
-    right = verify_activations(tasks=tasks, site=HookSite.RESID_PRE, **kwargs)
+    compact = result.feature_vectors_path
+    right = verify_activations(tasks=tasks, site=HookSite.RESID_PRE, feature_vectors_path=compact, **kwargs)
     assert right.max_rel_error < 1e-4 and right.fidelity == 1.0
+    assert right.resid_pre_max_rel_error < 1e-4 and right.resid_post_max_rel_error < 1e-4
+    assert right.feature_vectors_max_rel_error < 1e-4
     assert right.n_completion_positions == sum(t.n_tokens - t.n_prompt_tokens for t in tasks if t.task_id in right.task_ids)
 
     assert verify_activations(tasks=tasks, site=HookSite.RESID_POST, **kwargs).max_rel_error > 0.1
+
+    # The other site's vector swapped for the chosen one's: only the resid_post check sees it.
+    path = activation_path(folder, right.task_ids[0], 3)
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    write_npz(path, **{**arrays, "resid_post_last": arrays["resid_pre_last"]})
+    swapped = verify_activations(tasks=tasks, site=HookSite.RESID_PRE, **kwargs)
+    assert swapped.max_rel_error < 1e-4 and swapped.resid_post_max_rel_error > 0.1
+    write_npz(path, **arrays)
+
+    # A compact row one layer off.
+    vectors = read_feature_vectors(compact)
+    write_feature_vectors(compact, FeatureVectors(vectors.task_id, vectors.layers, vectors.resid_post, vectors.resid_post))
+    bad = verify_activations(tasks=tasks, site=HookSite.RESID_PRE, feature_vectors_path=compact, **kwargs)
+    assert bad.max_rel_error < 1e-4 and bad.feature_vectors_max_rel_error > 0.1 and bad.resid_pre_max_rel_error > 0.1
+    write_feature_vectors(compact, vectors)
 
     # Tokens vLLM did not choose: fidelity falls (greedy argmax is a single token per position).
     df = pd.read_parquet(stage_dir / "generations.parquet")

@@ -1,0 +1,283 @@
+"""The report's SAE-feature section: do the base model's PVA features separate this run's outcomes?
+
+Reads what ``python cli.py features`` wrote (``phase7_3/features/``: ``features_metadata.json``,
+``feature_scores.parquet``, ``compare_feature_scores.parquet``; keys and columns in
+``artifacts/meta/features.py``) and renders a table of the top listed features (best correct
+and best incorrect first), one sentence per best feature, the stand-in and skipped-layer
+notes, and a plot of every feature's AUROC with its 95 % interval (side by side with the
+comparison run when there is one). Nothing here recomputes a statistic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from artifacts.files import read_optional_json
+from artifacts.meta import features as fm
+from report.fmt import NA
+from report.plots import SERIES_COLORS, save_figure
+
+FEATURES_PLOT = "feature_auroc.png"
+TOP_PER_GROUP = 5  # rows of the table per group; every row is in feature_scores.parquet
+# Below this many tasks in a class, a bootstrap interval mostly reflects the other class (with one
+# passed task every resample holds that same task): the sentence says so.
+SMALL_CLASS = 10
+
+
+@dataclass(frozen=True)
+class FeaturesSection:
+    """Rendered section: markdown lines for report.md, console lines, and the files written."""
+
+    markdown: tuple[str, ...]
+    console: tuple[str, ...]
+    files: tuple[Path, ...]
+
+
+def features_section(features_dir: Path, output_dir: Path) -> FeaturesSection | None:
+    """Render the section when ``features_metadata.json`` exists in ``features_dir``, else None.
+
+    Writes ``FEATURES_PLOT`` into ``output_dir`` (and removes a stale one when there is
+    nothing to show).
+    """
+    features_dir, output_dir = Path(features_dir), Path(output_dir)
+    meta = read_optional_json(features_dir / fm.FEATURES_METADATA_FILE)
+    scores_path = features_dir / fm.FEATURE_SCORES_FILE
+    plot_path = output_dir / FEATURES_PLOT
+    if meta is None or not scores_path.is_file():
+        if plot_path.is_file():
+            plot_path.unlink()
+        return None
+    scores = pd.read_parquet(scores_path)
+    compare_meta = meta.get(fm.COMPARE)
+    compare_path = features_dir / fm.COMPARE_SCORES_FILE
+    compare = pd.read_parquet(compare_path) if compare_meta and compare_path.is_file() else None
+    label = Path(str(meta.get(fm.MODEL))).name if meta.get(fm.MODEL) else "this run"
+    compare_label = compare_meta.get(fm.COMPARE_LABEL) if compare is not None else None
+    plot_features(scores, compare, plot_path, label=label, compare_label=compare_label)
+    md = _markdown(meta, scores, compare, label=label, compare_label=compare_label)
+    return FeaturesSection(tuple(md), tuple(_console(meta, scores)), (plot_path,))
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _auroc_ci(row) -> str:
+    if row is None or not row["scored"]:
+        return "not scored"
+    auroc, low, high = (_num(row[k]) for k in ("auroc", "auroc_ci_low", "auroc_ci_high"))
+    if auroc is None:
+        return f"{NA} (no {_missing_class(row)} tasks)"
+    return f"{auroc:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _missing_class(row) -> str:
+    return "passed" if int(row["n_passed"]) == 0 else "failed"
+
+
+def _frac(value) -> str:
+    v = _num(value)
+    return NA if v is None else f"{100 * v:.0f}%"
+
+
+def _verdict(row) -> str:
+    """Whether the interval excludes 0.5, in words."""
+    if not row["scored"]:
+        return f"not scored ({row['not_scored_reason']})"
+    auroc, low, high = (_num(row[k]) for k in ("auroc", "auroc_ci_low", "auroc_ci_high"))
+    if auroc is None:
+        return f"AUROC {NA}: no {_missing_class(row)} tasks"
+    text = f"AUROC {auroc:.2f}, 95% interval [{low:.2f}, {high:.2f}]"
+    if low > 0.5:
+        text += f", which excludes 0.5: it fires more on {row['positive_class']} tasks, as listed"
+    elif high < 0.5:
+        text += ", which excludes 0.5 from below: it separates the classes reversed from its listing"
+    else:
+        text += ", which includes 0.5: no evidence that it separates passed from failed tasks"
+    small = min(int(row["n_passed"]), int(row["n_failed"]))
+    if small < SMALL_CLASS:
+        name = "passed" if int(row["n_passed"]) == small else "failed"
+        text += f" (only {small} {name} task{'s' if small != 1 else ''}: the interval understates the uncertainty)"
+    return text
+
+
+def _ordered(scores: pd.DataFrame, hook: str) -> pd.DataFrame:
+    """One hook point's rows, best correct and best incorrect first, then each group by rank."""
+    rows = scores[scores["hook_point"] == hook].copy()
+    rows["_order"] = np.where(rows["rank"] == 0, rows["group"].map({"correct": 0, "incorrect": 1}), 2)
+    rows["_group"] = rows["group"].map({"correct": 0, "incorrect": 1})
+    return rows.sort_values(["_order", "_group", "rank"]).drop(columns=["_order", "_group"])
+
+
+def _lookup(scores: pd.DataFrame | None, row, hook: str):
+    if scores is None:
+        return None
+    match = scores[(scores["group"] == row["group"]) & (scores["rank"] == row["rank"]) & (scores["hook_point"] == hook)]
+    return None if match.empty else match.iloc[0]
+
+
+def _compare_cell(compare: pd.DataFrame | None, row) -> str:
+    # The comparison run's primary site when it has it, else the other one (said in the cell).
+    for hook in fm.HOOK_POINTS:
+        other = _lookup(compare, row, hook)
+        if other is not None and other["scored"]:
+            return f"{_auroc_ci(other)} ({hook})"
+    other = _lookup(compare, row, fm.HOOK_POINTS[0])
+    return f"not scored ({other['not_scored_reason']})" if other is not None else "not scored"
+
+
+# ---- markdown --------------------------------------------------------------------------------
+
+
+def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *, label: str,
+              compare_label: str | None) -> list[str]:
+    primary = meta.get(fm.PRIMARY_HOOK_POINT, fm.HOOK_POINTS[0])
+    secondary = next(h for h in fm.HOOK_POINTS if h != primary)
+    out = ["## SAE features of the base model's analysis", ""]
+    if meta.get(fm.STAND_IN_SAES):
+        out += [
+            "**Stand-in SAEs.** The SAEs used here are random stand-ins built for the demo model, "
+            "not GemmaScope: these numbers test the pipeline, not whether the features carry over.",
+            "",
+        ]
+    sources = meta.get(fm.VECTOR_SOURCES) or {}
+    without = meta.get(fm.N_MISSING) or 0
+    if without:
+        out += [f"{without} task(s) of the dataset have no vectors and are left out.", ""]
+    out += [
+        f"Each listed feature's JumpReLU activation on the last prompt token of {meta.get(fm.N_TASKS)} tasks "
+        f"({meta.get(fm.N_PASSED)} passed, {meta.get(fm.N_FAILED)} failed) at `{primary}` (the site the features "
+        f"were selected on) and `{secondary}` (the site GemmaScope's SAEs were trained on). AUROC: probability that "
+        "a task of the feature's class (passed for a \"correct\" feature, failed for an \"incorrect\" one) "
+        "activates it more than a task of the other class (0.5 = no signal), with a seeded stratified bootstrap "
+        f"95% interval ({meta.get(fm.N_BOOTSTRAP)} resamples, seed {meta.get(fm.SEED)}). F1: threshold fitted on "
+        f"the other folds only ({meta.get(fm.MAX_FOLDS)}-fold at most), beside the F1 of calling every task "
+        "positive.",
+        "",
+    ]
+    if sources:
+        out += ["Vectors: " + "; ".join(f"`{hook}` from {src}" for hook, src in sources.items()) + ".", ""]
+    rows = _ordered(scores, primary)
+    best = [r for _, r in rows.iterrows() if r["rank"] == 0]
+    for r in best:
+        sentence = (f"- Best {r['group']} feature (layer {r['layer']}, latent {r['feature_idx']}) at `{primary}`: "
+                    f"{_verdict(r)}.")
+        other = _lookup(compare, r, primary)
+        if compare is not None and other is not None:
+            sentence += f" In {compare_label}: {_verdict(other)}."
+        out.append(sentence)
+    out.append("")
+    shown = rows[rows["rank"] < TOP_PER_GROUP]
+    head = ["feature", "layer", "latent", f"AUROC `{primary}` [95% CI]", "fires (passed / failed)",
+            "F1 CV (all positive)", f"AUROC `{secondary}` [95% CI]"]
+    if compare is not None:
+        head.append(f"AUROC {compare_label} [95% CI]")
+    out += [_row(head), _row(["---"] * len(head))]
+    for _, r in shown.iterrows():
+        post = _lookup(scores, r, secondary)
+        f1 = _num(r["f1_cv"])
+        base = _num(r["f1_all_positive"])
+        cells = [
+            f"{r['group']} #{r['rank'] + 1}", str(r["layer"]), str(r["feature_idx"]), _auroc_ci(r),
+            f"{_frac(r['fire_frac_passed'])} / {_frac(r['fire_frac_failed'])}" if r["scored"] else NA,
+            (f"{f1:.2f}" if f1 is not None else NA) + (f" ({base:.2f})" if base is not None else ""),
+            _auroc_ci(post),
+        ]
+        if compare is not None:
+            cells.append(_compare_cell(compare, r))
+        out.append(_row(cells))
+    n_rows = len(scores)
+    out += ["", f"The first {TOP_PER_GROUP} of each list; all {n_rows} feature x hook-point rows are in "
+            f"`{fm.FEATURES_SUBDIR}/{fm.FEATURE_SCORES_FILE}`.", ""]
+    skipped = meta.get(fm.SKIPPED_LAYERS) or []
+    if skipped:
+        out += ["Not scored (no SAE for the layer):", ""]
+        for s in skipped:
+            out.append(f"- layer {s[fm.SKIPPED_LAYER]} ({', '.join(s.get(fm.SKIPPED_FEATURES, []))}): "
+                       f"{s[fm.SKIPPED_REASON]}")
+        out.append("")
+    if compare is not None:
+        skipped_layers = [s[fm.SKIPPED_LAYER] for s in skipped]  # already listed above
+        at_primary = compare[compare["hook_point"] == primary]
+        missing = at_primary[~at_primary["scored"] & ~at_primary["layer"].isin(skipped_layers)]
+        if len(missing):
+            reasons = sorted(set(missing["not_scored_reason"].astype(str)))
+            why = "; ".join(reasons)
+            out += [f"In {compare_label}, {len(missing)} feature(s) not scored at `{primary}`: {why}.", ""]
+    saes = meta.get(fm.SAES) or []
+    if saes:
+        out += ["SAEs (file sha256 in `features_metadata.json`):", ""]
+        out += [f"- layer {s[fm.SAE_LAYER]}: `{s[fm.SAE_ID]}` (sha256 {str(s.get(fm.SAE_SHA256, ''))[:12]}...)"
+                for s in saes]
+        out.append("")
+    wall = meta.get(fm.WALL_TIME_S)
+    reused = " (the latest run found its inputs unchanged and kept these scores)" if meta.get(fm.REUSED) else ""
+    if wall is not None:
+        out += [f"Stage time: {wall:.1f} s{reused}.", ""]
+    out += [f"![SAE feature AUROC]({FEATURES_PLOT})", ""]
+    return out
+
+
+def _console(meta: dict, scores: pd.DataFrame) -> list[str]:
+    primary = meta.get(fm.PRIMARY_HOOK_POINT, fm.HOOK_POINTS[0])
+    rows = _ordered(scores, primary)
+    best = [r for _, r in rows.iterrows() if r["rank"] == 0]
+    parts = [f"best {r['group']} L{r['layer']}#{r['feature_idx']} {_auroc_ci(r)}" for r in best]
+    note = " (stand-in SAEs, not GemmaScope)" if meta.get(fm.STAND_IN_SAES) else ""
+    return [f"SAE features at {primary}: " + ", ".join(parts) + note]
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+# ---- plot ------------------------------------------------------------------------------------
+
+
+def plot_features(
+    scores: pd.DataFrame, compare: pd.DataFrame | None, path: Path, *, label: str, compare_label: str | None
+) -> Path:
+    """AUROC with its 95 % interval per listed feature (list order, top to bottom), one panel per hook point."""
+    keys = _ordered(scores, fm.HOOK_POINTS[0])[["group", "rank", "layer", "feature_idx"]]
+    keys = keys.sort_values(["group", "rank"]).reset_index(drop=True)  # correct then incorrect, by rank
+    n = len(keys)
+    fig = Figure(figsize=(13, 1.6 + 0.24 * n), layout="constrained")
+    axes = fig.subplots(1, len(fm.HOOK_POINTS), sharey=True)
+    series = [(label, scores)] + ([(compare_label or "compare", compare)] if compare is not None else [])
+    offsets = np.linspace(-0.18, 0.18, len(series)) if len(series) > 1 else [0.0]
+    y = np.arange(n)
+    for ax, hook in zip(axes, fm.HOOK_POINTS):
+        for (name, table), dy, color in zip(series, offsets, SERIES_COLORS):
+            merged = keys.merge(table[table["hook_point"] == hook], on=list(keys.columns), how="left")
+            ok = merged["scored"].fillna(False).astype(bool) & merged["auroc"].notna()
+            xs = merged["auroc"].where(ok)
+            err = np.vstack([(xs - merged["auroc_ci_low"]).where(ok), (merged["auroc_ci_high"] - xs).where(ok)])
+            ax.errorbar(xs, y + dy, xerr=err, fmt="o", color=color, markersize=4, capsize=2, label=name)
+            for i in np.flatnonzero(~ok.to_numpy()):
+                ax.text(0.02, y[i] + dy, "not scored", transform=ax.get_yaxis_transform(), fontsize=7, color=color,
+                        va="center")
+        ax.axvline(0.5, color="0.4", linestyle="--", linewidth=1)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(n - 0.5, -0.5)  # list order, top to bottom
+        ax.set_xlabel(f"AUROC at {hook} (95% bootstrap interval)")
+        ax.set_title(hook)
+        ax.grid(axis="x", alpha=0.3)
+        for boundary in np.flatnonzero(keys["group"].to_numpy()[1:] != keys["group"].to_numpy()[:-1]):
+            ax.axhline(boundary + 0.5, color="0.6", linewidth=0.8)
+    axes[0].set_yticks(y, [f"{g} #{r + 1}  L{l} {f}" for g, r, l, f in keys.itertuples(index=False)], fontsize=7)
+    axes[-1].legend(loc="lower right", fontsize=8)
+    fig.suptitle("Listed SAE features: AUROC for their class (correct: passed, incorrect: failed)", fontsize=11)
+    return save_figure(fig, path)

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from artifacts.meta import dataset as keys
-from artifacts.meta.pending import activations as act_keys
-from artifacts.meta.pending import generations as gen_keys
+from artifacts.meta import activations as act_keys
+from artifacts.meta import generations as gen_keys
 from artifacts.versions import package_version
 from evaluate.checks import count_trusted
 from evaluate.extract import Extraction
@@ -156,7 +156,7 @@ def build_metadata(
     n_included = len(dataset)
     n_excluded = len(excluded_ids)
     n_attempted = n_included + n_excluded
-    verify = act_meta.get(act_keys.VERIFY) if isinstance(act_meta.get(act_keys.VERIFY), dict) else None
+    verify = act_keys.verify_block(act_meta)
     return {
         keys.CREATION_TIMESTAMP: datetime.now(timezone.utc).isoformat(),
         keys.MODEL_NAME: gen_meta.get(gen_keys.MODEL) or act_meta.get(act_keys.MODEL),
@@ -178,7 +178,7 @@ def build_metadata(
         keys.META_N_TESTS_TRUSTED: int(dataset[keys.N_TESTS_TRUSTED].sum()) if n_included else 0,
         keys.COMPLETION_COLUMN: completion_column,
         keys.HOOK_POINT: act_meta.get(act_keys.HOOK_POINT),
-        keys.HOOK_POINT_EXPLANATION: act_meta.get(act_keys.HOOK_POINT_EXPLANATION),
+        keys.HOOK_POINT_EXPLANATION: act_keys.hook_point_explanation(act_meta) if act_meta else None,
         keys.PROMPT_STYLE: gen_meta.get(gen_keys.PROMPT_STYLE),
         keys.FIDELITY: verify.get(act_keys.VERIFY_FIDELITY) if verify else None,
         keys.REPLAY_VERIFY: verify,

@@ -224,6 +224,8 @@ class Sandbox:
             raise InputError(f"bwrap: not found on PATH; {INSTALL_HINT}")
         self._bwrap_prefix = self._bwrap_args() if self._bwrap else []
         self._harness_code = _compiled_harness(self.python)
+        # Same interpreter: code that does not compile fails here exactly as in the runner.
+        self._compiles_here = self.python == os.path.realpath(sys.executable)
         # As root, programs run under a unique unprivileged uid; without bwrap that uid must
         # be able to read the interpreter's files where they are.
         self._switch_uid = os.geteuid() == 0 and (self._bwrap is not None or _world_readable(self.python))
@@ -276,13 +278,22 @@ class Sandbox:
     def run(self, program: Program) -> ExecutionResult:
         """Run ``program`` and its tests; never raises for anything the program does.
 
+        A program whose code does not compile is not started: this interpreter compiles it
+        as the runner would (same flags) and reports the runner's result.
+
         Raises:
             SandboxError: the runner did not start (a broken sandbox, not a bad program).
         """
+        checks = program.checks
+        if self._compiles_here:
+            message = compile_failure(program.code)
+            if message is not None:
+                records = {"ready": True, "stage": (harness.STAGE_CODE, harness.SYNTAX_ERROR, message), "tests": {},
+                           "values": {}, "done": len(checks)}
+                return decide(program.tests, checks, records, Ending(timed_out=False, exit_status=0))
         nonce = secrets.token_hex(16)
         read_fd, write_fd = os.pipe()
         workdir = SANDBOX_WORKDIR if self._bwrap else tempfile.mkdtemp(prefix="pva-eval-")
-        checks = program.checks
         legacy = program.verdict is Verdict.LEGACY
         job = {
             "nonce": nonce,
@@ -454,6 +465,20 @@ def _world_readable(path: str) -> bool:
     """Every folder above the interpreter's prefix lets other users through."""
     prefix = Path(path).parent.parent
     return all(os.stat(p).st_mode & 0o001 for p in [prefix, *prefix.parents])
+
+
+def compile_failure(code: str) -> str | None:
+    """The runner's message for ``code`` that does not compile (its first stage), else None.
+
+    Compiling runs nothing of the program (extraction already parses completions here).
+    """
+    try:
+        compile(code, "<solution>", "exec", dont_inherit=True, optimize=0)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        text = str(exc)
+        message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return message[: harness.MAX_MESSAGE_CHARS].encode("utf-8", "replace").decode("utf-8", "replace")
+    return None
 
 
 def _compiled_harness(python: str) -> bytes:

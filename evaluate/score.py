@@ -37,8 +37,8 @@ from artifacts.layout import (
     GENERATIONS_METADATA_FILE,
 )
 from artifacts.meta import dataset as keys
-from artifacts.meta.pending import activations as act_keys
-from artifacts.meta.pending import generations as gen_keys
+from artifacts.meta import activations as act_keys
+from artifacts.meta import generations as gen_keys
 from artifacts.tables import read_table
 from evaluate.batch import run_programs
 from evaluate.dataset import PASSTHROUGH_COLUMNS, build_dataset, build_metadata

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from artifacts.meta import dataset as keys
-from artifacts.meta.pending import activations as act_keys
-from artifacts.meta.pending import generations as gen_keys
+from artifacts.meta import activations as act_keys
+from artifacts.meta import generations as gen_keys
 from report.load import LayerActivations, ReportInputs
 from report.separation import CrossValidated, cross_validated_auroc, in_sample_projection, rank_auroc
 
@@ -311,11 +311,11 @@ def replay_fidelity(activations_metadata: Mapping | None, metadata: Mapping | No
     From the activations metadata's ``verify`` block, else the copy evaluate wrote into the
     dataset metadata (``replay_verify``).
     """
-    for source, key in ((activations_metadata, act_keys.VERIFY), (metadata, keys.REPLAY_VERIFY)):
-        value = (source or {}).get(key)
-        if isinstance(value, Mapping) and value:
-            return dict(value)
-    return None
+    verify = act_keys.verify_block(activations_metadata)
+    if verify is not None:
+        return verify
+    copied = (metadata or {}).get(keys.REPLAY_VERIFY)
+    return dict(copied) if isinstance(copied, Mapping) and copied else None
 
 
 def layer_separation(acts: LayerActivations, df: pd.DataFrame) -> LayerSeparation:

@@ -95,7 +95,23 @@ def test_correct_program_passes_and_wrong_one_fails_per_test(any_box):
     assert bad.error_message == "test 2/3 failed: assert add_one(2) == 3 (returned 2, expected 3)"
 
 
-def test_compile_error_is_a_syntax_error(any_box):
+@pytest.mark.parametrize(
+    "code",
+    [CORRECT + "return 5\n", "Here is the code:\n" + CORRECT, "x = (\n", "def f(:\n", "'\x00'", "é = 1\nprint(é) +\n"],
+)
+def test_compile_error_is_a_syntax_error_decided_here_as_the_runner_would(any_box, code, monkeypatch):
+    here = any_box.run(program(code))
+    assert here.error_type is ErrorType.SYNTAX_ERROR and here.error_message.startswith("the code failed: ")
+    assert here.wall_time_s == 0.0  # no process started
+    monkeypatch.setattr(any_box, "_compiles_here", False)
+    there = any_box.run(program(code))  # the runner compiles it in the sandbox
+    assert (there.error_type, there.error_message, there.n_tests_passed) == (
+        here.error_type, here.error_message, here.n_tests_passed,
+    )
+    assert there.wall_time_s > 0.0
+
+
+def test_compile_error_message_names_the_error(any_box):
     result = any_box.run(program(CORRECT + "return 5\n"))
     assert result.error_type is ErrorType.SYNTAX_ERROR and "'return' outside function" in result.error_message
 

@@ -23,6 +23,7 @@ from evaluate.batch import default_workers
 from evaluate.sandbox import Limits
 from evaluate.score import evaluate_generations
 from problems.split import build_validation_split
+from bench.table import format_table
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -80,22 +81,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     load = os.getloadavg()
     print(f"\n== evaluate: {len(problems)} reference solutions, timeout {args.timeout:g} s, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
-    print(_table(rows))
+    print(format_table(rows))
     return rows
 
 
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
     return Path(value) if value else default
-
-
-def _table(rows: list[dict]) -> str:
-    columns = list(rows[0])
-    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in (row[c] for c in columns)] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from artifacts.layout import MBPP_ENV, TASK_IDS_ENV, Layout
-from bench.__main__ import _format_table
+from bench.table import format_table
 
 VARIANTS = ("streaming", "chunked", "one-call")
 
@@ -156,7 +156,7 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
     caching = "on" if args.prefix_caching else "off"
     print(f"\n== generate, one engine: {len(prompts)} problems x {args.max_new_tokens} tokens, float32, eager, "
           f"prefix caching {caching}, {args.model}; {args.repeats} alternated runs (tok/s of each run)")
-    print(_format_table(rows))
+    print(format_table(rows))
     print(f"decode steps from these completion lengths: chunks of {args.chunk_size} {steps_chunked}, "
           f"one continuous batch (max_num_seqs {width}) {steps_one}: {steps_chunked / max(1, steps_one):.2f}x")
     print(f"identical greedy tokens across streaming, chunked and one-call: {identical}")
@@ -203,7 +203,7 @@ def run_hf_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dic
          "load_avg_1m": f"{min(load_hf):.2f}-{max(load_hf):.2f}", "enforce_eager": None},
     ]
     print(f"\n== generate vs Hugging Face: {args.hf_n} problems x {args.hf_max_new_tokens} tokens, float32, {args.model}")
-    print(_format_table(rows))
+    print(format_table(rows))
     print(f"wall-time ratio (HF / ours, both with loading): {hf_wall / ours_wall:.2f}x; identical greedy tokens "
           f"{identical}/{len(hf)}")
     return rows

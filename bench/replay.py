@@ -33,6 +33,7 @@ from replay.generations import read_generations
 from replay.run import replay_activations
 from replay.store import activation_path, read_activations
 from replay.verify import relative_error
+from bench.table import format_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     load = os.getloadavg()
     print(f"\n== replay: {len(tasks)} tasks, layers {list(best.extraction_layers)}, best of {args.repeat} round(s), "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
-    print(_table(rows))
+    print(format_table(rows))
     return rows
 
 
@@ -143,15 +144,6 @@ def _differences(tasks, layers, base: Path, other: Path) -> dict[str, float]:
             arr_0 = max(arr_0, relative_error(b.arr_0, a.arr_0))
             sequence = max(sequence, relative_error(b.sequence.astype(np.float32), a.sequence.astype(np.float32)))
     return {"max_rel_diff_arr_0": arr_0, "max_rel_diff_sequence_f16": sequence}
-
-
-def _table(rows: list[dict]) -> str:
-    columns = list(rows[0])
-    cells = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in columns)] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    return "\n".join(lines + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells])
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -25,7 +25,7 @@ METADATA = ("phase7_3/generations_metadata.json", "phase7_3/activations/activati
             "phase7_3/metadata.json")
 # Values that differ between any two runs: clocks, durations, where the files were.
 VOLATILE = ("time", "timestamp", "_at", "created", "path", "file", "dir", "history", "wall", "tokens_per_s",
-            "source", "sha256", "version")
+            "source", "sha256", "version", "runs")
 
 
 def _volatile(key: str) -> bool:

@@ -205,6 +205,7 @@ def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_p
     assert meta["library_versions"]["vllm"] == "0.0-test" and meta["library_versions"]["transformer_lens"] == "4.0-test"
     assert meta["library_versions"]["bubblewrap"] and meta["sandbox"]["kind"] == "bwrap" and meta["sandbox"]["isolated"]
     assert meta["sandbox"]["limits"]["timeout_s"] == 5
+    assert meta["sandbox"]["value_limits"] == {"max_bytes": 64 << 10, "max_depth": 48}
     assert meta["generations_sha256"] and meta["problems_sha256"]
     assert meta["verdict"] == "robust" and meta["completion_column"] == "completion"
     assert meta["verdicts"] == {

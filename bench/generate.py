@@ -175,6 +175,15 @@ def run_hf_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dic
     tasks = build_tasks(select_rows(read_problems(problems), start=None, end=None, limit=args.hf_n), tokenizer, "raw")
     stops = end_of_turn_ids(args.model, tokenizer).ids
 
+    # The baseline first, in a process vLLM has not touched yet.
+    load_hf = [_load()]
+    start = time.perf_counter()
+    timings: list[float] = []
+    hf = hf_greedy(args.model, [list(t.token_ids) for t in tasks], max_new_tokens=args.hf_max_new_tokens,
+                   stop_token_ids=stops, timings=timings, progress=True)
+    hf_wall = time.perf_counter() - start
+    load_hf.append(_load())
+
     load_ours = [_load()]
     start = time.perf_counter()
     result = generate(problems_path=problems, output_dir=tmp / "ours", model=args.model, limit=args.hf_n,
@@ -183,13 +192,6 @@ def run_hf_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dic
     load_ours.append(_load())
     ours = pd.read_parquet(result.parquet_path)
 
-    load_hf = [_load()]
-    start = time.perf_counter()
-    timings: list[float] = []
-    hf = hf_greedy(args.model, [list(t.token_ids) for t in tasks], max_new_tokens=args.hf_max_new_tokens,
-                   stop_token_ids=stops, timings=timings, progress=True)
-    hf_wall = time.perf_counter() - start
-    load_hf.append(_load())
     by_id = {t.task_id: c for t, c in zip(tasks, hf)}
     identical = sum(list(map(int, a)) == by_id[i] for i, a in zip(ours["task_id"], ours["completion_token_ids"]))
     hf_tokens = sum(len(c) for c in hf)

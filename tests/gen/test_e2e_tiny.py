@@ -26,7 +26,6 @@ from gen.engine import Completion, EngineConfig
 from gen.generate import generate
 from gen.hf_reference import hf_greedy
 from gen.stop_tokens import end_of_turn_ids
-from gen.stream import PromptTask
 from gen.tokenize import prompt_token_ids
 from gen.vllm_engine import VllmEngine, sampling_params
 from problems.prompts import render_prompt

@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 
 from artifacts.errors import InputError
-from gen.stream import PromptTask
+from artifacts.files import sha256_file
+from artifacts.meta import generations as keys
 from gen.generate import generate, select_rows, split_overflow
+from gen.stream import PromptTask
+from tests.gen.scripted_engine import END_OF_TURN, EOS, ScriptedFactory, default_script
 
 ROWS = pd.DataFrame({"task_id": [11, 12, 13, 14, 15]})
 
@@ -92,10 +95,6 @@ def test_missing_vllm_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_gemm
 
 # --- the whole stage against the scripted engine (tests/gen/scripted_engine.py) --------------
 
-from artifacts.files import sha256_file  # noqa: E402
-from artifacts.meta import generations as keys  # noqa: E402
-from tests.gen.scripted_engine import END_OF_TURN, EOS, ScriptedFactory, default_script  # noqa: E402
-
 N = 6
 MAX_NEW = 12
 
@@ -118,10 +117,14 @@ def test_a_full_run_streams_every_task_through_one_engine(tiny_gemma2: Path, pro
     df = table(tmp_path)
     first_rows = pd.read_parquet(problems_parquet)["task_id"].iloc[:N]
     assert engine.added == [str(t) for t in first_rows]  # every pending prompt, all at once, in row order
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_gemma2)
     for row in df.itertuples():
         script = default_script(list(row.prompt_token_ids))
         assert list(row.completion_token_ids) == script[: script.index(END_OF_TURN) + 1]  # stopped at <end_of_turn>
-        assert row.finish_reason == "stop" and row.completion == row.completion  # decoded text present
+        assert row.finish_reason == "stop"
+        assert row.completion == tok.decode(list(row.completion_token_ids), skip_special_tokens=True) != ""
     assert result.n_generated == N and result.n_commits == N // 2 and result.max_num_seqs == 4
     meta = json.loads((tmp_path / "generations_metadata.json").read_text())
     assert meta[keys.COMPLETE] is True and meta[keys.N_TASKS] == N

@@ -182,10 +182,8 @@ def test_no_passed_task_gives_na_everywhere(tmp_path, saes):
     assert "AUROC n/a: no passed tasks" in text and "n/a (no passed tasks)" in text
 
 
-def test_demo_model_has_every_listed_layer(shared_data):
-    config = Path(os.environ.get("PVA_DEMO_MODEL", "data/models/smollm2-135m-instruct")) / "config.json"
-    if not config.is_file():
-        pytest.skip(f"demo model not prepared at {config.parent}")
+def test_demo_model_has_every_listed_layer(shared_data, demo_model):
+    config = demo_model / "config.json"
     n_layers = json.loads(config.read_text())["num_hidden_layers"]
     for phase in ("phase2_10", "phase2_5"):
         layers = {f.layer for f in read_feature_list(shared_data / "pva_reference" / phase / "top_20_features.json")}

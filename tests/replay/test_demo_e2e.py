@@ -1,5 +1,5 @@
 """End to end on the demo model: the session's `run` (real vLLM generation of 8 problems, replay
-with --verify 8 at batch size 4) checked against Hugging Face, the compact file and a no-op rerun.
+at batch size 4 with --verify 2) checked against Hugging Face, the compact file and a no-op rerun.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from features.best_layers import read_best_layers
 from replay.feature_vectors import read_feature_vectors
 from replay.generations import read_generations
 from replay.store import activation_path, read_activations
-from tests.conftest import DEMO_RUN_LAYERS, DEMO_RUN_TASKS
+from tests.conftest import DEMO_RUN_LAYERS, DEMO_RUN_TASKS, DEMO_RUN_VERIFY
 
 N_TASKS = DEMO_RUN_TASKS
 D_MODEL = 576  # SmolLM2-135M
@@ -30,7 +30,7 @@ def test_replay_of_the_demo_run_matches_hugging_face(demo_run, repo_root, shared
     assert meta[keys.LAYERS] == DEMO_RUN_LAYERS and meta[keys.HOOK_POINT] == "resid_pre" and meta[keys.D_MODEL] == D_MODEL
     assert meta[keys.DTYPE] == "float32" and meta[keys.N_TASKS] == N_TASKS and meta[keys.TOKENS_PER_S] > 0
     verify = meta[keys.VERIFY]
-    assert verify["n_tasks"] == N_TASKS and verify["n_completion_positions"] > 0
+    assert verify["n_tasks"] == DEMO_RUN_VERIFY and verify["n_completion_positions"] > 0
     for key in ("max_rel_error", "resid_pre_max_rel_error", "resid_post_max_rel_error", "feature_vectors_max_rel_error"):
         assert verify[key] < 1e-4, key
     # vLLM's float32 greedy tokens are Hugging Face's argmax at every completion position

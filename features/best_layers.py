@@ -74,14 +74,7 @@ def parse_layers(spec: str) -> tuple[int, ...]:
 def read_best_layers(path: str | Path) -> BestLayers:
     """Read one ``top_20_features.json`` / ``top_20_latents.json`` file."""
     path = Path(path)
-    idx_key = dict(FILE_NAMES).get(path.name, "feature_idx")
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: file not found") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    features = _parse_features(path, data, idx_key)
+    features = read_feature_list(path)
     picks = {f.group: (f.layer, f.feature_idx) for f in features if f.rank == 0}
     return BestLayers(
         correct_layer=picks["correct"][0],
@@ -111,14 +104,13 @@ def _parse_features(path: Path, data: object, idx_key: str) -> list[ListedFeatur
 def read_feature_list(path: str | Path) -> list[ListedFeature]:
     """Every feature of one top-20 file, ``correct`` then ``incorrect``, best first within each."""
     path = Path(path)
-    idx_key = dict(FILE_NAMES).get(path.name, "feature_idx")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise InputError(f"{path}: file not found") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    return _parse_features(path, data, idx_key)
+    return _parse_features(path, data, dict(FILE_NAMES).get(path.name, "feature_idx"))
 
 
 def find_best_layers(folders: Sequence[str | Path]) -> BestLayers:

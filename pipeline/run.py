@@ -109,7 +109,9 @@ def build_stages(
         return [stage, *stage_argv(stage, options, values)]
 
     model = values.get("model")
-    model_inputs = (Path(model),) if model and Path(model).is_dir() else ()
+    # A local folder's files are part of the key (a hub id names no local path: None, stable);
+    # taken whether or not it exists yet, since prepare-demo-model may create it in this run.
+    model_inputs = (Path(model),) if model else ()
     analysis = tuple(Path(values[k]) for k in ("phase2_10_dir", "phase2_5_dir") if values.get(k)) or (
         layout.phase2_10, layout.phase2_5)
     # SAE files named on the command line (LAYER=PATH), and the demo's stand-ins.

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# The session's one in-process vLLM engine on the tiny Gemma-2 (tests/gen and the SIGKILL test share it).
+from tests.gen.tiny_engine import tiny_vllm_run  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PVA_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -83,7 +83,7 @@ def test_two_real_cpu_replicas_give_hugging_face_tokens(tiny_gemma2, problems_pa
     from gen.generate import generate
     from gen.hf_reference import hf_greedy
     from gen.stop_tokens import end_of_turn_ids
-    from tests.gen.cli_run import TEST_ENV
+    from tests.gen.tiny_engine import TEST_ENV
 
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs 2 CPU cores for 2 replicas")

@@ -4,7 +4,9 @@ On the tiny random Gemma-2 in float32, with the real vLLM CPU engine and the rea
 TransformerLens replay, each stage run as a user runs it (``python -m cli ...`` in a child
 process, in its own session so the kill takes vLLM's engine processes too):
 
-1. reference: ``generate`` then ``replay-activations --layers 1,2``, uninterrupted;
+1. reference: the session's tiny generations (``tiny_vllm_run``: the real ``generate`` through an
+   engine configured exactly as this command line's), then ``replay-activations --layers 1,2``,
+   uninterrupted;
 2. ``generate`` SIGKILLed once at least one commit is on disk; the rows committed before the
    kill are counted, and the rerun keeps them byte for byte and generates only the rest;
 3. ``replay-activations`` SIGKILLed once some task files exist; the rerun completes them;
@@ -12,14 +14,15 @@ process, in its own session so the kill takes vLLM's engine processes too):
    greedy on this model does not depend on how the stream batched), and every stored
    activation array equals the reference's.
 
-Completions end at different steps (at ``<end_of_turn>``, or where each prompt reaches the
-context, which is set a little above the longest prompt), so commits arrive one by one
-while the engine still works: the kill lands between the first commit and the last.
+Completions end at different steps (at ``<end_of_turn>``, at the context end, which the
+longest prompt fills, or at the budget), and ``--commit-every 1`` commits each as it comes,
+so the kill lands between the first commit and the last.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,22 +34,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artifacts.layout import ACTIVATIONS_SUBDIR, GENERATIONS_FILE, TASK_ACTIVATIONS_SUBDIR
+from artifacts.layout import ACTIVATIONS_SUBDIR, GENERATIONS_FILE, GENERATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR
+from tests.gen.tiny_engine import N_TASKS, TEST_ENV, TinyRun
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-N_TASKS = 12
-MAX_NEW_TOKENS = 400
-ROOM = 160  # context = longest prompt + ROOM: completions that do not stop reach it at different steps
 LAYERS = "1,2"  # the tiny model has 4 layers
-ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "TOKENIZERS_PARALLELISM": "false"}
 TIMING_COLUMNS = ["generation_time"]
 
 
 def _env() -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, **ENV, "PYTHONPATH": path}
+    return {**os.environ, **TEST_ENV, "PYTHONPATH": path}
 
 
 def _cli(*args: str) -> list[str]:
@@ -92,68 +92,52 @@ def _npz_files(out: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def args(tiny_gemma2: Path, problems_parquet: Path) -> Callable[[Path], dict[str, list[str]]]:
-    from transformers import AutoTokenizer
-
-    from gen.tokenize import prompt_token_ids
-    from problems.prompts import render_prompt
-    from problems.split import read_problems
-
-    tok = AutoTokenizer.from_pretrained(tiny_gemma2)
-    rows = read_problems(problems_parquet).iloc[:N_TASKS]
-    longest = max(len(prompt_token_ids(render_prompt(r.text, list(r.test_list), "raw"), tok, "raw")) for r in rows.itertuples())
-
-    def for_dir(out: Path) -> dict[str, list[str]]:
-        return {
-            "generate": [
-                "generate", "--model", str(tiny_gemma2), "--problems", str(problems_parquet), "--output-dir", str(out),
-                "--limit", str(N_TASKS), "--max-new-tokens", str(MAX_NEW_TOKENS), "--max-model-len", str(longest + ROOM),
-                "--dtype", "float32", "--commit-every", "1",
-            ],
-            "replay": [
-                "replay-activations", "--generations", str(out / GENERATIONS_FILE), "--output-dir", str(out),
-                "--layers", LAYERS, "--batch-size", "1",
-            ],
-        }
-
-    return for_dir
-
-
-@pytest.fixture(scope="module")
-def reference(args, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference(tiny_vllm_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uninterrupted run: the session's tiny generations (same engine config as the command
+    line below), replayed here uninterrupted."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    _run(*args(out)["generate"])
-    _run(*args(out)["replay"])
+    for name in (GENERATIONS_FILE, GENERATIONS_METADATA_FILE):
+        shutil.copy2(tiny_vllm_run.out / name, out / name)
+    _run(*_replay_args(out))
     return out
 
 
-def test_sigkill_in_generate_and_replay_then_resume_matches_an_uninterrupted_run(reference: Path, args, tmp_path: Path) -> None:
+def _replay_args(out: Path) -> list[str]:
+    return ["replay-activations", "--generations", str(out / GENERATIONS_FILE), "--output-dir", str(out),
+            "--layers", LAYERS, "--batch-size", "1"]
+
+
+def test_sigkill_in_generate_and_replay_then_resume_matches_an_uninterrupted_run(
+    reference: Path, tiny_vllm_run: TinyRun, tmp_path: Path
+) -> None:
     out = tmp_path / "killed"
     log = tmp_path / "killed.log"
-    cmd = args(out)
+    cmd = {"generate": [*tiny_vllm_run.generate_args(out), "--commit-every", "1"], "replay": _replay_args(out)}
+    expected = pd.read_parquet(reference / GENERATIONS_FILE)
+    n = len(expected)  # the tasks that fit the context (one of N_TASKS is excluded)
+    assert n == N_TASKS - 1
 
-    _kill_when(cmd["generate"], lambda: 0 < _rows(out) < N_TASKS, log)
+    _kill_when(cmd["generate"], lambda: 0 < _rows(out) < n, log)
     committed = pd.read_parquet(out / GENERATIONS_FILE)
-    print(f"generate killed with {len(committed)} of {N_TASKS} rows committed")
-    assert 0 < len(committed) < N_TASKS, "the kill must land between the first commit and the last"
+    print(f"generate killed with {len(committed)} of {n} rows committed")
+    assert 0 < len(committed) < n, "the kill must land between the first commit and the last"
 
     rerun = _run(*cmd["generate"])
-    assert f"{N_TASKS - len(committed)} generated, {len(committed)} already done" in rerun
+    assert f"{n - len(committed)} generated, {len(committed)} already done, 1 excluded" in rerun
     assert not list(out.glob(".*.tmp"))
     final = pd.read_parquet(out / GENERATIONS_FILE)
     kept = final[final["task_id"].isin(committed["task_id"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, committed)  # times included: the rows were kept, not regenerated
-    expected = pd.read_parquet(reference / GENERATIONS_FILE)
     columns = [c for c in expected.columns if c not in TIMING_COLUMNS]
     pd.testing.assert_frame_equal(final[columns], expected[columns])
 
-    n_files = 2 * N_TASKS
+    n_files = 2 * n
     _kill_when(cmd["replay"], lambda: 0 < len(_npz_files(out)) < n_files, log)
     stored_at_kill = len(_npz_files(out))
     print(f"replay killed with {stored_at_kill} of {n_files} task files stored")
     assert 0 < stored_at_kill < n_files, "the kill must land in the middle of replay"
     replayed = _run(*cmd["replay"])
-    assert f"of {N_TASKS} tasks" in replayed
+    assert f"of {n} tasks" in replayed
 
     ref_files = _npz_files(reference)
     assert [p.name for p in _npz_files(out)] == [p.name for p in ref_files] and len(ref_files) == n_files

@@ -130,6 +130,8 @@ class ReplicaPool:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(config, env, child, make_engine), daemon=False)
             proc.start()
+            # Only the child holds its end: when it exits, recv() here raises EOFError instead of waiting forever.
+            child.close()
             self.conns.append(parent)
             self.procs.append(proc)
         self.envs = envs

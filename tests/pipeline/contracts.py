@@ -25,7 +25,13 @@ ACTIVATION_METADATA_KEYS = ["model", "dtype", "device", "hook_point", "layers", 
 DATASET_COLUMNS = [("task_id", "int64"), ("temperature", "float64"), ("prompt", "object"),
                    ("generated_code", "object"), ("test_passed", "bool"), ("error_message", "object"),
                    ("generation_time", "float64"), ("cyclomatic_complexity", "int64"), ("test_list", "object")]
-DATASET_EXTRAS = ["completion", "error_type", "n_tests_passed", "n_tests"]
+DATASET_EXTRAS = ["completion", "error_type", "n_tests_passed", "n_tests",
+                  # issue 12: the earlier tool's verdict beside ours, and the later code's column name
+                  "legacy_test_passed", "legacy_error_message", "baseline_passed",
+                  # issue 15: tests decided in the trusted parent
+                  "n_tests_trusted"]
+# issue 12: every activation file says which hook it holds and keeps both sites' last-prompt vectors
+NPZ_KEYS = {"arr_0", "resid_pre_last", "resid_post_last", "sequence", "token_ids", "n_prompt_tokens", "hook_name"}
 ERROR_TYPES = {"syntax_error", "assertion_failed", "runtime_error", "timeout", "memory", "no_result"}
 METADATA_KEYS = ["creation_timestamp", "model_name", "model_type", "best_layers", "extraction_layers", "temperature",
                  "validation_task_ids", "n_tasks_attempted", "n_tasks_included", "n_tasks_excluded",
@@ -90,6 +96,9 @@ def check_activations(out: Path, gens: pd.DataFrame, *, layers: list[int]) -> No
         ids = np.concatenate([row.prompt_token_ids, row.completion_token_ids]).astype(np.int32)
         for layer in layers:
             with np.load(folder / activation_file_name(row.task_id, layer)) as z:
+                assert set(z.files) == NPZ_KEYS
+                assert str(z["hook_name"]) == f"blocks.{layer}.hook_{meta['hook_point']}"
+                np.testing.assert_array_equal(z["arr_0"], z[f"{meta['hook_point']}_last"])
                 assert z["arr_0"].dtype == np.float32 and z["arr_0"].shape == (1, d_model)
                 assert z["sequence"].dtype == np.float16 and z["sequence"].shape == (len(ids), d_model)
                 np.testing.assert_array_equal(z["token_ids"], ids)
@@ -109,6 +118,7 @@ def check_dataset(out: Path, gens: pd.DataFrame, problems: pd.DataFrame) -> None
             assert str(ds[name].dtype) == dtype, name
     for name in DATASET_EXTRAS:
         assert name in ds.columns, name
+    assert (ds["baseline_passed"] == ds["test_passed"]).all()
     assert ds["task_id"].tolist() == gens["task_id"].tolist()
     assert (ds["temperature"] == 0.0).all()
     assert ds["prompt"].tolist() == gens["prompt"].tolist()

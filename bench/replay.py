@@ -28,7 +28,7 @@ import pandas as pd
 
 from artifacts.files import read_json, write_json, write_parquet
 from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE, Layout
-from features.best_layers import BestLayers, find_best_layers, parse_layers
+from artifacts.feature_list import BestLayers, find_best_layers, parse_layers
 from replay.generations import read_generations
 from replay.run import replay_activations
 from replay.store import activation_path, read_activations

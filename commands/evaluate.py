@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from artifacts.layout import GENERATIONS_FILE, Layout
-from artifacts.meta import dataset as keys
+from artifacts.schema import dataset as keys
 from commands.options import data_dir_option, layer_folders, layers_options, translate_errors
 from evaluate.batch import default_workers
 from evaluate.outcomes import Verdict

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from artifacts.layout import ACTIVATIONS_SUBDIR, DATASET_FILE, DEMO_SAES_SUBDIR, Layout
-from artifacts.meta import features as fm
+from artifacts.schema import features as fm
 from commands.options import analysis_dirs_options, data_dir_option, layer_folders, translate_errors
-from features.best_layers import find_best_layers
+from artifacts.feature_list import find_best_layers
 from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
 
 

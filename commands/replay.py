@@ -8,7 +8,7 @@ import click
 
 from artifacts.layout import GENERATIONS_FILE, Layout
 from commands.options import data_dir_option, layer_folders, layers_options, translate_errors
-from features.best_layers import resolve_layers
+from artifacts.feature_list import resolve_layers
 from artifacts.device import DEVICE_CHOICES, DTYPE_NAMES
 from replay.hook_sites import DEFAULT_HOOK_SITE, HookSite
 from replay.store import DEFAULT_ACTIVATION_FORMAT, ActivationFormat

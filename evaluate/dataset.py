@@ -1,6 +1,6 @@
 """The dataset contract: the columns of the dataset parquet and the keys of ``metadata.json`` (pure).
 
-Names come from :mod:`artifacts.meta.dataset` (the readers import them from there too).
+Names come from :mod:`artifacts.schema.dataset` (the readers import them from there too).
 :func:`build_dataset` turns the scored rows into the table, :func:`build_metadata` the
 table and its inputs into ``metadata.json``; :mod:`evaluate.score` writes both.
 
@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from artifacts.meta import dataset as keys
-from artifacts.meta import activations as act_keys
-from artifacts.meta import generations as gen_keys
+from artifacts.schema import dataset as keys
+from artifacts.schema import activations as act_keys
+from artifacts.schema import generations as gen_keys
 from artifacts.versions import package_version
 from evaluate.checks import count_trusted
 from evaluate.extract import Extraction

@@ -36,16 +36,16 @@ from artifacts.layout import (
     DATASET_METADATA_FILE,
     GENERATIONS_METADATA_FILE,
 )
-from artifacts.meta import dataset as keys
-from artifacts.meta import activations as act_keys
-from artifacts.meta import generations as gen_keys
+from artifacts.schema import dataset as keys
+from artifacts.schema import activations as act_keys
+from artifacts.schema import generations as gen_keys
 from artifacts.tables import read_table
 from evaluate.batch import run_programs
 from evaluate.dataset import PASSTHROUGH_COLUMNS, build_dataset, build_metadata
 from evaluate.extract import extract_code, legacy_code
 from evaluate.outcomes import Verdict
 from evaluate.sandbox import Limits, Program, Sandbox, SandboxKind
-from features.best_layers import FILE_NAMES, BestLayers, resolve_layers
+from artifacts.feature_list import FILE_NAMES, BestLayers, resolve_layers
 from problems.prompts import build_prompt
 from problems.split import read_problems
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from artifacts.errors import InputError
-from features.best_layers import ListedFeature
+from artifacts.feature_list import ListedFeature
 from features.sae import load_sae_columns, write_compact_sae
 from features.sae_source import SAE_D_SAE, SaeFile
 

@@ -7,7 +7,7 @@ were selected there; ``resid_post``: where GemmaScope's SAEs were trained), and 
 scored (``features/score.py``). With a comparison run (another model's activations and dataset)
 the same features are scored there too. Files, written atomically, metadata last:
 ``feature_scores.parquet``, ``compare_feature_scores.parquet`` (with a comparison) and
-``features_metadata.json`` (keys in ``artifacts/meta/features.py``). A rerun whose inputs hash
+``features_metadata.json`` (keys in ``artifacts/schema/features.py``). A rerun whose inputs hash
 the same as the stored ``inputs_sha256`` keeps the stored scores.
 """
 
@@ -27,9 +27,9 @@ import pandas as pd
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json, sha256_file, write_json, write_parquet
 from artifacts.layout import DATASET_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR
-from artifacts.meta.activations import FEATURE_VECTORS_FILE
-from artifacts.meta import features as fm
-from features.best_layers import ListedFeature, read_feature_list
+from artifacts.schema.activations import FEATURE_VECTORS_FILE
+from artifacts.schema import features as fm
+from artifacts.feature_list import ListedFeature, read_feature_list
 from features.demo_saes import build_demo_saes
 from features.sae import SaeColumns, jumprelu_encode, load_sae_columns
 from features.sae_source import (

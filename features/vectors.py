@@ -3,7 +3,7 @@
 Sources, in the order they are tried (the first that exists is used):
 
 1. ``ACTIVATIONS_DIR/feature_layer_vectors.npz`` (replay writes it; constants in
-   ``artifacts/meta/activations.py``): ``resid_pre`` and ``resid_post``
+   ``artifacts/schema/activations.py``): ``resid_pre`` and ``resid_post``
    Float[ndarray, "task layer d_model"] of every layer the feature list names.
 2. ``ACTIVATIONS_DIR/task_activations/{task_id}_layer_{L}.npz`` with ``resid_pre_last`` and
    ``resid_post_last`` (float32 (1, d_model)): both sites, at the stored layers only.
@@ -26,11 +26,11 @@ import numpy as np
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json
 from artifacts.layout import ACTIVATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR, activation_file_name
-from artifacts.meta.activations import FEATURE_VECTORS_FILE, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
-from artifacts.meta.features import HOOK_POINTS, RESID_POST, RESID_PRE
+from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
+from artifacts.schema.features import HOOK_POINTS, RESID_POST, RESID_PRE
 
 # Keys of the per-task contract files holding both sites' last-prompt-token vectors
-# (written by replay; TODO(lead): import them from artifacts/meta/activations.py once replay names them there).
+# (written by replay; TODO(lead): import them from artifacts/schema/activations.py once replay names them there).
 CONTRACT_LAST_KEYS = {RESID_PRE: "resid_pre_last", RESID_POST: "resid_post_last"}
 FV_KEYS = {RESID_PRE: FV_RESID_PRE, RESID_POST: FV_RESID_POST}
 ARR_0 = "arr_0"

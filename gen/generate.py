@@ -23,7 +23,7 @@ from artifacts.device import check_dtype, default_dtype, detect_device
 from artifacts.errors import InputError
 from artifacts.files import sha256_file
 from artifacts.layout import DEFAULT_MODEL
-from artifacts.meta import generations as keys
+from artifacts.schema import generations as keys
 from gen.context import context_length
 from gen.device_policy import apply_cpu_env_defaults, batch_invariant_support, default_enforce_eager, device_name
 from gen.engine import EngineConfig, EngineFactory

@@ -31,7 +31,7 @@ from artifacts.layout import (
     REPORT_SUBDIR,
     Layout,
 )
-from artifacts.meta.features import FEATURES_SUBDIR
+from artifacts.schema.features import FEATURES_SUBDIR
 from pipeline.options import RunOption, stage_argv
 from pipeline.stamps import Stamp, read_stamp, write_stamp
 

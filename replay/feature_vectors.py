@@ -1,6 +1,6 @@
 """The compact feature-layer vectors file: last-prompt-token vectors of every listed layer.
 
-``activations/feature_layer_vectors.npz`` (names in :mod:`artifacts.meta.activations`):
+``activations/feature_layer_vectors.npz`` (names in :mod:`artifacts.schema.activations`):
 
 - ``task_id``: int64 ``(n_tasks,)``, ascending;
 - ``layers``: int64 ``(n_layers,)``, ascending: every layer the SAE feature list names, plus
@@ -32,7 +32,7 @@ import numpy as np
 
 from artifacts.errors import InputError
 from artifacts.files import write_npz
-from artifacts.meta.activations import FEATURE_VECTORS_FILE, FV_KEYS, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
+from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_KEYS, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
 from replay.hook_sites import HookSite
 from replay.store import StoredLast
 

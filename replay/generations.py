@@ -11,7 +11,7 @@ import pandas as pd
 
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json
-from artifacts.meta.generations import MODEL
+from artifacts.schema.generations import MODEL
 
 REQUIRED_COLUMNS = ("task_id", "prompt_token_ids", "completion_token_ids")
 

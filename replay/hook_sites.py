@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from artifacts.meta.activations import HOOK_POINT_EXPLANATIONS
+from artifacts.schema.activations import HOOK_POINT_EXPLANATIONS
 
 
 class HookSite(str, Enum):

@@ -31,9 +31,9 @@ from artifacts.layout import (
     GENERATIONS_METADATA_FILE,
     TASK_ACTIVATIONS_SUBDIR,
 )
-from artifacts.meta import activations as keys
+from artifacts.schema import activations as keys
 from artifacts.versions import package_version
-from features.best_layers import BestLayers, check_layers
+from artifacts.feature_list import BestLayers, check_layers
 from replay.capture import CapturePlan, capture_batch, make_batches
 from replay.feature_vectors import FeatureVectorStore, Rows, row_matches
 from replay.generations import ReplayTask, read_generations, read_generations_metadata
@@ -112,7 +112,7 @@ def replay_activations(
         generations_path: ``generations.parquet``; ``generations_metadata.json`` is read
             from the same folder.
         output_dir: the stage folder; files go to ``output_dir/activations/``.
-        best_layers: the layers to store (``features.best_layers.resolve_layers``); its
+        best_layers: the layers to store (``artifacts.feature_list.resolve_layers``); its
             ``listed_layers`` (every layer the SAE feature list names) go to the compact file.
         model: model name or folder; default the generations' model (another one warns).
         dtype: ``float32``, ``bfloat16`` or ``float16``; default the generations' dtype.

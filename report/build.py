@@ -15,7 +15,7 @@ import pandas as pd
 
 from artifacts.files import atomic_path
 from artifacts.layout import ACTIVATIONS_SUBDIR
-from artifacts.meta.features import FEATURES_SUBDIR
+from artifacts.schema.features import FEATURES_SUBDIR
 from report.compare import Comparison, compare_datasets
 from report.features import features_section
 from report.load import load_inputs

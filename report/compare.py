@@ -20,7 +20,7 @@ import pandas as pd
 
 from artifacts.files import read_optional_json
 from artifacts.layout import DATASET_METADATA_FILE
-from artifacts.meta import dataset as keys
+from artifacts.schema import dataset as keys
 from report.load import read_dataset
 from report.stats import PassRate, complexity_group, pass_rates
 

@@ -2,7 +2,7 @@
 
 Reads what ``python cli.py features`` wrote (``phase7_3/features/``: ``features_metadata.json``,
 ``feature_scores.parquet``, ``compare_feature_scores.parquet``; keys and columns in
-``artifacts/meta/features.py``) and renders a table of the top listed features (best correct
+``artifacts/schema/features.py``) and renders a table of the top listed features (best correct
 and best incorrect first), one sentence per best feature, the stand-in and skipped-layer
 notes, and a plot of every feature's AUROC with its 95 % interval (side by side with the
 comparison run when there is one). Nothing here recomputes a statistic.
@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from artifacts.files import read_optional_json
-from artifacts.meta import features as fm
+from artifacts.schema import features as fm
 from report.fmt import NA
 from report.plots import SERIES_COLORS, save_figure
 

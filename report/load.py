@@ -27,8 +27,8 @@ from artifacts.layout import (
     TASK_ACTIVATIONS_SUBDIR,
     activation_file_name,
 )
-from artifacts.meta import dataset as keys
-from artifacts.meta import activations as act_keys
+from artifacts.schema import dataset as keys
+from artifacts.schema import activations as act_keys
 
 DATASET_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED, keys.CYCLOMATIC_COMPLEXITY)
 # Verdict columns read as booleans when present (older datasets and other tools lack them).

@@ -13,9 +13,9 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 
-from artifacts.meta import dataset as keys
-from artifacts.meta import activations as act_keys
-from artifacts.meta import generations as gen_keys
+from artifacts.schema import dataset as keys
+from artifacts.schema import activations as act_keys
+from artifacts.schema import generations as gen_keys
 from report.load import LayerActivations, ReportInputs
 from report.separation import CrossValidated, cross_validated_auroc, in_sample_projection, rank_auroc
 

@@ -11,12 +11,12 @@ import json
 import pandas as pd
 import pytest
 
-from artifacts.meta import dataset as keys
+from artifacts.schema import dataset as keys
 from evaluate.dataset import CONTRACT_COLUMNS, EXTRA_COLUMNS, build_dataset, build_metadata, verdict_stats
 from evaluate.extract import Extraction, ExtractionMethod
 from evaluate.outcomes import ErrorType, ExecutionResult, Verdict
 from evaluate.score import UNKNOWN_LAYERS
-from features.best_layers import BestLayers
+from artifacts.feature_list import BestLayers
 from report.load import ReportInputs
 from report.stats import compute_stats, replay_fidelity, stage_costs
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from artifacts.files import write_json, write_npz, write_parquet
 from artifacts.layout import activation_file_name
-from artifacts.meta.activations import FEATURE_VECTORS_FILE, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
+from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
 
 D_SAE = 16384
 DATASET = "dataset_instruct_temp_0_0.parquet"

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from artifacts.errors import InputError
-from artifacts.meta import features as fm
-from features.best_layers import read_feature_list
+from artifacts.schema import features as fm
+from artifacts.feature_list import read_feature_list
 from features.run import score_features
 from report.build import build_report
 from report.features import FEATURES_PLOT

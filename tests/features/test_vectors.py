@@ -7,7 +7,7 @@ import pytest
 
 from artifacts.errors import InputError
 from artifacts.files import write_npz
-from artifacts.meta.activations import FEATURE_VECTORS_FILE, FV_RESID_POST, FV_RESID_PRE
+from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_RESID_POST, FV_RESID_PRE
 from features.vectors import read_run_vectors
 from tests.features.synthetic import feature_list, write_run
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from transformers import AutoTokenizer
 
-from artifacts.meta import generations as keys
+from artifacts.schema import generations as keys
 from gen.hf_reference import hf_greedy
 from tests.gen.tiny_engine import MAX_NEW_TOKENS, TinyRun
 

@@ -13,7 +13,7 @@ import pytest
 
 from artifacts.errors import InputError
 from artifacts.files import sha256_file
-from artifacts.meta import generations as keys
+from artifacts.schema import generations as keys
 from gen.generate import generate, select_rows, split_overflow
 from gen.stream import PromptTask
 from tests.gen.scripted_engine import END_OF_TURN, EOS, ScriptedFactory, default_script

@@ -13,7 +13,7 @@ import pytest
 
 from artifacts.files import write_json, write_parquet
 from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE
-from features.best_layers import BestLayers
+from artifacts.feature_list import BestLayers
 from problems.prompts import build_prompt
 
 N_TASKS = 6

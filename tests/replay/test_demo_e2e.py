@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from artifacts.files import read_json
-from artifacts.meta import activations as keys
-from features.best_layers import read_best_layers
+from artifacts.schema import activations as keys
+from artifacts.feature_list import read_best_layers
 from replay.feature_vectors import read_feature_vectors
 from replay.generations import read_generations
 from replay.store import activation_path, read_activations

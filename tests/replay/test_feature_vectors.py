@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from artifacts.errors import InputError
-from artifacts.meta.activations import FEATURE_VECTORS_FILE, FV_KEYS
+from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_KEYS
 from replay.feature_vectors import PARTS_SUBDIR, FeatureVectors, FeatureVectorStore, read_feature_vectors, row_matches, write_feature_vectors
 from replay.hook_sites import HookSite
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from artifacts.files import read_json
-from artifacts.meta import activations as keys
+from artifacts.schema import activations as keys
 from replay.generations import read_generations
 from replay.run import replay_activations
 from replay.store import activation_path, read_activations, read_safetensors

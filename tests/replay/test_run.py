@@ -20,7 +20,7 @@ import replay.model
 import replay.run
 from artifacts.errors import InputError
 from artifacts.files import read_json, write_json
-from artifacts.meta import activations as keys
+from artifacts.schema import activations as keys
 from replay.generations import read_generations
 from replay.hook_sites import HookSite
 from replay.model import ModelSpec, model_spec
@@ -235,7 +235,7 @@ def test_rerun_of_a_finished_stage_reuses_an_equal_or_larger_check(stage_dir):
 
 
 def test_every_named_metadata_key_is_written(post_run):
-    # Each key artifacts/meta/activations.py names for other stages is in the file replay writes.
+    # Each key artifacts/schema/activations.py names for other stages is in the file replay writes.
     _, result = post_run
     meta = read_json(result.metadata_path)
     top = {v for k, v in vars(keys).items() if k.isupper() and isinstance(v, str) and not k.startswith(("FV_", "FEATURE_VECTORS_", "VERIFY_"))}

@@ -11,7 +11,7 @@ import torch
 
 import replay.run
 from artifacts.files import read_json
-from artifacts.meta import activations as keys
+from artifacts.schema import activations as keys
 from replay.feature_vectors import PARTS_SUBDIR, FeatureVectors, read_feature_vectors, write_feature_vectors
 from replay.generations import read_generations
 from replay.model import ModelSpec

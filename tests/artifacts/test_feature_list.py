@@ -7,7 +7,7 @@ import json
 import pytest
 
 from artifacts.errors import InputError
-from features.best_layers import check_layers, find_best_layers, parse_layers, read_best_layers, resolve_layers
+from artifacts.feature_list import check_layers, find_best_layers, parse_layers, read_best_layers, resolve_layers
 
 
 def test_phase2_10_layers(shared_data):

@@ -78,3 +78,28 @@ def hook_point_explanation(meta: Mapping[str, Any] | None) -> str | None:
     if isinstance(recorded, str) and recorded:
         return recorded
     return HOOK_POINT_EXPLANATIONS.get(str(meta.get(HOOK_POINT)))
+
+# --- Hook sites ------------------------------------------------------------------------
+# The residual stream entering block L (primary: the earlier phases' capture, where the
+# listed features were selected) and leaving it (where GemmaScope's SAEs were trained).
+RESID_PRE = "resid_pre"
+RESID_POST = "resid_post"
+HOOK_POINTS = (RESID_PRE, RESID_POST)
+
+
+def hook_name(site: str, layer: int) -> str:
+    """The TransformerLens hook name of ``site`` at ``layer``, e.g. ``blocks.16.hook_resid_pre``."""
+    return f"blocks.{int(layer)}.hook_{site}"
+
+
+# --- The per-task activation files: {task_id}_layer_{L}.npz / .safetensors ----------------
+NPZ_ARR_0 = "arr_0"  # float16 (1, d_model): the last prompt token at HOOK_POINT (the earlier phases' key)
+NPZ_LAST = {RESID_PRE: "resid_pre_last", RESID_POST: "resid_post_last"}  # float32 (1, d_model) per site
+NPZ_SEQUENCE = "sequence"  # float16 (n_tokens, d_model): every position at HOOK_POINT
+NPZ_TOKEN_IDS = "token_ids"  # int32 (n_tokens,): prompt + completion ids replayed
+NPZ_N_PROMPT_TOKENS = "n_prompt_tokens"  # int 0-d
+NPZ_HOOK_NAME = "hook_name"  # unicode 0-d: hook_name(HOOK_POINT, L)
+NPZ_KEYS = (NPZ_ARR_0, *NPZ_LAST.values(), NPZ_SEQUENCE, NPZ_TOKEN_IDS, NPZ_N_PROMPT_TOKENS, NPZ_HOOK_NAME)
+SAFETENSORS_KEY = "activation"  # float32 (1, d_model), the one tensor of the .safetensors form
+# The compact file's vector key of each site.
+FV_SITE_KEYS = {RESID_PRE: FV_RESID_PRE, RESID_POST: FV_RESID_POST}

@@ -1,124 +1,132 @@
-"""`run`'s options, derived from the stage commands' own click parameters.
+"""Command-line options derived from the stage configs (each setting declared once, on its field).
 
-Each option is declared once, on its stage command; `run` copies it, so a new stage option
-reaches `run` with no other edit. Naming, in order:
+A stage command's options are its config's fields (:func:`click_params`). ``run``'s options
+are every stage's fields (:func:`derive_run_options`), named in this order of rules:
 
-1. options every stage that has them means the same (:data:`SHARED`): one `run` option,
-   passed to each of those stages;
-2. options `run` wires itself (input and output paths, :data:`WIRED`): not exposed;
+1. fields every stage that has them means the same (:data:`SHARED`): one ``run`` option;
+2. paths ``run`` derives from ``--data-dir`` so the stages read each other's outputs
+   (:data:`WIRED`): not exposed;
 3. explicit names (:data:`RENAMED`);
 4. a name two stages use for different things (``--seed`` of split and generate): prefixed
    with the stage, ``--split-seed`` and ``--generate-seed``;
-5. anything else: the stage's own name.
+5. anything else: the stage's own flag.
 
-The value a stage receives is rebuilt as command-line words and parsed again by the stage's
-own parser in its child process, so `run` passes exactly what the stage would accept.
+Only values the user gave are passed on, so each config's own defaults apply.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import click
 
-# Same meaning in every stage that declares them.
+from artifacts.settings import StageConfig, describe, field_type
+
 SHARED = frozenset({"data_dir", "layers", "phase2_10_dir", "phase2_5_dir", "dtype"})
-# Paths `run` derives from --data-dir so that the stages read each other's outputs.
 WIRED = frozenset({"output_dir", "problems_path", "generations_path", "dataset_path", "activations_dir"})
-# (stage, parameter) -> run option name, where the stage's own name would be unclear in `run`.
 RENAMED = {("replay-activations", "batch_size"): "replay_batch_size", ("generate", "model"): "model"}
-# The prefix of a stage's options that collide with another stage's.
 PREFIX = {"replay-activations": "replay"}
+GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def flag_of(cls: type[StageConfig], name: str) -> str:
+    """The stage command's flag of field ``name`` (``--max-new-tokens``)."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return describe(f).flag or "--" + name.replace("_", "-")
+
+
+def _default_text(f: Any) -> str | bool:
+    meta = describe(f)
+    if meta.default_text is not None:
+        return meta.default_text
+    if f.default is MISSING or f.default is None or f.default is False:
+        return False
+    return str(f.default.value if hasattr(f.default, "value") else f.default)
+
+
+def click_option(cls: type[StageConfig], name: str, *, flag: str | None = None, help_prefix: str = "",
+                 show_default: bool = True) -> click.Option:
+    """The click option of one config field; its default stays the config's (None: not given)."""
+    f = next(f for f in fields(cls) if f.name == name)
+    meta = describe(f)
+    flag = flag or flag_of(cls, name)
+    kind = field_type(cls, name)
+    default = _default_text(f) if show_default else False
+    help_text = help_prefix + meta.help + (f"  [default: {default}]" if default else "")
+    kwargs: dict[str, Any] = {"help": help_text, "hidden": meta.hidden, "envvar": meta.envvar,
+                              "show_default": False, "metavar": meta.metavar}
+    if kind is bool:
+        decls = [f"{flag}/--no-{flag[2:]}"] if meta.negatable else [flag]
+        return click.Option([*decls, name], is_flag=True, default=None, **kwargs)
+    multiple = getattr(kind, "__origin__", None) is tuple
+    return click.Option([flag, name], type=_click_type(kind, meta), multiple=multiple, default=None, **kwargs)
+
+
+def _click_type(kind: Any, meta: Any) -> Any:
+    if meta.choices:
+        return click.Choice(meta.choices)
+    if kind is Path:
+        return click.Path(path_type=Path)
+    if kind in (int, float) and meta.minimum is not None:
+        range_type = click.IntRange if kind is int else click.FloatRange
+        return range_type(min=meta.minimum, min_open=meta.min_open)
+    if kind in (int, float, str):
+        return kind
+    return str  # tuple[str, ...] and the like: each item a word
+
+
+def click_params(cls: type[StageConfig]) -> list[click.Option]:
+    """Every option of a stage command, in field order."""
+    return [click_option(cls, f.name) for f in fields(cls)]
+
+
+def given(ctx: click.Context, names: Sequence[str]) -> dict[str, Any]:
+    """The values the user set (command line or environment), by python name."""
+    return {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) in GIVEN and ctx.params[n] is not None}
 
 
 @dataclass(frozen=True)
 class RunOption:
-    """One `run` option and the stage options it feeds."""
+    """One ``run`` option and the stage fields it feeds."""
 
-    name: str  # python name in `run`
-    targets: tuple[tuple[str, click.Option], ...]  # (stage, the stage's own option)
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+    name: str
+    targets: tuple[tuple[str, str], ...]  # (stage, field)
 
 
-def _stage_options(command: click.Command) -> list[click.Option]:
-    return [p for p in command.params if isinstance(p, click.Option) and p.name not in WIRED]
+def derive_run_options(configs: Sequence[tuple[str, type[StageConfig]]]) -> dict[str, RunOption]:
+    """Every ``run`` option, keyed by python name (module docstring for the naming)."""
+    exposed = [(stage, cls, f.name) for stage, cls in configs for f in fields(cls) if f.name not in WIRED]
+    counts = Counter(name for _, _, name in exposed)
+    targets: dict[str, list[tuple[str, str]]] = {}
+    for stage, cls, name in exposed:
+        own = flag_of(cls, name).removeprefix("--").replace("-", "_")
+        if (stage, name) in RENAMED:
+            run_name = RENAMED[(stage, name)]
+        elif name in SHARED or counts[name] == 1:
+            run_name = own
+        else:
+            run_name = f"{PREFIX.get(stage, stage).replace('-', '_')}_{own}"
+        targets.setdefault(run_name, []).append((stage, name))
+    return {n: RunOption(n, tuple(t)) for n, t in targets.items()}
 
 
-def derive_options(stages: Sequence[tuple[str, click.Command]]) -> dict[str, RunOption]:
-    """Every `run` option, keyed by python name (see the module docstring for the naming)."""
-    counts = Counter(opt.name for _, cmd in stages for opt in _stage_options(cmd))
-    targets: dict[str, list[tuple[str, click.Option]]] = {}
-    for stage, command in stages:
-        for opt in _stage_options(command):
-            assert opt.name is not None
-            flag = opt.opts[0].removeprefix("--").replace("-", "_")
-            if (stage, opt.name) in RENAMED:
-                name = RENAMED[(stage, opt.name)]
-            elif opt.name in SHARED or counts[opt.name] == 1:
-                name = flag
-            else:
-                name = f"{PREFIX.get(stage, stage).replace('-', '_')}_{flag}"
-            targets.setdefault(name, []).append((stage, opt))
-    return {name: RunOption(name, tuple(t)) for name, t in targets.items()}
+def run_click_option(option: RunOption, configs: Mapping[str, type[StageConfig]]) -> click.Option:
+    """The ``run`` twin of a stage field: same type and help, prefixed with the stages it feeds."""
+    stage, name = option.targets[0]
+    stages = ", ".join(s for s, _ in option.targets)
+    return click_option(configs[stage], name, flag="--" + option.name.replace("_", "-"),
+                        help_prefix=f"[{stages}] ")
 
 
-def _default_text(opt: click.Option) -> str:
-    default = opt.default
-    if opt.is_flag or callable(default) or not isinstance(default, (str, int, float, Path)):
-        return ""  # flags are off unless given; computed defaults are described in the help
-    return f" [default: {default}]"
-
-
-def click_option(run_option: RunOption) -> click.Option:
-    """The `run` twin of a stage option: same type and help, no default (the stage's applies)."""
-    stage, opt = run_option.targets[0]
-    stages = ", ".join(s for s, _ in run_option.targets)
-    help_text = f"[{stages}] {opt.help or ''}{_default_text(opt)}"
-    decls = [run_option.flag]
-    if opt.is_flag and opt.secondary_opts:
-        decls = [f"{run_option.flag}/--no-{run_option.flag[2:]}"]
-    kwargs: dict[str, Any] = {"help": help_text, "envvar": opt.envvar, "metavar": opt.metavar, "show_default": False,
-                              "hidden": opt.hidden}
-    if opt.is_flag:
-        return click.Option([*decls, run_option.name], is_flag=True, default=None, **kwargs)
-    return click.Option([*decls, run_option.name], type=opt.type, multiple=opt.multiple, default=None, **kwargs)
-
-
-def to_argv(opt: click.Option, value: Any) -> list[str]:
-    """The command-line words that make the stage's parser read ``value`` for ``opt``."""
-    if opt.is_flag:
-        if opt.secondary_opts:
-            return [opt.opts[0] if value else opt.secondary_opts[0]]
-        return [opt.opts[0]] if value else []
-    if opt.multiple:
-        return [word for item in value for word in (opt.opts[0], _word(item))]
-    return [opt.opts[0], _word(value)]
-
-
-def _word(value: Any) -> str:
-    return str(value) if not isinstance(value, Path) else str(value)
-
-
-def stage_argv(stage: str, options: Mapping[str, RunOption], values: Mapping[str, Any]) -> list[str]:
-    """The words for ``stage`` from the `run` values that were given (``None``: not given)."""
-    argv: list[str] = []
-    for name, value in values.items():
-        if value is None or name not in options:
-            continue
-        for target_stage, opt in options[name].targets:
+def stage_values(stage: str, options: Mapping[str, RunOption], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{field: value}`` for ``stage`` from the ``run`` values that were given."""
+    out = {}
+    for run_name, value in values.items():
+        for target_stage, name in options[run_name].targets if run_name in options else ():
             if target_stage == stage:
-                argv += to_argv(opt, value)
-    return argv
-
-
-def given(ctx: click.Context, names: Iterable[str]) -> dict[str, Any]:
-    """The `run` values the user set (command line or environment), by python name."""
-    sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
-    return {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) in sources and ctx.params[n] is not None}
+                out[name] = value
+    return out

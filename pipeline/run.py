@@ -1,66 +1,36 @@
-"""Chain the stages, each in its own process, passing one set of settings through.
+"""``run``: every stage in order, each in its own process, skipping those already done.
 
-Every stage is resumable on its own (atomic commits, per-task files), so ``run`` runs the
-stages in order and a rerun after a crash redoes only what is missing. Each model-loading
-stage runs in a fresh interpreter so the memory vLLM holds (GPU or CPU) is returned to the
-system before TransformerLens loads the model again.
-
-A stage that finished is skipped without starting an interpreter when its completeness key
-(:mod:`pipeline.stamps`: its command line, the fingerprints of its inputs and outputs, the
-source of the code it runs) is unchanged since it finished.
+A stage is skipped, without starting a process, when its completion record matches what it
+would run now (:func:`artifacts.records.is_current`): same identity settings, same inputs,
+same code, outputs untouched. Anything else starts the stage, which resumes from its own
+per-task commits. Each stage runs in a fresh interpreter so the memory vLLM holds is given
+back before TransformerLens loads the model again.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from artifacts.errors import InputError
-from artifacts.layout import (
-    ACTIVATIONS_SUBDIR,
-    DATASET_FILE,
-    DATASET_METADATA_FILE,
-    GENERATIONS_FILE,
-    GENERATIONS_METADATA_FILE,
-    REPORT_SUBDIR,
-    Layout,
-)
-from artifacts.schema.features import FEATURES_SUBDIR
-from pipeline.options import RunOption, stage_argv
-from pipeline.stamps import Stamp, read_stamp, write_stamp
+from artifacts.layout import Layout
+from artifacts.records import is_current
+from artifacts.settings import StageConfig
+from pipeline.options import RunOption, stage_values
+from pipeline.stages import PIPELINE, PREPARE_DEMO_MODEL
 
 DEMO_PRESET = "demo"
 # The demo finishes on a 2-core CPU in minutes: the first 20 validation problems, at most
-# 512 new tokens each, and vLLM in eager mode (on the CPU, compilation cost 185-326 s of
-# engine start and gave no faster decoding at this batch size; eager started in 48 s).
-# The demo model has no GemmaScope SAEs: the features stage reads it with stand-ins.
+# 512 new tokens each, vLLM in eager mode (on the CPU, compilation cost 185-326 s of engine
+# start and decoded no faster), and stand-in SAEs (the demo model has no GemmaScope SAEs).
 DEMO_VALUES: dict[str, Any] = {"limit": 20, "max_new_tokens": 512, "verify": 4, "enforce_eager": True, "demo_saes": True}
-# Packages whose source is part of each stage's completeness key.
-STAGE_CODE = {
-    "generate": ("gen", "problems", "artifacts"),
-    "replay-activations": ("replay", "features", "artifacts"),
-    "evaluate": ("evaluate", "problems", "artifacts"),
-    "features": ("features", "report", "artifacts"),
-    "report": ("report", "artifacts"),
-}
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step: a ``cli.py`` command line, whether it must run, and what it reads and writes."""
-
-    name: str
-    argv: list[str]
-    needed: Callable[[], bool] = field(default=lambda: True)
-    inputs: tuple[Path, ...] = ()
-    outputs: tuple[Path, ...] = ()
-    stamped: bool = False
+CHILD = (sys.executable, "-m", "pipeline.child")
 
 
 @dataclass(frozen=True)
@@ -71,20 +41,15 @@ class StageTiming:
 
 
 def apply_preset(values: Mapping[str, Any], preset: str | None, *, data_dir: Path) -> tuple[dict[str, Any], bool]:
-    """Fill the `run` values from a named preset; explicit values win.
-
-    Returns:
-        The values, and whether the demo model must be prepared (the preset's model was kept).
-    """
+    """The ``run`` values with a preset's filled in (explicit values win), and whether to prepare the demo model."""
     values = dict(values)
     if preset is None:
         return values, False
     if preset != DEMO_PRESET:
         raise InputError(f"--preset {preset!r}: unknown preset (known: {DEMO_PRESET})")
     prepare = values.get("model") is None
-    for key, value in {**DEMO_VALUES, "model": str(Layout(data_dir).demo_model)}.items():
-        if values.get(key) is None:
-            values[key] = value
+    for key, value in {**DEMO_VALUES, "model": Layout(data_dir).demo_model}.items():
+        values.setdefault(key, value)
     return values, prepare
 
 
@@ -92,111 +57,42 @@ def check_sandbox(values: Mapping[str, Any]) -> None:
     """Fail before any model stage when evaluate's bubblewrap sandbox is missing."""
     from evaluate.sandbox import INSTALL_HINT, SandboxKind, bwrap_version
 
-    kind = values.get("sandbox") or SandboxKind.BWRAP.value
-    if kind == SandboxKind.BWRAP.value and bwrap_version() is None:
+    if (values.get("sandbox") or SandboxKind.BWRAP.value) == SandboxKind.BWRAP.value and bwrap_version() is None:
         raise InputError(f"bwrap: not found on PATH; {INSTALL_HINT} (or pass --sandbox process, NOT isolated)")
 
 
-def build_stages(
-    data_dir: Path, values: Mapping[str, Any], options: Mapping[str, RunOption], *, prepare_demo_model: bool = False
-) -> list[Stage]:
-    """The command lines of every stage, in order, for the `run` values ``values``."""
-    layout = Layout(data_dir)
-    out = layout.phase7_3
-    values = {**values, "data_dir": data_dir}
-
-    def argv(stage: str) -> list[str]:
-        return [stage, *stage_argv(stage, options, values)]
-
-    model = values.get("model")
-    # A local folder's files are part of the key (a hub id names no local path: None, stable);
-    # taken whether or not it exists yet, since prepare-demo-model may create it in this run.
-    model_inputs = (Path(model),) if model else ()
-    analysis = tuple(Path(values[k]) for k in ("phase2_10_dir", "phase2_5_dir") if values.get(k)) or (
-        layout.phase2_10, layout.phase2_5)
-    # SAE files named on the command line (LAYER=PATH), and the demo's stand-ins.
-    sae_files = tuple(Path(spec.partition("=")[2]) for spec in values.get("sae") or ()) + (layout.demo_saes,)
-    stages = []
+def build_configs(values: Mapping[str, Any], options: Mapping[str, RunOption], *,
+                  prepare_demo_model: bool = False) -> list[StageConfig]:
+    """Each stage's settings for the ``run`` values, in order."""
+    configs = []
     if prepare_demo_model:
-        stages.append(
-            Stage(
-                "prepare-demo-model",
-                ["prepare-demo-model", "--data-dir", str(data_dir), "--output-dir", str(model), "--no-verify"],
-                needed=lambda: not (Path(str(model)) / "config.json").is_file(),
-            )
-        )
-    activations = out / ACTIVATIONS_SUBDIR
-    stages += [
-        Stage("split", argv("split"), needed=lambda: not layout.problems.is_file()),
-        Stage("generate", argv("generate"), inputs=(layout.problems, *model_inputs),
-              outputs=(out / GENERATIONS_FILE, out / GENERATIONS_METADATA_FILE), stamped=True),
-        Stage("replay-activations", argv("replay-activations"),
-              inputs=(out / GENERATIONS_FILE, out / GENERATIONS_METADATA_FILE, *model_inputs, *analysis),
-              outputs=(activations,), stamped=True),
-        Stage("evaluate", argv("evaluate"),
-              inputs=(out / GENERATIONS_FILE, layout.problems, activations, *analysis),
-              outputs=(out / DATASET_FILE, out / DATASET_METADATA_FILE), stamped=True),
-        Stage("features", argv("features"),
-              inputs=(out / DATASET_FILE, activations, *analysis, *sae_files),
-              outputs=(out / FEATURES_SUBDIR,), stamped=True),
-        Stage("report", argv("report"),
-              inputs=(out / DATASET_FILE, out / DATASET_METADATA_FILE, out / GENERATIONS_FILE,
-                      out / GENERATIONS_METADATA_FILE, activations, out / FEATURES_SUBDIR),
-              outputs=(out / REPORT_SUBDIR,), stamped=True),
-    ]
-    return stages
+        configs.append(PREPARE_DEMO_MODEL.config_class()(data_dir=values["data_dir"], output_dir=Path(values["model"])))
+    for stage in PIPELINE:
+        configs.append(stage.config_class().from_mapping(stage_values(stage.name, options, values)))
+    return configs
 
 
-def _environment() -> dict[str, str]:
-    # The inputs found through environment variables are part of what a stage read.
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("PVA_")}
-
-
-def _stamp(stage: Stage, root: Path) -> Stamp:
-    return Stamp.of(stage.argv, inputs=stage.inputs, outputs=stage.outputs, environment=_environment(),
-                    code=STAGE_CODE.get(stage.name, ()), root=root)
-
-
-def run_pipeline(
-    stages: Sequence[Stage],
-    *,
-    stamps_dir: Path,
-    python: Sequence[str] = (sys.executable, "-m", "cli"),
-    echo: Callable[[str], None] = print,
-) -> list[StageTiming]:
-    """Run every needed stage in its own process; stop at the first that fails.
-
-    Args:
-        stages: from :func:`build_stages`.
-        stamps_dir: where the completeness keys of finished stages are kept.
-        python: how to start the CLI in a child process.
-        echo: where to print the stage banners.
-
-    Returns:
-        The wall time of each stage.
+def run_pipeline(configs: Sequence[StageConfig], *, echo: Callable[[str], None] = print,
+                 child: Sequence[str] = CHILD) -> list[StageTiming]:
+    """Run every stage that is not current, each in its own process; stop at the first failure.
 
     Raises:
         StageFailed: a stage exited non-zero (its own message is already on stderr).
     """
-    root = Path(__file__).resolve().parents[1]
     timings = []
-    for stage in stages:
-        stamp_path = stamps_dir / f"{stage.name}.json"
-        if not stage.needed() or (stage.stamped and read_stamp(stamp_path) == _stamp(stage, root)):
-            echo(f"== {stage.name}: already done, skipped")
-            timings.append(StageTiming(stage.name, 0.0, False))
+    for config in configs:
+        if is_current(config):
+            echo(f"== {config.STAGE}: already done, skipped")
+            timings.append(StageTiming(config.STAGE, 0.0, False))
             continue
-        echo(f"== {stage.name}: {' '.join(stage.argv)}")
+        echo(f"== {config.STAGE}: running")
         start = time.perf_counter()
-        code = subprocess.call([*python, *stage.argv])
+        code = subprocess.call([*child, config.STAGE, json.dumps(config.settings())])
         elapsed = time.perf_counter() - start
-        timings.append(StageTiming(stage.name, elapsed, True))
+        timings.append(StageTiming(config.STAGE, elapsed, True))
         if code != 0:
-            stamp_path.unlink(missing_ok=True)
-            raise StageFailed(stage.name, code)
-        if stage.stamped:
-            write_stamp(stamp_path, _stamp(stage, root))
-        echo(f"== {stage.name}: done in {elapsed:.1f}s")
+            raise StageFailed(config.STAGE, code)
+        echo(f"== {config.STAGE}: done in {elapsed:.1f}s")
     return timings
 
 

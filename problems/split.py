@@ -47,6 +47,11 @@ class SplitResult:
     metadata_path: Path
     metadata: dict
 
+    def summary(self) -> str:
+        cc = self.metadata["complexity"]
+        return (f"wrote {self.parquet_path} ({len(self.problems)} problems, complexity {cc['min']}..{cc['max']}, "
+                f"mean {cc['mean']:.2f}) from {self.metadata['source']}")
+
 
 def read_task_ids(path: str | Path) -> list[int]:
     """Read a JSON list of integer task ids, rejecting duplicates and non-integers."""

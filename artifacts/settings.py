@@ -1,0 +1,155 @@
+"""Stage settings declared once: a frozen dataclass whose fields carry default and help.
+
+Each stage has one ``Config`` (``gen/config.py``, ``replay/config.py``, ...) built from
+:func:`setting` fields. The click command of the stage and the options of ``run`` are
+derived from those fields (:mod:`pipeline.options`), and a notebook builds the same object,
+so a default or a help text is written in exactly one place::
+
+    @dataclass(frozen=True)
+    class GenerateConfig(StageConfig):
+        STAGE: ClassVar[str] = "generate"
+        max_new_tokens: int = setting(2000, help="Generation budget per problem.", minimum=1)
+
+A field is part of the output's identity unless declared ``identity=False`` (how often to
+commit, how many workers, whether to overwrite): the completion record compares only
+identity settings, so a resumed run may change the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from artifacts.layout import DATA_DIR_ENV, Layout, default_data_dir
+
+METADATA_KEY = "pva"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one config field appears on the command line (everything but its type and default)."""
+
+    help: str
+    flag: str | None = None  # e.g. "--problems" for field problems_path; default from the field name
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    min_open: bool = False  # minimum excluded
+    metavar: str | None = None
+    negatable: bool = False  # --x/--no-x for a bool whose default is None (auto)
+    hidden: bool = False
+    default_text: str | None = None  # shown instead of the default (computed defaults)
+    identity: bool = True  # part of the output's identity (see the module docstring)
+    envvar: str | None = None
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    help: str,
+    default_factory: Callable[[], Any] | None = None,
+    **cli: Any,
+) -> Any:
+    """A dataclass field with its command-line description (see :class:`Setting`)."""
+    meta = {METADATA_KEY: Setting(help=help, **cli)}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def describe(f: dataclasses.Field) -> Setting:
+    """The :class:`Setting` of a config field."""
+    return f.metadata[METADATA_KEY]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Base of every stage's settings: the stage's name and its settings as plain data.
+
+    Subclasses set ``STAGE`` (the command name) and implement :meth:`inputs`,
+    :meth:`outputs` and :meth:`record_dir` from their resolved paths.
+    """
+
+    STAGE: ClassVar[str] = ""
+
+    data_dir: Path = setting(
+        default_factory=default_data_dir, help="Root folder of default inputs and outputs (see data/README.md).",
+        default_text=f"${DATA_DIR_ENV} or ./data", identity=False)
+    overwrite: bool = setting(False, help="Discard this stage's earlier outputs first instead of resuming or reusing them.",
+                              identity=False)
+
+    @property
+    def layout(self) -> Layout:
+        """Default paths below ``data_dir``."""
+        return Layout(self.data_dir)
+
+    def inputs(self) -> list[Path]:
+        """Files and folders the stage reads (fingerprinted in its completion record)."""
+        raise NotImplementedError
+
+    def outputs(self) -> list[Path]:
+        """Files and folders the stage writes (removed by ``--overwrite``, fingerprinted when done)."""
+        raise NotImplementedError
+
+    def record_dir(self) -> Path:
+        """The folder holding the stage's completion record."""
+        raise NotImplementedError
+
+    def settings(self, *, identity_only: bool = False) -> dict[str, Any]:
+        """The settings as JSON-ready values, every default included."""
+        return {
+            f.name: plain(getattr(self, f.name))
+            for f in fields(self)
+            if not identity_only or describe(f).identity
+        }
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "StageConfig":
+        """A config from ``{field: value}`` (unknown keys refused; missing ones default)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise TypeError(f"{cls.__name__}: unknown settings {sorted(unknown)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: coerce(hints[k], v) for k, v in values.items()})
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy: paths and enums as strings, tuples as lists."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def coerce(hint: Any, value: Any) -> Any:
+    """``value`` (plain data, as :func:`plain` writes it) as the type ``hint`` names."""
+    if value is None:
+        return None
+    base = _unwrap_optional(hint)
+    if base is Path:
+        return Path(value)
+    if typing.get_origin(base) is tuple:
+        return tuple(value)
+    return value
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def field_type(cls: type, name: str) -> Any:
+    """The type of field ``name`` without ``| None``."""
+    return _unwrap_optional(typing.get_type_hints(cls)[name])

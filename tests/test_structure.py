@@ -9,12 +9,27 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("artifacts", "problems", "features", "commands", "gen", "replay", "evaluate", "report", "pipeline", "bench")
+PACKAGES = ("artifacts", "problems", "stats", "gen", "replay", "evaluate", "features", "report", "demo", "pipeline",
+            "bench")
+STAGES = frozenset({"gen", "replay", "evaluate", "features", "report"})
+BELOW_STAGES = frozenset({"artifacts", "problems", "stats"})
+# Which top-level packages each may import: arrows point down the data flow only
+# (cli -> pipeline -> demo -> stage packages -> problems/stats -> artifacts).
+ALLOWED = {
+    "artifacts": {"artifacts"},
+    "stats": {"stats"},
+    "problems": {"problems", "artifacts"},
+    **{stage: {stage} | BELOW_STAGES for stage in STAGES},
+    "demo": {"demo"} | STAGES | BELOW_STAGES,
+    "pipeline": {"pipeline", "demo"} | STAGES | BELOW_STAGES,
+    "cli": {"pipeline", "artifacts"},
+    "bench": {"bench", "cli", "pipeline", "demo"} | STAGES | BELOW_STAGES,
+}
 
 
 def _modules() -> dict[str, Path]:
     mods = {"cli": REPO / "cli.py"}
-    for package in PACKAGES:
+    for package in (p for p in PACKAGES if (REPO / p).is_dir()):
         for path in (REPO / package).rglob("*.py"):
             parts = path.relative_to(REPO).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -69,6 +84,23 @@ def test_no_import_cycles():
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+def test_imports_follow_the_data_flow():
+    """A stage package never imports another stage package; nothing imports upwards."""
+    mods = _modules()
+    wrong = []
+    for name, path in mods.items():
+        top = name.split(".")[0]
+        for target in _imports(path, name, set(mods)):
+            if target.split(".")[0] not in ALLOWED[top]:
+                wrong.append(f"{path.relative_to(REPO)} imports {target}")
+    assert not wrong, "imports against the data flow:\n" + "\n".join(sorted(wrong))
+
+
+def test_every_top_level_package_has_a_place_in_the_graph():
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests"}
+    assert packages <= set(ALLOWED), f"packages without a rule in ALLOWED: {packages - set(ALLOWED)}"
 
 
 def _sources(include_tests: bool) -> list[Path]:

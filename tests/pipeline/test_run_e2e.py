@@ -8,10 +8,15 @@ tests/pipeline/test_kill_resume.py.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from tests.conftest import DEMO_RUN_LAYERS, DEMO_RUN_TASKS
+from tests.conftest import DEMO_RUN_ENV, DEMO_RUN_LAYERS, DEMO_RUN_TASKS, REPO
 from tests.pipeline.contracts import check_all_contracts
 
 pytestmark = pytest.mark.slow
@@ -28,7 +33,7 @@ def test_rerun_after_success_starts_no_stage(demo_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for stage in ("split", "generate", "replay-activations", "evaluate", "report"):
         assert f"== {stage}: already done, skipped" in proc.stdout, proc.stdout
-    assert "== generate: generate" not in proc.stdout  # no stage command line was started
+    assert "running" not in proc.stdout  # no stage process was started
     pd.testing.assert_frame_equal(before, pd.read_parquet(demo_run.out / "generations.parquet"))
 
 
@@ -37,4 +42,35 @@ def test_changed_stage_option_reruns_only_that_stage_and_later(demo_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "== generate: already done, skipped" in proc.stdout
     assert "== replay-activations: already done, skipped" in proc.stdout
-    assert "== evaluate: evaluate" in proc.stdout and "== report: report" in proc.stdout
+    assert "== evaluate: running" in proc.stdout and "== report: running" in proc.stdout
+
+
+def _rerun_with_edited_code(demo_run, tmp_path: Path, relative: str, old: str, new: str) -> str:
+    """`run` again, from a copy of the project whose file ``relative`` has ``old`` replaced, on a copy of the data."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO, project, ignore=shutil.ignore_patterns(".venv", ".git", "data", "tests", "__pycache__", "bench"))
+    source = project / relative
+    text = source.read_text()
+    assert old in text, f"{relative} no longer holds {old!r}: update this test"
+    source.write_text(text.replace(old, new, 1))
+    data = tmp_path / "data"
+    shutil.copytree(demo_run.data_dir, data)  # copy2: mtimes kept, so the records still match
+    args = [a if a != str(demo_run.data_dir) else str(data) for a in demo_run.args]
+    proc = subprocess.run(args, cwd=project, env={**os.environ, **DEMO_RUN_ENV}, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_a_changed_default_reruns_that_stage_and_the_later_ones(demo_run, tmp_path):
+    out = _rerun_with_edited_code(demo_run, tmp_path, "features/config.py", *FEATURES_DEFAULT_EDIT)
+    for stage in ("split", "generate", "replay-activations", "evaluate"):
+        assert f"== {stage}: already done, skipped" in out, out
+    assert "== features: running" in out and "== report: running" in out, out
+
+
+def test_changed_report_code_reruns_the_report_alone(demo_run, tmp_path):
+    out = _rerun_with_edited_code(demo_run, tmp_path, "report/stage.py", '"""', '"""Edited. ')
+    for stage in ("split", "generate", "replay-activations", "evaluate", "features"):
+        assert f"== {stage}: already done, skipped" in out, out
+    assert "== report: running" in out, out

@@ -2,5 +2,7 @@
 
 Imports flow one way: ``extract`` (pure text) and ``harness`` (runs inside the sandbox,
 standard library only) import nothing from the project; ``sandbox`` launches the harness;
-``batch`` runs many programs in parallel; ``score`` is the front door that writes the dataset.
+``batch`` runs many programs in parallel; ``score`` reads the inputs and runs the programs;
+``dataset`` builds the table, ``metadata.json`` and ``phase_output.json``; ``config`` holds
+the stage's settings and ``stage.run(config)`` is the front door (the CLI calls it too).
 """

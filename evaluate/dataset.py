@@ -2,7 +2,8 @@
 
 Names come from :mod:`artifacts.schema.dataset` (the readers import them from there too).
 :func:`build_dataset` turns the scored rows into the table, :func:`build_metadata` the
-table and its inputs into ``metadata.json``; :mod:`evaluate.score` writes both.
+table and its inputs into ``metadata.json``, :func:`build_phase_output` the folder's
+``phase_output.json`` manifest; :mod:`evaluate.stage` writes them.
 
 Verdicts: every row is scored twice, under the robust and the legacy rules
 (:class:`evaluate.outcomes.Verdict`); the chosen verdict fills ``test_passed``,
@@ -18,12 +19,14 @@ import platform
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from artifacts.schema import dataset as keys
+from artifacts.layout import DATASET_METADATA_FILE
 from artifacts.schema import activations as act_keys
+from artifacts.schema import dataset as keys
 from artifacts.schema import generations as gen_keys
 from artifacts.versions import package_version
 from evaluate.checks import count_trusted
@@ -31,6 +34,8 @@ from evaluate.extract import Extraction
 from evaluate.outcomes import ErrorType, ExecutionResult, Verdict
 
 TEMPERATURE = 0.0  # greedy decoding: the dataset's name says so
+# best_layers_source of overridden layers: "--layers (best features from PATH)" (artifacts.feature_list).
+OVERRIDE_MARKER = "best features from "
 NO_CODE_MESSAGE = "no parsable Python code in the completion"
 # (name, pandas dtype) of the contract columns, in order. "object" columns hold str or None.
 CONTRACT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -134,8 +139,6 @@ def build_dataset(
 def build_metadata(
     dataset: pd.DataFrame,
     *,
-    problems: pd.DataFrame,
-    layers: Mapping,
     excluded_ids: list[int],
     gen_meta: Mapping | None,
     act_meta: Mapping | None,
@@ -149,7 +152,8 @@ def build_metadata(
     """``metadata.json``: the downstream keys first, then provenance.
 
     Args:
-        layers: the ``best_layers``, ``extraction_layers`` and ``best_layers_source`` block.
+        excluded_ids: tasks the generation attempted but left out (ascending).
+        act_meta: the replay's metadata, whose layers block and hook point are copied.
         inputs: file names and hashes of the inputs.
     """
     gen_meta, act_meta = dict(gen_meta or {}), dict(act_meta or {})
@@ -160,10 +164,10 @@ def build_metadata(
     return {
         keys.CREATION_TIMESTAMP: datetime.now(timezone.utc).isoformat(),
         keys.MODEL_NAME: gen_meta.get(gen_keys.MODEL) or act_meta.get(act_keys.MODEL),
-        keys.MODEL_TYPE: model_type,
-        **layers,
+        keys.MODEL_TYPE: keys.normalize_model_type(model_type),
+        **layers_block(act_meta),
         keys.META_TEMPERATURE: TEMPERATURE,
-        keys.VALIDATION_TASK_IDS: sorted(int(t) for t in problems[keys.TASK_ID]),
+        keys.VALIDATION_TASK_IDS: sorted({int(t) for t in dataset[keys.TASK_ID]} | set(excluded_ids)),
         keys.N_TASKS_ATTEMPTED: n_attempted,
         keys.N_TASKS_INCLUDED: n_included,
         keys.N_TASKS_EXCLUDED: n_excluded,
@@ -189,6 +193,73 @@ def build_metadata(
         keys.GENERATIONS_METADATA: gen_meta or None,
         keys.ACTIVATIONS_METADATA: act_meta or None,
     }
+
+
+def layers_block(act_meta: Mapping | None) -> dict:
+    """``best_layers``, ``extraction_layers`` and ``best_layers_source`` as the replay recorded them.
+
+    Each is null when unknown (no replay metadata, or one without the block). An older replay
+    file without ``extraction_layers`` still names the replayed layers, which are the same.
+    """
+    act_meta = act_meta or {}
+    best = act_meta.get(keys.BEST_LAYERS)
+    best = {name: best.get(name) for name in keys.BEST_LAYERS_FIELDS} if isinstance(best, Mapping) else None
+    layers = act_meta.get(keys.EXTRACTION_LAYERS, act_meta.get(act_keys.LAYERS))
+    return {
+        keys.BEST_LAYERS: best or dict.fromkeys(keys.BEST_LAYERS_FIELDS),
+        keys.EXTRACTION_LAYERS: list(layers) if layers is not None else None,
+        keys.BEST_LAYERS_SOURCE: act_meta.get(keys.BEST_LAYERS_SOURCE),
+    }
+
+
+def build_phase_output(
+    *,
+    dataset_file: str,
+    model_name: str | None,
+    problems_folder: Path,
+    best_layers_source: str | None,
+    extra_outputs: Mapping[str, str] | None = None,
+    phase2_5_folder: Path | None = None,
+) -> dict:
+    """``phase_output.json``, the manifest the newer research code finds this phase's files through.
+
+    Args:
+        dataset_file: the dataset's file name (``outputs.primary``).
+        model_name: recorded under ``config``.
+        problems_folder: the Phase 0.1 dependency.
+        best_layers_source: the metadata's source of the best layers; its folder is the feature-list
+            dependency (Phase 2.10, or 2.5 when it is ``phase2_5_folder``), left out when unknown.
+        extra_outputs: further ``{name: file name}`` in the same folder (activations, generations).
+    """
+    dependencies = {keys.DEPENDENCY_PROBLEMS: str(problems_folder)}
+    feature_list = feature_list_folder(best_layers_source)
+    if feature_list is not None:
+        is_2_5 = phase2_5_folder is not None and feature_list.resolve() == Path(phase2_5_folder).resolve()
+        phase = keys.DEPENDENCY_FEATURE_LIST_FALLBACK if is_2_5 else keys.DEPENDENCY_FEATURE_LIST
+        dependencies[phase] = str(feature_list)
+    return {
+        keys.PHASE: keys.PHASE_ID,
+        keys.CREATED_AT: datetime.now(timezone.utc).isoformat(),
+        keys.CONFIG: {keys.CONFIG_MODEL_NAME: model_name, keys.CONFIG_DATASET_NAME: keys.DATASET_NAME},
+        keys.OUTPUTS: {
+            keys.OUTPUT_PRIMARY: dataset_file,
+            keys.OUTPUT_METADATA: DATASET_METADATA_FILE,
+            **(extra_outputs or {}),
+        },
+        keys.DEPENDENCIES: dependencies,
+    }
+
+
+def feature_list_folder(source: str | None) -> Path | None:
+    """The folder of the feature-list file a ``best_layers_source`` names, or None (unknown, or ``--layers`` alone).
+
+    The source is the file's path, or ``--layers (best features from PATH)`` when the replay's
+    layers were overridden.
+    """
+    if not source:
+        return None
+    path = source.split(OVERRIDE_MARKER, 1)[1].removesuffix(")") if OVERRIDE_MARKER in source else source
+    return None if path.startswith("--") else Path(path).parent
 
 
 def summary_stats(dataset: pd.DataFrame) -> dict:

@@ -99,6 +99,9 @@ class SandboxKind(str, Enum):
     PROCESS = "process"
 
 
+DEFAULT_SANDBOX = SandboxKind.BWRAP  # the one place the default is spelled (evaluate --sandbox, run's check)
+
+
 class SandboxError(RuntimeError):
     """The sandbox itself failed (not the program): results would be meaningless."""
 
@@ -200,7 +203,7 @@ class Sandbox:
 
     def __init__(
         self,
-        kind: SandboxKind | str = SandboxKind.BWRAP,
+        kind: SandboxKind | str = DEFAULT_SANDBOX,
         *,
         limits: Limits = Limits(),
         python: str | None = None,

@@ -1,181 +1,75 @@
-"""Score generations against their MBPP tests and write the downstream dataset (front door).
+"""Read the generations and problems, and run every completion under both verdicts (the stage's steps).
 
 Reads any table with ``task_id`` and a completion column (parquet, JSON lines, JSON or CSV;
-other columns optional) and the problems parquet; extracts the code of each completion,
-runs it in the sandbox under both verdicts (:class:`evaluate.outcomes.Verdict`), and writes
-atomically:
-
-``dataset_instruct_temp_0_0.parquet`` (``dataset_base_temp_0_0.parquet`` for
-``model_type="base"``): one row per task, ascending ``task_id``, the columns of
-:mod:`evaluate.dataset`.
-
-``metadata.json``: counts, stats, verdicts, best layers, model and run provenance (see
-data/README.md).
-
-Companion files are read from the generations' folder when present:
-``generations_metadata.json`` (model, prompt style, excluded tasks, vLLM version) and
-``activations/activations_metadata.json`` (hook point, layers, replay fidelity). Without
-them, and without SAE analysis files or ``layers``, the layers are recorded as unknown:
-scoring never needs them.
+other columns optional) and the problems parquet. Companion files are read from the
+generations' folder when present: ``generations_metadata.json`` (model, prompt style,
+excluded tasks, vLLM version) and ``activations/activations_metadata.json`` (hook point,
+layers block, replay fidelity). :mod:`evaluate.stage` chains these steps and writes the files.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from artifacts.errors import InputError
-from artifacts.files import read_optional_json, sha256_file, write_json, write_parquet
-from artifacts.layout import (
-    ACTIVATIONS_METADATA_FILE,
-    ACTIVATIONS_SUBDIR,
-    DATASET_METADATA_FILE,
-    GENERATIONS_METADATA_FILE,
-)
+from artifacts.files import read_optional_json
 from artifacts.schema import dataset as keys
-from artifacts.schema import activations as act_keys
 from artifacts.schema import generations as gen_keys
 from artifacts.tables import read_table
 from evaluate.batch import run_programs
-from evaluate.dataset import PASSTHROUGH_COLUMNS, build_dataset, build_metadata
-from evaluate.extract import extract_code, legacy_code
-from evaluate.outcomes import Verdict
-from evaluate.sandbox import Limits, Program, Sandbox, SandboxKind
-from artifacts.feature_list import FILE_NAMES, BestLayers, resolve_layers
+from evaluate.dataset import PASSTHROUGH_COLUMNS
+from evaluate.extract import Extraction, extract_code, legacy_code
+from evaluate.outcomes import ExecutionResult, Verdict
+from evaluate.sandbox import Program, Sandbox
 from problems.prompts import build_prompt
 from problems.split import read_problems
 
-CHECKPOINT_FILE = ".evaluate_checkpoint.jsonl"
-MODEL_TYPES = tuple(keys.DATASET_FILES)
 # Generations columns used (with the completion column); any others are ignored.
 GENERATION_COLUMNS = ("task_id", "prompt", "generation_time", *PASSTHROUGH_COLUMNS)
-UNKNOWN_LAYERS = {
-    keys.BEST_LAYERS: {"correct": None, "incorrect": None, "correct_feature_idx": None, "incorrect_feature_idx": None},
-    keys.EXTRACTION_LAYERS: None,
-    keys.BEST_LAYERS_SOURCE: None,
-}
 
 
 @dataclass(frozen=True)
-class EvaluationResult:
-    """What :func:`evaluate_generations` wrote."""
+class Inputs:
+    """Everything the evaluation reads, checked."""
 
-    dataset: pd.DataFrame
-    dataset_path: Path
-    metadata_path: Path
-    metadata: dict
+    rows: pd.DataFrame  # generations joined with their problems (join_problems), ascending task_id
+    excluded_ids: list[int]  # attempted by the generation but left out, ascending
+    gen_meta: dict  # generations_metadata.json, {} when absent
+    act_meta: dict  # activations_metadata.json, {} when absent
 
 
-def evaluate_generations(
+def read_inputs(
+    generations_path: Path,
+    problems_path: Path,
     *,
-    generations_path: str | Path,
-    problems_path: str | Path,
-    output_dir: str | Path,
-    layer_folders: Sequence[str | Path] = (),
-    layers: str | None = None,
-    sandbox: SandboxKind | str = SandboxKind.BWRAP,
-    limits: Limits = Limits(),
-    workers: int | None = None,
-    progress: bool = True,
-    verdict: Verdict | str = Verdict.ROBUST,
+    generations_metadata: Path,
+    activations_metadata: Path,
     completion_column: str = keys.COMPLETION,
-    model_type: str = keys.MODEL_TYPE_INSTRUCT,
-) -> EvaluationResult:
-    """Evaluate every completion and write the dataset and its metadata to ``output_dir``.
-
-    Args:
-        generations_path: table with ``task_id`` and ``completion_column`` (``prompt``,
-            ``generation_time``, ``finish_reason``, token counts optional).
-        problems_path: the problems parquet (``python cli.py split``).
-        output_dir: destination folder (created when missing).
-        layer_folders: folders searched for the SAE analysis' best layers, in order.
-        layers: ``"16,19"`` to override the extraction layers (default: the replayed
-            layers from ``activations_metadata.json``, else the analysis' best layers,
-            else unknown).
-        sandbox: ``bwrap`` (isolated) or ``process`` (resource limits only).
-        limits: limits of every program.
-        workers: programs run in parallel [default: CPU count].
-        progress: show a progress bar.
-        verdict: which verdict fills ``test_passed`` (both are always computed).
-        completion_column: the column holding the model output (e.g. ``generated_code``
-            in the earlier phases' parquets).
-        model_type: ``instruction_tuned`` or ``base``: recorded, and names the dataset file.
+) -> Inputs:
+    """The generations joined with their problems, and the companion metadata.
 
     Raises:
-        InputError: a missing or malformed input, unknown task ids, or a sandbox that
-            cannot run here.
+        InputError: a missing or malformed input, unknown task ids, an unfinished generation,
+            or a task both generated and excluded.
     """
-    started = time.monotonic()
-    verdict = Verdict(verdict)
-    if model_type not in MODEL_TYPES:
-        raise InputError(f"--model-type {model_type}: choose one of {', '.join(MODEL_TYPES)}")
-    generations_path, problems_path, output_dir = Path(generations_path), Path(problems_path), Path(output_dir)
     generations = read_generations(generations_path, completion_column=completion_column)
     problems = read_problems(problems_path)
-    gen_meta = read_optional_json(generations_path.parent / GENERATIONS_METADATA_FILE)
-    act_meta = read_optional_json(generations_path.parent / ACTIVATIONS_SUBDIR / ACTIVATIONS_METADATA_FILE)
-    if gen_meta and gen_meta.get(gen_keys.COMPLETE) is False:
+    gen_meta = read_optional_json(generations_metadata) or {}
+    act_meta = read_optional_json(activations_metadata) or {}
+    if gen_meta.get(gen_keys.COMPLETE) is False:
         raise InputError(
-            f"{generations_path.parent / GENERATIONS_METADATA_FILE}: generation is not complete; "
-            "rerun `python cli.py generate` to finish it"
+            f"{generations_metadata}: generation is not complete; rerun `python cli.py generate` to finish it"
         )
-    layer_block = _layers(layer_folders, layers, act_meta)
-    excluded_ids = _excluded_ids(gen_meta, generations_path)
+    excluded_ids = read_excluded_ids(gen_meta, generations_metadata)
     rows = join_problems(generations, problems, generations_path=generations_path, problems_path=problems_path)
     overlap = sorted(set(rows["task_id"]) & set(excluded_ids))
     if overlap:
         raise InputError(f"{generations_path}: task id(s) {overlap[:10]} are both generated and listed as excluded")
-
-    box = Sandbox(sandbox, limits=limits)
-    box.check()
-    extractions = {
-        int(r.task_id): extract_code(r.completion, tests=list(r.test_list), setup_code=r.test_setup_code)
-        for r in rows.itertuples()
-    }
-    # Both verdicts of a task start together, so a slow task's two runs use two workers.
-    programs: dict[tuple[int, str], Program] = {}
-    for r in rows.itertuples():
-        task_id, tests = int(r.task_id), tuple(r.test_list)
-        if extractions[task_id].code:
-            programs[(task_id, Verdict.ROBUST.value)] = Program(extractions[task_id].code, tests, r.test_setup_code)
-        programs[(task_id, Verdict.LEGACY.value)] = Program(
-            legacy_code(r.completion, prompt=r.prompt), tests, verdict=Verdict.LEGACY
-        )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = output_dir / CHECKPOINT_FILE
-    ran = run_programs(programs, sandbox=box, workers=workers, checkpoint=checkpoint, progress=progress)
-    results = {v: {task_id: r for (task_id, name), r in ran.items() if name == v.value} for v in Verdict}
-    dataset = build_dataset(rows, extractions, results, verdict=verdict)
-
-    dataset_path = output_dir / keys.dataset_file_name(model_type)
-    metadata_path = output_dir / DATASET_METADATA_FILE
-    metadata = build_metadata(
-        dataset,
-        problems=problems,
-        layers=layer_block,
-        excluded_ids=excluded_ids,
-        gen_meta=gen_meta,
-        act_meta=act_meta,
-        sandbox=box.describe(),
-        inputs={
-            keys.GENERATIONS_FILE: str(generations_path),
-            keys.GENERATIONS_SHA256: sha256_file(generations_path),
-            keys.PROBLEMS_FILE: str(problems_path),
-            keys.PROBLEMS_SHA256: sha256_file(problems_path),
-        },
-        wall_time_s=time.monotonic() - started,
-        verdict=verdict,
-        model_type=model_type,
-        completion_column=completion_column,
-    )
-    write_parquet(dataset_path, dataset)
-    write_json(metadata_path, metadata)
-    checkpoint.unlink(missing_ok=True)  # the dataset holds every result now
-    return EvaluationResult(dataset, dataset_path, metadata_path, metadata)
+    return Inputs(rows, excluded_ids, gen_meta, act_meta)
 
 
 def read_generations(path: Path, *, completion_column: str = keys.COMPLETION) -> pd.DataFrame:
@@ -224,25 +118,42 @@ def join_problems(
     return rows.sort_values("task_id", ignore_index=True)
 
 
-def _layers(folders: Sequence[str | Path], layers: str | None, act_meta: dict | None) -> dict:
-    """The metadata's layer block: ``--layers``, else the replayed layers, else the analysis', else unknown."""
-    replayed = tuple(sorted({int(x) for x in (act_meta or {}).get(act_keys.LAYERS) or ()}))
-    has_analysis = any((Path(folder) / name).is_file() for folder in folders for name, _ in FILE_NAMES)
-    if layers is None and not replayed:
-        # Without analysis files the layers are unknown: scoring does not need them.
-        return resolve_layers(folders, None).to_metadata() if has_analysis else dict(UNKNOWN_LAYERS)
-    if layers is not None:
-        return resolve_layers(folders, layers).to_metadata()
-    if has_analysis:
-        best: BestLayers = resolve_layers(folders, None)
-        if best.extraction_layers == replayed:
-            return best.to_metadata()
-    return resolve_layers(folders, ",".join(map(str, replayed))).to_metadata()
-
-
-def _excluded_ids(gen_meta: dict | None, generations_path: Path) -> list[int]:
-    ids = (gen_meta or {}).get(gen_keys.EXCLUDED_TASK_IDS, [])
+def read_excluded_ids(gen_meta: Mapping, where: Path) -> list[int]:
+    """The generation's ``excluded_task_ids``, ascending (none without generations metadata)."""
+    ids = gen_meta.get(gen_keys.EXCLUDED_TASK_IDS, [])
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        where = generations_path.parent / GENERATIONS_METADATA_FILE
         raise InputError(f"{where}: excluded_task_ids must be a list of ints")
     return sorted(ids)
+
+
+def extract_all(rows: pd.DataFrame) -> dict[int, Extraction]:
+    """Task id -> the code extracted from its completion (robust verdict)."""
+    return {
+        int(r.task_id): extract_code(r.completion, tests=list(r.test_list), setup_code=r.test_setup_code)
+        for r in rows.itertuples()
+    }
+
+
+def build_programs(rows: pd.DataFrame, extractions: Mapping[int, Extraction]) -> dict[tuple[int, str], Program]:
+    """``(task_id, verdict)`` -> program: robust where code was found, legacy for every task.
+
+    Both verdicts of a task start together, so a slow task's two runs use two workers.
+    """
+    programs: dict[tuple[int, str], Program] = {}
+    for r in rows.itertuples():
+        task_id, tests = int(r.task_id), tuple(r.test_list)
+        if extractions[task_id].code:
+            programs[(task_id, Verdict.ROBUST.value)] = Program(extractions[task_id].code, tests, r.test_setup_code)
+        programs[(task_id, Verdict.LEGACY.value)] = Program(
+            legacy_code(r.completion, prompt=r.prompt), tests, verdict=Verdict.LEGACY
+        )
+    return programs
+
+
+def run_by_verdict(
+    programs: Mapping[tuple[int, str], Program], *, sandbox: Sandbox, workers: int | None = None,
+    progress: bool | None = None,
+) -> dict[Verdict, dict[int, ExecutionResult]]:
+    """Run every program in parallel; verdict -> task id -> result."""
+    ran = run_programs(programs, sandbox=sandbox, workers=workers, progress=progress)
+    return {v: {task_id: r for (task_id, name), r in ran.items() if name == v.value} for v in Verdict}

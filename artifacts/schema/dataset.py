@@ -11,18 +11,35 @@ from __future__ import annotations
 
 from artifacts.layout import DATASET_FILE
 
-# Model types (``evaluate --model-type``) and the dataset file each is written to.
-MODEL_TYPE_INSTRUCT = "instruction_tuned"
+# Model types (``evaluate --model-type``) and the dataset file each is written to. Written
+# with the earlier tool's spellings; readers call normalize_model_type, which also accepts
+# the spelling this tool wrote before (MODEL_TYPE_INSTRUCT_ALIAS).
+MODEL_TYPE_INSTRUCT = "instruction-tuned"
 MODEL_TYPE_BASE = "base"
+MODEL_TYPE_INSTRUCT_ALIAS = "instruction_tuned"
+MODEL_TYPES = (MODEL_TYPE_INSTRUCT, MODEL_TYPE_BASE)
+MODEL_TYPE_CHOICES = (*MODEL_TYPES, MODEL_TYPE_INSTRUCT_ALIAS)  # what --model-type accepts
 DATASET_FILES = {
     MODEL_TYPE_INSTRUCT: DATASET_FILE,  # dataset_instruct_temp_0_0.parquet, the pipeline's default
     MODEL_TYPE_BASE: "dataset_base_temp_0_0.parquet",
 }
 
 
+def normalize_model_type(value: str) -> str:
+    """``instruction-tuned`` or ``base`` for any accepted spelling (``instruction_tuned`` too).
+
+    Raises:
+        ValueError: not a model type.
+    """
+    canonical = MODEL_TYPE_INSTRUCT if value == MODEL_TYPE_INSTRUCT_ALIAS else value
+    if canonical not in MODEL_TYPES:
+        raise ValueError(f"model type {value!r}: expected one of {', '.join(MODEL_TYPE_CHOICES)}")
+    return canonical
+
+
 def dataset_file_name(model_type: str) -> str:
     """``dataset_instruct_temp_0_0.parquet`` or ``dataset_base_temp_0_0.parquet``."""
-    return DATASET_FILES[model_type]
+    return DATASET_FILES[normalize_model_type(model_type)]
 
 
 # Verdicts (``evaluate --verdict``): the same strings as evaluate.outcomes.Verdict.
@@ -58,11 +75,14 @@ VERDICT_COLUMNS = {VERDICT_ROBUST: ROBUST_TEST_PASSED, VERDICT_LEGACY: LEGACY_TE
 CREATION_TIMESTAMP = "creation_timestamp"
 MODEL_NAME = "model_name"
 MODEL_TYPE = "model_type"
-BEST_LAYERS = "best_layers"  # {correct, incorrect, correct_feature_idx, incorrect_feature_idx}
+# The layers block, copied from activations_metadata.json (replay writes it under the same keys).
+BEST_LAYERS = "best_layers"  # {BEST_LAYERS_FIELDS}: all null when unknown
+BEST_LAYERS_FIELDS = ("correct", "incorrect", "correct_feature_idx", "incorrect_feature_idx")
 EXTRACTION_LAYERS = "extraction_layers"  # null when unknown
-BEST_LAYERS_SOURCE = "best_layers_source"
+BEST_LAYERS_SOURCE = "best_layers_source"  # the feature-list file (or "--layers ..."), null when unknown
+LAYER_KEYS = (BEST_LAYERS, EXTRACTION_LAYERS, BEST_LAYERS_SOURCE)
 META_TEMPERATURE = "temperature"
-VALIDATION_TASK_IDS = "validation_task_ids"
+VALIDATION_TASK_IDS = "validation_task_ids"  # the attempted tasks (included + excluded), ascending
 N_TASKS_ATTEMPTED = "n_tasks_attempted"
 N_TASKS_INCLUDED = "n_tasks_included"
 N_TASKS_EXCLUDED = "n_tasks_excluded"
@@ -95,3 +115,24 @@ PROBLEMS_FILE = "problems_file"
 PROBLEMS_SHA256 = "problems_sha256"
 GENERATIONS_METADATA = "generations_metadata"
 ACTIVATIONS_METADATA = "activations_metadata"
+
+# phase_output.json: the manifest the newer research code (common/phase_discovery.py) finds a
+# phase's outputs through. OUTPUTS maps names to file names in the same folder and must hold
+# OUTPUT_PRIMARY; DEPENDENCIES maps phase ids to the folders this phase read.
+PHASE_OUTPUT_FILE = "phase_output.json"
+PHASE = "phase"
+PHASE_ID = "7.3"
+CREATED_AT = "created_at"
+CONFIG = "config"
+CONFIG_MODEL_NAME = "model_name"
+CONFIG_DATASET_NAME = "dataset_name"
+DATASET_NAME = "mbpp"
+OUTPUTS = "outputs"
+OUTPUT_PRIMARY = "primary"  # the dataset parquet
+OUTPUT_METADATA = "metadata"  # metadata.json
+OUTPUT_ACTIVATIONS = "activations"  # the activations folder, when replay wrote one here
+OUTPUT_GENERATIONS = "generations"  # generations.parquet, when it is in this folder
+DEPENDENCIES = "dependencies"
+DEPENDENCY_PROBLEMS = "0.1"  # the problems folder
+DEPENDENCY_FEATURE_LIST = "2.10"  # the feature-list folder (Phase 2.10's; "2.5" when it came from there)
+DEPENDENCY_FEATURE_LIST_FALLBACK = "2.5"

@@ -11,8 +11,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from evaluate.sandbox import Limits
-from evaluate.score import evaluate_generations
+from evaluate.config import EvaluateConfig
+from evaluate.stage import run
 
 SETUP_CODE_TASKS = (367, 927)  # test_setup_code builds trees from the Node class the code defines
 COUNTER_TASK = 40  # returns a collections.Counter where the tests expect dict literals
@@ -20,20 +20,17 @@ COUNTER_TASK = 40  # returns a collections.Counter where the tests expect dict l
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
-def test_all_388_reference_solutions_pass(tmp_path, problems_path, phase2_10_dir, validation_ids_path):
+def test_all_388_reference_solutions_pass(tmp_path, problems_path, validation_ids_path):
     problems = pd.read_parquet(problems_path)
     generations = tmp_path / "reference.parquet"
     problems[["task_id"]].assign(completion=problems["code"]).to_parquet(generations)
-    result = evaluate_generations(
-        generations_path=generations,
-        problems_path=problems_path,
-        output_dir=tmp_path / "out",
-        layer_folders=[phase2_10_dir],
+    settings = EvaluateConfig(
+        data_dir=tmp_path, generations_path=generations, problems_path=problems_path, output_dir=tmp_path / "out",
         # Correctness, not speed: task 123 alone needs ~7 s of CPU, more than the 10 s
         # default allows on a busy machine. The wall time is measured by bench/evaluate.py.
-        limits=Limits(timeout_s=60),
-        progress=False,
+        timeout=60,
     )
+    result = run(settings, progress=False)
     dataset = result.dataset
     assert len(dataset) == len(json.loads(validation_ids_path.read_text())) == 388
     failed = dataset.loc[~dataset["test_passed"], ["task_id", "error_type", "error_message"]]
@@ -43,6 +40,7 @@ def test_all_388_reference_solutions_pass(tmp_path, problems_path, phase2_10_dir
     # Sanitizing the reference code changes nothing but line endings and unused constants.
     assert (dataset["extraction_method"] == "raw").all()
     assert result.metadata["stats"]["pass_rate"] == 1.0
+    assert result.metadata["validation_task_ids"] == sorted(problems["task_id"])  # all 388 attempted
     # Every one of the 1164 tests was of the form `assert EXPR == LITERAL`, so its verdict was
     # decided in the parent (a value check passes only through the parent's comparison).
     assert result.metadata["n_tests_trusted"] == result.metadata["n_tests"] == dataset["n_tests"].sum() == 1164

@@ -1,4 +1,4 @@
-"""The dataset parquet and metadata.json against the downstream contract (issue 6)."""
+"""The stage's files (dataset parquet, metadata.json, phase_output.json) against the downstream contract (issue 6)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from artifacts.errors import InputError
+from artifacts.feature_list import resolve_layers
 from artifacts.files import write_json
 from artifacts.layout import ACTIVATIONS_METADATA_FILE, GENERATIONS_METADATA_FILE
+from artifacts.records import is_current, read_record
+from evaluate.config import EvaluateConfig
 from evaluate.dataset import CONTRACT_COLUMNS, EXTRA_COLUMNS
 from evaluate.outcomes import ErrorType
-from evaluate.sandbox import Limits
-from evaluate.score import evaluate_generations
+from evaluate.stage import run
 from problems.prompts import build_prompt
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
@@ -66,8 +68,8 @@ def problems(problems_path):
     return pd.read_parquet(problems_path).set_index("task_id")
 
 
-def make_generations(folder, problems, completions: dict[int, str], *, excluded=(), with_metadata=True):
-    """A generate-stage folder: generations.parquet (+ metadata, + activations metadata)."""
+def make_generations(folder, problems, completions: dict[int, str], *, excluded=(), with_metadata=True, layers=None):
+    """A generate-stage folder: generations.parquet (+ metadata, + activations metadata with ``layers``' block)."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for task_id, completion in completions.items():
@@ -105,6 +107,7 @@ def make_generations(folder, problems, completions: dict[int, str], *, excluded=
                 "model": "google/gemma-2-2b-it",
                 "hook_point": "resid_post",
                 "layers": [16, 19],
+                **(layers or {}),
                 "verify": {"n_tasks": 4, "max_rel_error": 1e-6, "fidelity": "exact"},
                 "transformer_lens_version": "4.0-test",
             },
@@ -116,16 +119,13 @@ def fenced(code: str) -> str:
     return f"Here is the solution:\n\n```python\n{code}\n```\n\nIt runs in linear time."
 
 
-def evaluate(generations, problems_path, out, phase2_10_dir, **kwargs):
-    return evaluate_generations(
-        generations_path=generations,
-        problems_path=problems_path,
-        output_dir=out,
-        layer_folders=[phase2_10_dir],
-        limits=Limits(timeout_s=5),
-        progress=False,
-        **kwargs,
-    )
+def config(generations, problems_path, out, **settings) -> EvaluateConfig:
+    return EvaluateConfig(data_dir=out.parent / "data", generations_path=generations, problems_path=problems_path,
+                          output_dir=out, timeout=5, **settings)
+
+
+def evaluate(generations, problems_path, out, **settings):
+    return run(config(generations, problems_path, out, **settings), progress=False)
 
 
 def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_path, phase2_10_dir):
@@ -141,9 +141,10 @@ def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_p
         f: f"```python\n{problems.loc[f, 'code']}\n```",  # passes under both verdicts
     }
     excluded = [ids[-1], ids[-2]]
-    generations = make_generations(tmp_path / "run", problems, completions, excluded=excluded)
-    out = tmp_path / "out"
-    result = evaluate(generations, problems_path, out, phase2_10_dir)
+    best = resolve_layers([phase2_10_dir], None).to_metadata()  # the block replay copies into its metadata
+    out = tmp_path / "run"  # the pipeline's layout: generations, activations and the dataset in one folder
+    generations = make_generations(out, problems, completions, excluded=excluded, layers=best)
+    result = evaluate(generations, problems_path, out)
 
     # Parquet: exact column order and types, one row per task, ascending ids.
     table = pq.read_table(result.dataset_path)
@@ -189,10 +190,12 @@ def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_p
     # metadata.json: every contract key, consistent with the table.
     meta = strict_json(result.metadata_path)
     assert all(key in meta for key in METADATA_KEYS), [k for k in METADATA_KEYS if k not in meta]
-    assert meta["model_name"] == "google/gemma-2-2b-it" and meta["model_type"] == "instruction_tuned"
+    assert meta["model_name"] == "google/gemma-2-2b-it" and meta["model_type"] == "instruction-tuned"
     assert meta["best_layers"] == {"correct": 16, "incorrect": 19, "correct_feature_idx": 14439, "incorrect_feature_idx": 5441}
     assert meta["extraction_layers"] == [16, 19] and meta["temperature"] == 0.0
-    assert meta["validation_task_ids"] == ids and len(ids) == 388
+    assert meta["best_layers_source"] == str(phase2_10_dir / "top_20_features.json")
+    # The attempted tasks (issue 18), not every problem.
+    assert meta["validation_task_ids"] == sorted([*completions, *excluded])
     assert (meta["n_tasks_attempted"], meta["n_tasks_included"], meta["n_tasks_excluded"]) == (9, 7, 2)
     assert meta["exclusion_rate_percent"] == pytest.approx(200 / 9)
     assert meta["excluded_task_ids"] == sorted(excluded) and meta["n_total_samples"] == 7
@@ -214,25 +217,33 @@ def test_dataset_and_metadata_follow_the_contract(tmp_path, problems, problems_p
     }
     assert meta["n_tests"] == meta["n_tests_trusted"] == int(df["n_tests"].sum())
     assert meta["replay_verify"] == {"n_tasks": 4, "max_rel_error": 1e-6, "fidelity": "exact"}
-    assert not (out / ".evaluate_checkpoint.jsonl").exists()
+
+    # phase_output.json (issue 18): the files of this folder, and the folders read.
+    manifest = strict_json(out / "phase_output.json")
+    assert manifest["phase"] == "7.3" and manifest["config"] == {"model_name": "google/gemma-2-2b-it", "dataset_name": "mbpp"}
+    assert manifest["outputs"] == {"primary": "dataset_instruct_temp_0_0.parquet", "metadata": "metadata.json",
+                                   "activations": "activations", "generations": "generations.parquet"}
+    assert all((out / name).exists() for name in manifest["outputs"].values())
+    assert manifest["dependencies"] == {"0.1": str(problems_path.parent), "2.10": str(phase2_10_dir)}
 
 
-def test_zero_passes_give_zero_rates_not_nan(tmp_path, problems, problems_path, phase2_10_dir):
+def test_zero_passes_give_zero_rates_not_nan(tmp_path, problems, problems_path):
     ids = sorted(problems.index)[:3]
     generations = make_generations(tmp_path / "run", problems, {t: "def wrong():\n    pass" for t in ids})
-    result = evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir)
+    result = evaluate(generations, problems_path, tmp_path / "out")
     stats = strict_json(result.metadata_path)["stats"]
     assert stats["n_correct"] == 0 and stats["pass_rate"] == 0.0 and stats["n_incorrect"] == 3
 
 
-def test_any_table_with_task_id_and_completion_is_scored(tmp_path, problems, problems_path, phase2_10_dir):
+def test_any_table_with_task_id_and_completion_is_scored(tmp_path, problems, problems_path):
     ids = sorted(problems.index)[:2]
     table = tmp_path / "elsewhere" / "outputs.jsonl"
     table.parent.mkdir()
     pd.DataFrame({"task_id": ids, "completion": [problems.loc[ids[0], "code"], "nope"]}).to_json(
         table, orient="records", lines=True
     )
-    result = evaluate(table, problems_path, tmp_path / "out", phase2_10_dir)
+    out = tmp_path / "out"
+    result = evaluate(table, problems_path, out)
     df = result.dataset
     assert df["test_passed"].tolist() == [True, False]
     assert df["prompt"].iloc[0] == build_prompt(problems.loc[ids[0], "text"], list(problems.loc[ids[0], "test_list"]))
@@ -240,7 +251,26 @@ def test_any_table_with_task_id_and_completion_is_scored(tmp_path, problems, pro
     meta = strict_json(result.metadata_path)
     assert meta["stats"]["avg_generation_time"] is None and meta["model_name"] is None
     assert (meta["n_tasks_excluded"], meta["exclusion_rate_percent"], meta["hook_point"]) == (0, 0.0, None)
-    assert meta["extraction_layers"] == [16, 19]  # from the analysis files
+    assert meta["extraction_layers"] is None  # no replay metadata beside the table
+    # The stage's outputs and its record, nothing else (no checkpoint left behind).
+    assert sorted(p.name for p in out.iterdir()) == [".records", "dataset_instruct_temp_0_0.parquet", "metadata.json",
+                                                     "phase_output.json"]
+    manifest = strict_json(out / "phase_output.json")
+    assert manifest["outputs"] == {"primary": "dataset_instruct_temp_0_0.parquet", "metadata": "metadata.json"}
+    assert manifest["dependencies"] == {"0.1": str(problems_path.parent)}
+
+
+def test_the_record_covers_the_outputs_and_the_companion_metadata(tmp_path, problems, problems_path):
+    ids = sorted(problems.index)[:1]
+    generations = make_generations(tmp_path / "run", problems, {ids[0]: "x"})
+    settings = config(generations, problems_path, tmp_path / "out", workers=1)
+    run(settings, progress=False)
+    assert read_record(settings)["complete"] and is_current(settings)
+    assert is_current(config(generations, problems_path, tmp_path / "out", workers=2))  # workers: not identity
+    assert not is_current(config(generations, problems_path, tmp_path / "out", verdict="legacy"))
+    act = generations.parent / "activations" / ACTIVATIONS_METADATA_FILE
+    write_json(act, {**json.loads(act.read_text()), "hook_point": "resid_pre"})
+    assert not is_current(settings)  # the copied replay metadata changed
 
 
 def test_base_table_with_another_completion_column_no_replay_metadata_and_no_sae_files(tmp_path, problems, problems_path):
@@ -257,11 +287,7 @@ def test_base_table_with_another_completion_column_no_replay_metadata_and_no_sae
         "test_passed": [False, True],  # the earlier verdicts: ignored
     }).to_parquet(table)
     out = tmp_path / "out"
-    result = evaluate_generations(
-        generations_path=table, problems_path=problems_path, output_dir=out, layer_folders=[tmp_path / "none"],
-        limits=Limits(timeout_s=5), progress=False, verdict="legacy", completion_column="generated_code",
-        model_type="base",
-    )
+    result = evaluate(table, problems_path, out, verdict="legacy", completion_column="generated_code", model_type="base")
     assert result.dataset_path == out / "dataset_base_temp_0_0.parquet" and result.dataset_path.is_file()
     assert not (out / "dataset_instruct_temp_0_0.parquet").exists()
     df = pd.read_parquet(result.dataset_path)
@@ -275,13 +301,6 @@ def test_base_table_with_another_completion_column_no_replay_metadata_and_no_sae
     assert meta["stats"]["n_correct"] == meta["verdicts"]["legacy"]["n_correct"] == 1
 
 
-def test_layers_option_overrides_replayed_layers(tmp_path, problems, problems_path, phase2_10_dir):
-    ids = sorted(problems.index)[:1]
-    generations = make_generations(tmp_path / "run", problems, {ids[0]: "x"})
-    meta = evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir, layers="3,5").metadata
-    assert meta["extraction_layers"] == [3, 5] and meta["best_layers"]["correct"] == 16
-
-
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
@@ -290,27 +309,27 @@ def test_layers_option_overrides_replayed_layers(tmp_path, problems, problems_pa
         (pd.DataFrame({"task_id": [2, 2], "completion": ["x", "y"]}), "more than once"),
     ],
 )
-def test_bad_generations_are_input_errors(tmp_path, problems_path, phase2_10_dir, frame, message):
+def test_bad_generations_are_input_errors(tmp_path, problems_path, frame, message):
     path = tmp_path / "bad.parquet"
     if "completion" in frame and 2 in set(frame["task_id"]):
         frame = frame.assign(task_id=sorted(pd.read_parquet(problems_path)["task_id"])[0])
     frame.to_parquet(path)
     with pytest.raises(InputError, match=message):
-        evaluate(path, problems_path, tmp_path / "out", phase2_10_dir)
+        evaluate(path, problems_path, tmp_path / "out")
 
 
-def test_incomplete_generations_are_refused(tmp_path, problems, problems_path, phase2_10_dir):
+def test_incomplete_generations_are_refused(tmp_path, problems, problems_path):
     generations = make_generations(tmp_path / "run", problems, {sorted(problems.index)[0]: "x"})
     meta_path = generations.parent / GENERATIONS_METADATA_FILE
     meta = json.loads(meta_path.read_text())
     write_json(meta_path, {**meta, "complete": False})
     with pytest.raises(InputError, match="not complete"):
-        evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir)
+        evaluate(generations, problems_path, tmp_path / "out")
 
 
-def test_metadata_numbers_are_finite(tmp_path, problems, problems_path, phase2_10_dir):
+def test_metadata_numbers_are_finite(tmp_path, problems, problems_path):
     generations = make_generations(tmp_path / "run", problems, {}, with_metadata=False)
-    result = evaluate(generations, problems_path, tmp_path / "out", phase2_10_dir)
+    result = evaluate(generations, problems_path, tmp_path / "out")
     stats = strict_json(result.metadata_path)["stats"]
     assert stats["pass_rate"] == 0.0 and stats["avg_generation_time"] is None and not math.isnan(stats["n_correct"])
     assert len(pd.read_parquet(result.dataset_path)) == 0

@@ -1,0 +1,128 @@
+"""Settings of the evaluate stage (``python cli.py evaluate``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from artifacts.errors import InputError
+from artifacts.layout import (
+    ACTIVATIONS_METADATA_FILE,
+    ACTIVATIONS_SUBDIR,
+    DATASET_METADATA_FILE,
+    GENERATIONS_FILE,
+    GENERATIONS_METADATA_FILE,
+)
+from artifacts.schema import dataset as keys
+from artifacts.settings import StageConfig, setting
+from evaluate.batch import default_workers
+from evaluate.outcomes import Verdict
+from evaluate.sandbox import DEFAULT_SANDBOX, Limits, SandboxKind
+
+VERDICTS = tuple(v.value for v in Verdict)
+SANDBOXES = tuple(k.value for k in SandboxKind)
+MIN_TIMEOUT_S = 0.1
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(StageConfig):
+    """Score each completion against its MBPP tests; write the dataset parquet, metadata.json and phase_output.json.
+
+    Every completion is scored under both verdicts (robust and legacy); --verdict picks the one
+    in test_passed. The layers block of metadata.json is copied from the replay's
+    activations_metadata.json beside the generations (unknown without it). A rerun redoes
+    every program (about 17 s for the 388 validation tasks).
+    """
+
+    STAGE: ClassVar[str] = "evaluate"
+
+    generations_path: Path | None = setting(
+        None, flag="--generations", default_text=f"OUTPUT_DIR/{GENERATIONS_FILE}",
+        help="Table with task_id and completion columns (.parquet, .jsonl, .json, .csv).")
+    completion_column: str = setting(
+        keys.COMPLETION,
+        help="Column of --generations holding the model output (e.g. generated_code in the earlier phases' parquets).")
+    model_type: str = setting(
+        keys.MODEL_TYPE_INSTRUCT, choices=keys.MODEL_TYPE_CHOICES,
+        help="What made the completions: recorded in metadata.json and naming the dataset "
+        f"({keys.DATASET_FILES[keys.MODEL_TYPE_INSTRUCT]} or {keys.DATASET_FILES[keys.MODEL_TYPE_BASE]}); "
+        f"{keys.MODEL_TYPE_INSTRUCT_ALIAS} is read as {keys.MODEL_TYPE_INSTRUCT}.")
+    verdict: str = setting(
+        Verdict.ROBUST.value, choices=VERDICTS,
+        help="Which verdict fills test_passed (both are computed and kept): robust (extracted code, "
+        "test_setup_code, values compared outside the sandbox) or legacy (the earlier tool's rules, "
+        "as the base baseline and the 7.6 steering code used).")
+    problems_path: Path | None = setting(
+        None, flag="--problems", default_text="DATA_DIR/phase0_1/validation_mbpp.parquet", help="Problems parquet.")
+    output_dir: Path | None = setting(
+        None, default_text="DATA_DIR/phase7_3", identity=False,
+        help="Where the dataset, metadata.json and phase_output.json go.")
+    workers: int | None = setting(
+        None, minimum=1, default_text=f"CPU count, here {default_workers()}", identity=False,
+        help="Programs run in parallel.")
+    timeout: float = setting(
+        Limits().timeout_s, minimum=MIN_TIMEOUT_S,
+        help="Wall-clock seconds per program (all its tests); the whole process tree is killed.")
+    sandbox: str = setting(
+        DEFAULT_SANDBOX.value, choices=SANDBOXES,
+        help="bwrap: isolated with bubblewrap. process: resource limits only, NOT isolated.")
+
+    def __post_init__(self) -> None:
+        for flag, value, allowed in (("--model-type", self.model_type, keys.MODEL_TYPE_CHOICES),
+                                     ("--verdict", self.verdict, VERDICTS), ("--sandbox", self.sandbox, SANDBOXES)):
+            if value not in allowed:
+                raise InputError(f"{flag} {value}: choose one of {', '.join(allowed)}")
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"--workers {self.workers}: at least 1")
+        if not self.timeout >= MIN_TIMEOUT_S:
+            raise InputError(f"--timeout {self.timeout}: at least {MIN_TIMEOUT_S} s")
+        # One spelling in the record and the outputs, whichever was given.
+        object.__setattr__(self, "model_type", keys.normalize_model_type(self.model_type))
+
+    @property
+    def folder(self) -> Path:
+        return self.output_dir or self.layout.phase7_3
+
+    @property
+    def generations(self) -> Path:
+        return self.generations_path or self.folder / GENERATIONS_FILE
+
+    @property
+    def problems(self) -> Path:
+        return self.problems_path or self.layout.problems
+
+    @property
+    def generations_metadata(self) -> Path:
+        """Read when present: model, prompt style, excluded tasks."""
+        return self.generations.parent / GENERATIONS_METADATA_FILE
+
+    @property
+    def activations_metadata(self) -> Path:
+        """Read when present: the layers block, hook point and replay fidelity."""
+        return self.generations.parent / ACTIVATIONS_SUBDIR / ACTIVATIONS_METADATA_FILE
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.folder / keys.dataset_file_name(self.model_type)
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.folder / DATASET_METADATA_FILE
+
+    @property
+    def phase_output_path(self) -> Path:
+        return self.folder / keys.PHASE_OUTPUT_FILE
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(timeout_s=self.timeout)
+
+    def inputs(self) -> list[Path]:
+        return [self.generations, self.problems, self.generations_metadata, self.activations_metadata]
+
+    def outputs(self) -> list[Path]:
+        return [self.dataset_path, self.metadata_path, self.phase_output_path]
+
+    def record_dir(self) -> Path:
+        return self.folder

@@ -1,7 +1,7 @@
 """Evaluation wall time on the validation reference solutions, sequential against parallel.
 
 ``python -m bench.evaluate [--workers 1,2] [--sandbox bwrap,process]``. Every variant runs
-``evaluate.score.evaluate_generations`` (extraction, one sandboxed process per program, the
+``evaluate.stage.run`` (extraction, one sandboxed process per program, the
 parquet and metadata writes) on the same generations table: each problem's reference
 ``code`` as its completion, so every program should pass. The first variant is the baseline
 (bwrap, one worker). Wall times depend on what else runs: the table prints the load
@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from artifacts.layout import MBPP_ENV, PHASE2_10_ENV, TASK_IDS_ENV, Layout
+from artifacts.layout import MBPP_ENV, TASK_IDS_ENV
 from evaluate.batch import default_workers
 from evaluate.sandbox import Limits
-from evaluate.score import evaluate_generations
+from evaluate.config import EvaluateConfig
+from evaluate.stage import run
 from problems.split import build_validation_split
 from bench.table import format_table
 
@@ -37,7 +38,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--mbpp", type=Path, default=_env_path(MBPP_ENV, SHARED / "mbpp" / "mbpp.jsonl"))
     reference = SHARED / "pva_reference"
     parser.add_argument("--task-ids", type=Path, default=_env_path(TASK_IDS_ENV, reference / "validation_task_ids.json"))
-    parser.add_argument("--phase2-10-dir", type=Path, default=_env_path(PHASE2_10_ENV, reference / "phase2_10"))
     args = parser.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",")]
     kinds = args.sandbox.split(",")
@@ -54,16 +54,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for kind, n_workers in variants:
             load_before = os.getloadavg()[0]
             start = time.perf_counter()
-            result = evaluate_generations(
-                generations_path=generations,
-                problems_path=problems_path,
-                output_dir=tmp / f"{kind}_{n_workers}",
-                layer_folders=[args.phase2_10_dir, Layout.default().phase2_5],
-                sandbox=kind,
-                limits=Limits(timeout_s=args.timeout),
-                workers=n_workers,
-                progress=False,
-            )
+            result = run(EvaluateConfig(data_dir=tmp, generations_path=generations, problems_path=problems_path,
+                                        output_dir=tmp / f"{kind}_{n_workers}", sandbox=kind, timeout=args.timeout,
+                                        workers=n_workers), progress=False)
             wall = time.perf_counter() - start
             failed = result.dataset.loc[~result.dataset["test_passed"], "task_id"].tolist()
             rows.append({

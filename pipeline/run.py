@@ -56,9 +56,9 @@ def apply_preset(values: Mapping[str, Any], preset: str | None, *, data_dir: Pat
 
 def check_sandbox(values: Mapping[str, Any]) -> None:
     """Fail before any model stage when evaluate's bubblewrap sandbox is missing."""
-    from evaluate.sandbox import INSTALL_HINT, SandboxKind, bwrap_version
+    from evaluate.sandbox import DEFAULT_SANDBOX, INSTALL_HINT, SandboxKind, bwrap_version
 
-    if (values.get("sandbox") or SandboxKind.BWRAP.value) == SandboxKind.BWRAP.value and bwrap_version() is None:
+    if (values.get("sandbox") or DEFAULT_SANDBOX.value) == SandboxKind.BWRAP.value and bwrap_version() is None:
         raise InputError(f"bwrap: not found on PATH; {INSTALL_HINT} (or pass --sandbox process, NOT isolated)")
 
 

@@ -134,8 +134,26 @@ def check_dataset(out: Path, gens: pd.DataFrame, problems: pd.DataFrame) -> None
     meta = json.loads((out / "metadata.json").read_text())
     for key in METADATA_KEYS:
         assert key in meta, key
-    assert meta["model_type"] == "instruction_tuned" and meta["temperature"] == 0.0
+    # The earlier tool's spelling; the attempted tasks (included + excluded), not the whole split.
+    assert meta["model_type"] == "instruction-tuned" and meta["temperature"] == 0.0
+    attempted = sorted([*gens["task_id"].tolist(), *meta["excluded_task_ids"]])
+    assert meta["validation_task_ids"] == attempted and len(attempted) == meta["n_tasks_attempted"]
+    check_phase_output(out, data_dir=out.parent)
     stats = meta["stats"]
     assert stats["n_correct"] == int(ds["test_passed"].sum())
     assert stats["n_correct"] + stats["n_incorrect"] == len(ds) == meta["n_tasks_included"]
     assert stats["pass_rate"] == stats["n_correct"] / len(ds)
+
+
+def check_phase_output(out: Path, *, data_dir: Path) -> None:
+    """``phase_output.json``: how the newer research code (phase_discovery) finds this phase's files."""
+    manifest = json.loads((out / "phase_output.json").read_text())
+    assert set(manifest) == {"phase", "created_at", "config", "outputs", "dependencies"}
+    assert manifest["phase"] == "7.3" and manifest["config"]["dataset_name"] == "mbpp"
+    assert manifest["config"]["model_name"]
+    outputs = manifest["outputs"]
+    assert outputs["primary"] == "dataset_instruct_temp_0_0.parquet" and outputs["metadata"] == "metadata.json"
+    assert outputs["activations"] == "activations"
+    assert all((out / name).exists() for name in outputs.values()), outputs
+    assert Path(manifest["dependencies"]["0.1"]).resolve() == (data_dir / "phase0_1").resolve()
+    assert (Path(manifest["dependencies"]["2.10"]) / "top_20_features.json").is_file()

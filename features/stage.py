@@ -103,8 +103,7 @@ def run(config: FeaturesConfig, *, download: Downloader = hf_download) -> Featur
         scores = score_run(ours, features, saes.loaded, saes.skipped, config.seed)
         compare_scores = None if other is None else score_run(other, features, saes.loaded, saes.skipped, config.seed)
         result = _write(config, scores, compare_scores, _metadata(
-            config, feature_list, features, ours, other, saes, scores, compare_scores,
-            wall=round(time.perf_counter() - start, 3)))
+            config, feature_list, features, ours, other, saes, scores, wall=round(time.perf_counter() - start, 3)))
     for skipped in saes.unavailable:
         print(f"warning: layer {skipped.layer} not scored: {skipped.reason}", file=sys.stderr)
     return result
@@ -161,8 +160,7 @@ def _sae_record(sae: LoadedSae) -> dict:
 
 
 def _metadata(config: FeaturesConfig, feature_list: Path, features: Sequence[ListedFeature], ours: Run,
-              other: Run | None, saes: _Saes, scores: pd.DataFrame, compare_scores: pd.DataFrame | None, *,
-              wall: float) -> dict:
+              other: Run | None, saes: _Saes, scores: pd.DataFrame, *, wall: float) -> dict:
     """``features_metadata.json`` (keys in ``artifacts/schema/features.py``)."""
     records = [_sae_record(saes.loaded[layer]) for layer in sorted(saes.loaded)]
     return {

@@ -68,13 +68,6 @@ class Layout:
     def demo_model(self) -> Path:
         return self.models / "smollm2-135m-instruct"
 
-    @property
-    def demo_saes(self) -> Path:
-        """Stand-in SAEs for the demo model (it has no GemmaScope SAEs)."""
-        return self.models / DEMO_SAES_SUBDIR
-
-
-DEMO_SAES_SUBDIR = "demo_saes"  # under DATA/models/
 
 # File names inside the phase 0.1 folder (split's --output-dir).
 PROBLEMS_FILE = "validation_mbpp.parquet"

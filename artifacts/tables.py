@@ -1,7 +1,7 @@
-"""Read a table whose format the file name says: the one suffix-sniffing reader.
+"""Read tables: any table by its suffix, and the evaluated dataset.
 
-Used for MBPP (``problems/sources.py``) and for the generations a user brings to
-``evaluate`` (``evaluate/score.py``).
+:func:`read_table` is the one suffix-sniffing reader, used for MBPP (``problems/sources.py``)
+and for the generations a user brings to ``evaluate`` (``evaluate/score.py``):
 
 | suffix     | read as                                                                    |
 | ---------- | -------------------------------------------------------------------------- |
@@ -17,11 +17,17 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from artifacts.errors import InputError
+from artifacts.schema import dataset as keys
 
 TABLE_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
+# The evaluated dataset (read by features and report, and by report for a base-model dataset).
+DATASET_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED)
+# Verdict columns read as booleans when present (older datasets and other tools lack them).
+VERDICT_PASS_COLUMNS = tuple(keys.VERDICT_COLUMNS.values())
 
 
 def read_table(path: str | Path, *, what: str = "table", suffixes: Sequence[str] = TABLE_SUFFIXES) -> pd.DataFrame:
@@ -58,3 +64,39 @@ def read_table(path: str | Path, *, what: str = "table", suffixes: Sequence[str]
         raise InputError(f"{path}: cannot read the {what} ({exc.__class__.__name__}: {exc})") from exc
     except Exception as exc:  # pyarrow raises several types for a damaged parquet file
         raise InputError(f"{path}: cannot read the {what} ({exc.__class__.__name__}: {exc})") from exc
+
+
+def read_dataset(path: str | Path, *, required: Sequence[str] = DATASET_REQUIRED) -> pd.DataFrame:
+    """Read an evaluated dataset parquet: one row per task, sorted by ``task_id``.
+
+    ``test_passed`` and the verdict columns present are read as bool, ``task_id`` as int64,
+    ``cyclomatic_complexity`` (when present) as nullable Int64.
+
+    Raises:
+        InputError: the file is missing or unreadable, lacks a required column, repeats a
+            task id or has a null ``test_passed``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: dataset not found; run `python cli.py evaluate` first or pass --dataset")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(f"{path}: not a readable parquet file ({exc})") from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected the evaluate dataset contract")
+    if df[keys.TASK_ID].duplicated().any():
+        dup = df.loc[df[keys.TASK_ID].duplicated(), keys.TASK_ID].iloc[0]
+        raise InputError(f"{path}: task_id {dup} appears more than once; expected one row per task")
+    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
+        if column in df.columns and df[column].isna().any():
+            raise InputError(f"{path}: {column} has null values; expected True/False for every task")
+    df = df.copy()
+    df[keys.TASK_ID] = df[keys.TASK_ID].astype(np.int64)
+    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
+        if column in df.columns:
+            df[column] = df[column].astype(bool)
+    if keys.CYCLOMATIC_COMPLEXITY in df.columns:
+        df[keys.CYCLOMATIC_COMPLEXITY] = pd.to_numeric(df[keys.CYCLOMATIC_COMPLEXITY]).astype("Int64")
+    return df.sort_values(keys.TASK_ID, ignore_index=True)

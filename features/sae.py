@@ -1,6 +1,4 @@
-"""JumpReLU SAE files: read only the listed latents, and encode activations with them.
-
-Two file forms are read (``.npz``), told apart by their keys:
+"""JumpReLU SAEs: read only the listed latents, and encode activations with them.
 
 GemmaScope's published layout (``params.npz``), d_sae latents over d_model inputs:
 
@@ -11,20 +9,9 @@ GemmaScope's published layout (``params.npz``), d_sae latents over d_model input
 | ``threshold`` | float32 | (d_sae,) | ``threshold[idx]`` |
 | ``W_dec``, ``b_dec`` | float32 | (d_sae, d_model), (d_model,) | never read |
 
-The compact form (written by :func:`write_compact_sae`; the demo's stand-ins use it), which
-holds only some latents of a d_sae-wide SAE:
-
-| key | dtype | shape | meaning |
-| --- | --- | --- | --- |
-| ``feature_idx`` | int64 | (k,) | the latent indices held, ascending, unique, < ``d_sae`` |
-| ``W_enc`` | float32 | (d_model, k) | ``W_enc[:, feature_idx]`` of the full SAE |
-| ``b_enc``, ``threshold`` | float32 | (k,) | ``b_enc[feature_idx]``, ``threshold[feature_idx]`` |
-| ``d_sae`` | int64 | () | width of the full SAE |
-| ``stand_in`` | bool | () | true for stand-ins that are not a trained SAE (the demo's) |
-| ``description`` | str | () | free text: what the file is |
-
 ``W_enc`` of a GemmaScope file (151 MB for Gemma-2-2B's 16k width) is streamed row block by
-row block, keeping only the listed columns, so loading a layer needs a few tens of MB.
+row block, keeping only the listed columns, so loading a layer needs a few tens of MB. A
+stand-in SAE (``features/stand_in.py``) has the same parameters, built in memory instead.
 """
 
 from __future__ import annotations
@@ -37,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from artifacts.errors import InputError
-from artifacts.files import write_npz
+from artifacts.files import sha256_file
+from features.sae_source import SAE_D_SAE, SaeFile, StandInSae
+from features.stand_in import DESCRIPTION, params_sha256, stand_in_params
 
 GEMMASCOPE_KEYS = ("W_enc", "b_enc", "threshold")
-COMPACT_KEYS = ("feature_idx", "W_enc", "b_enc", "threshold", "d_sae")
 FORMAT_GEMMASCOPE = "gemmascope"
-FORMAT_COMPACT = "compact"
+FORMAT_STAND_IN = "stand-in"
 STREAM_BLOCK_BYTES = 32 << 20  # bytes of W_enc rows read at once
 ENCODE_BLOCK_TASKS = 256  # tasks encoded at once
 
@@ -60,7 +48,7 @@ class SaeColumns:
     b_enc: np.ndarray
     threshold: np.ndarray
     d_sae: int
-    file_format: str  # FORMAT_GEMMASCOPE or FORMAT_COMPACT
+    file_format: str  # FORMAT_GEMMASCOPE or FORMAT_STAND_IN
     stand_in: bool
     description: str
 
@@ -74,7 +62,7 @@ class SaeColumns:
 
 
 def load_sae_columns(path: str | Path, feature_idx: Sequence[int], *, expected_d_sae: int | None = None) -> SaeColumns:
-    """Read the columns of the listed latents from a GemmaScope ``params.npz`` or a compact file.
+    """Read the columns of the listed latents from a GemmaScope ``params.npz``.
 
     Args:
         path: the ``.npz`` file.
@@ -86,7 +74,7 @@ def load_sae_columns(path: str | Path, feature_idx: Sequence[int], *, expected_d
         The columns, sorted by latent index.
 
     Raises:
-        InputError: the file is missing or not one of the two forms, has another width, or
+        InputError: the file is missing or not in GemmaScope's layout, has another width, or
             lacks a listed latent.
     """
     path = Path(path)
@@ -100,14 +88,10 @@ def load_sae_columns(path: str | Path, feature_idx: Sequence[int], *, expected_d
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise InputError(f"{path}: a single .npy array, not an .npz archive of SAE parameters")
     with npz:
-        keys = set(npz.files)
-        if "feature_idx" in keys:
-            return _load_compact(path, npz, keys, wanted, expected_d_sae)
-        missing = [k for k in GEMMASCOPE_KEYS if k not in keys]
+        missing = [k for k in GEMMASCOPE_KEYS if k not in npz.files]
         if missing:
             raise InputError(
-                f"{path}: not a GemmaScope params.npz nor a compact SAE file (no {', '.join(missing)}); "
-                "expected keys W_enc, b_enc, threshold"
+                f"{path}: not a GemmaScope params.npz (no {', '.join(missing)}); expected keys W_enc, b_enc, threshold"
             )
         b_enc = np.asarray(npz["b_enc"])
         threshold = np.asarray(npz["threshold"])
@@ -125,39 +109,6 @@ def load_sae_columns(path: str | Path, feature_idx: Sequence[int], *, expected_d
         file_format=FORMAT_GEMMASCOPE,
         stand_in=False,
         description="GemmaScope params.npz layout",
-    )
-
-
-def _load_compact(path: Path, npz, keys: set[str], wanted: np.ndarray, expected_d_sae: int | None) -> SaeColumns:
-    missing = [k for k in COMPACT_KEYS if k not in keys]
-    if missing:
-        raise InputError(f"{path}: compact SAE file lacks {', '.join(missing)}")
-    held = np.asarray(npz["feature_idx"], dtype=np.int64)
-    W_enc, b_enc, threshold = (np.asarray(npz[k], dtype=np.float32) for k in ("W_enc", "b_enc", "threshold"))
-    d_sae = int(npz["d_sae"])
-    if held.ndim != 1 or np.any(np.diff(held) <= 0):
-        raise InputError(f"{path}: feature_idx must be ascending and unique")
-    if W_enc.ndim != 2 or W_enc.shape[1] != held.size or b_enc.shape != held.shape or threshold.shape != held.shape:
-        raise InputError(
-            f"{path}: W_enc {W_enc.shape}, b_enc {b_enc.shape}, threshold {threshold.shape} do not match "
-            f"{held.size} feature_idx; expected (d_model, k), (k,), (k,)"
-        )
-    _check_width(path, d_sae, expected_d_sae, wanted)
-    absent = np.setdiff1d(wanted, held)
-    if absent.size:
-        raise InputError(
-            f"{path}: compact SAE holds no column for feature(s) {absent.tolist()}; rebuild it for this list"
-        )
-    pos = np.searchsorted(held, wanted)
-    return SaeColumns(
-        feature_idx=wanted,
-        W_enc=np.ascontiguousarray(W_enc[:, pos]),
-        b_enc=b_enc[pos],
-        threshold=threshold[pos],
-        d_sae=d_sae,
-        file_format=FORMAT_COMPACT,
-        stand_in=bool(npz["stand_in"]) if "stand_in" in keys else False,
-        description=str(npz["description"]) if "description" in keys else "",
     )
 
 
@@ -249,30 +200,47 @@ def jumprelu_encode(x: np.ndarray, sae: SaeColumns, *, block_tasks: int = ENCODE
     return out
 
 
-def write_compact_sae(
-    path: str | Path,
-    *,
-    feature_idx: Sequence[int],
-    W_enc: np.ndarray,
-    b_enc: np.ndarray,
-    threshold: np.ndarray,
-    d_sae: int,
-    stand_in: bool,
-    description: str,
-) -> Path:
-    """Write the compact form (module docstring), columns sorted by latent index, atomically."""
-    idx = np.asarray(list(feature_idx), dtype=np.int64)
-    order = np.argsort(idx)
-    if np.any(np.diff(idx[order]) == 0):
-        raise ValueError("feature_idx must be unique")
-    write_npz(
-        path,
-        feature_idx=idx[order],
-        W_enc=np.ascontiguousarray(np.asarray(W_enc, dtype=np.float32)[:, order]),
-        b_enc=np.asarray(b_enc, dtype=np.float32)[order],
-        threshold=np.asarray(threshold, dtype=np.float32)[order],
-        d_sae=np.int64(d_sae),
-        stand_in=np.bool_(stand_in),
-        description=np.str_(description),
+@dataclass(frozen=True, eq=False)
+class LoadedSae:
+    """One layer's SAE as the stage uses it: where it came from, its listed columns, its sha256."""
+
+    source: SaeFile | StandInSae
+    columns: SaeColumns
+    sha256: str  # of the file, or of the stand-in's parameters
+
+    @property
+    def layer(self) -> int:
+        return self.source.layer
+
+    @property
+    def sae_id(self) -> str:
+        return self.source.sae_id
+
+
+def load_layer_sae(source: SaeFile | StandInSae, feature_idx: Sequence[int], *, d_model: int) -> LoadedSae:
+    """The listed latents' columns of one layer's SAE: read from its file, or built (a stand-in).
+
+    Args:
+        source: the file, or the stand-in to build.
+        feature_idx: the layer's listed latents.
+        d_model: the activations' width (a stand-in is built at it; a file is checked later).
+
+    Raises:
+        InputError: the file is unusable (:func:`load_sae_columns`), or a latent is outside the SAE.
+    """
+    if isinstance(source, SaeFile):
+        columns = load_sae_columns(source.path, feature_idx, expected_d_sae=SAE_D_SAE)
+        return LoadedSae(source, columns, sha256_file(source.path))
+    params = stand_in_params(source.layer, d_model=d_model, d_sae=SAE_D_SAE, listed=feature_idx, seed=source.seed)
+    wanted = np.unique(np.asarray(list(feature_idx), dtype=np.int64))
+    columns = SaeColumns(
+        feature_idx=wanted,
+        W_enc=np.ascontiguousarray(params["W_enc"][:, wanted]),
+        b_enc=params["b_enc"][wanted],
+        threshold=params["threshold"][wanted],
+        d_sae=SAE_D_SAE,
+        file_format=FORMAT_STAND_IN,
+        stand_in=True,
+        description=DESCRIPTION.format(seed=source.seed, layer=source.layer),
     )
-    return Path(path)
+    return LoadedSae(source, columns, params_sha256(params))

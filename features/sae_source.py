@@ -1,10 +1,13 @@
-"""Where each layer's SAE file comes from: ``--sae LAYER=PATH``, else the Hugging Face hub.
+"""Where each layer's SAE comes from: ``--sae LAYER=PATH``, else the Hugging Face hub, or stand-ins.
 
 The default source is GemmaScope's residual-stream SAEs of Gemma-2-2B (``--sae-repo``), width
 16k, at the canonical average L0 of each layer. The file of layer ``L`` is
 ``layer_{L}/width_16k/average_l0_{N}/params.npz`` (about 300 MB) with ``N`` from
 :data:`CANONICAL_L0`. A layer whose file cannot be had (no table entry, hub unreachable and not
 in the cache) is reported as unavailable with its reason, never silently dropped.
+
+With ``--demo-saes`` the layers without ``--sae`` get a :class:`StandInSae` instead of the hub:
+a random full-width JumpReLU SAE built at run time (``features/stand_in.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,19 @@ class SaeFile:
 
     layer: int
     path: Path
-    sae_id: str  # "repo/filename" for the hub, "local:PATH" for --sae, "demo stand-in ..." for the demo
+    sae_id: str  # "repo/filename" for the hub, "local:PATH" for --sae
+
+
+@dataclass(frozen=True)
+class StandInSae:
+    """A layer's random stand-in SAE (``features/stand_in.py``), built when loaded, never stored."""
+
+    layer: int
+    seed: int
+
+    @property
+    def sae_id(self) -> str:
+        return f"stand-in:seed_{self.seed}/layer_{self.layer}"
 
 
 @dataclass(frozen=True)
@@ -55,11 +70,12 @@ def hub_filename(layer: int) -> str:
     return f"layer_{layer}/{SAE_WIDTH}/average_l0_{CANONICAL_L0[layer]}/params.npz"
 
 
-def parse_sae_options(values: Iterable[str]) -> dict[int, Path]:
+def parse_sae_options(values: Iterable[str], *, check_files: bool = True) -> dict[int, Path]:
     """``["16=/x/params.npz", ...]`` -> ``{16: Path("/x/params.npz")}``.
 
     Raises:
-        InputError: a value is not ``LAYER=PATH``, names a layer twice, or the file is missing.
+        InputError: a value is not ``LAYER=PATH``, names a layer twice, or (``check_files``)
+            the file is missing.
     """
     out: dict[int, Path] = {}
     for value in values:
@@ -73,7 +89,7 @@ def parse_sae_options(values: Iterable[str]) -> dict[int, Path]:
         if layer in out:
             raise InputError(f"--sae: layer {layer} given twice")
         path = Path(path_text).expanduser()
-        if not path.is_file():
+        if check_files and not path.is_file():
             raise InputError(f"--sae {value}: file not found")
         out[layer] = path
     return out
@@ -149,6 +165,17 @@ def local_sae_files(layers: Sequence[int], local: Mapping[int, Path]) -> list[Sa
     if extra:
         raise InputError(f"--sae for layer(s) {extra}: the feature list names no feature there (layers {list(layers)})")
     return [SaeFile(layer, Path(local[layer]), f"local:{local[layer]}") for layer in sorted(local)]
+
+
+def stand_in_saes(layers: Sequence[int], *, local: Mapping[int, Path], seed: int) -> list[SaeFile | StandInSae]:
+    """``--demo-saes``: the ``--sae`` files, and a stand-in for every other layer, by layer.
+
+    Raises:
+        InputError: ``local`` names a layer that holds no listed feature.
+    """
+    found: list[SaeFile | StandInSae] = [*local_sae_files(layers, local)]
+    found += [StandInSae(layer, seed) for layer in layers if layer not in local]
+    return sorted(found, key=lambda s: s.layer)
 
 
 def _offline() -> bool:

@@ -26,15 +26,9 @@ import numpy as np
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json
 from artifacts.layout import ACTIVATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR, activation_file_name
-from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
-from artifacts.schema.features import HOOK_POINTS, RESID_POST, RESID_PRE
-
-# Keys of the per-task contract files holding both sites' last-prompt-token vectors
-# (written by replay; TODO(lead): import them from artifacts/schema/activations.py once replay names them there).
-CONTRACT_LAST_KEYS = {RESID_PRE: "resid_pre_last", RESID_POST: "resid_post_last"}
-FV_KEYS = {RESID_PRE: FV_RESID_PRE, RESID_POST: FV_RESID_POST}
-ARR_0 = "arr_0"
-HOOK_POINT_KEY = "hook_point"  # in activations_metadata.json: the site of arr_0
+from artifacts.schema.activations import (
+    FEATURE_VECTORS_FILE, FV_KEYS, FV_LAYERS, FV_SITE_KEYS, FV_TASK_ID, HOOK_POINT, HOOK_POINTS, NPZ_ARR_0, NPZ_LAST,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +93,7 @@ def read_run_vectors(
     compact = activations_dir / FEATURE_VECTORS_FILE
     if compact.is_file():
         vectors, not_stored = _from_compact(compact, layers, wanted)
-        sources = {hook: f"{FEATURE_VECTORS_FILE} ({FV_KEYS[hook]})" for hook in HOOK_POINTS}
+        sources = {hook: f"{FEATURE_VECTORS_FILE} ({FV_SITE_KEYS[hook]})" for hook in HOOK_POINTS}
         return RunVectors(activations_dir, vectors, not_stored, sources, metadata)
     task_folder = activations_dir / TASK_ACTIVATIONS_SUBDIR
     if not task_folder.is_dir():
@@ -113,12 +107,12 @@ def read_run_vectors(
 def _from_compact(path: Path, layers: Sequence[int], wanted: np.ndarray):
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in (FV_TASK_ID, FV_LAYERS, FV_RESID_PRE, FV_RESID_POST) if k not in npz.files]
+            missing = [k for k in FV_KEYS if k not in npz.files]
             if missing:
                 raise InputError(f"{path}: missing {', '.join(missing)}; rerun replay-activations")
             file_ids = np.asarray(npz[FV_TASK_ID], dtype=np.int64)
             file_layers = [int(x) for x in npz[FV_LAYERS]]
-            arrays = {hook: np.asarray(npz[key], dtype=np.float32) for hook, key in FV_KEYS.items()}
+            arrays = {hook: np.asarray(npz[key], dtype=np.float32) for hook, key in FV_SITE_KEYS.items()}
     except (OSError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
@@ -128,7 +122,7 @@ def _from_compact(path: Path, layers: Sequence[int], wanted: np.ndarray):
     for hook, arr in arrays.items():
         if arr.ndim != 3 or arr.shape[:2] != (file_ids.size, len(file_layers)):
             raise InputError(
-                f"{path}: {FV_KEYS[hook]} has shape {arr.shape}, "
+                f"{path}: {FV_SITE_KEYS[hook]} has shape {arr.shape}, "
                 f"expected ({file_ids.size}, {len(file_layers)}, d_model)"
             )
     rows = np.isin(file_ids, wanted)
@@ -139,7 +133,7 @@ def _from_compact(path: Path, layers: Sequence[int], wanted: np.ndarray):
                 not_stored[(hook, layer)] = f"{path.name} holds no layer {layer} (layers {file_layers})"
                 continue
             x = arrays[hook][rows, file_layers.index(layer)]
-            _check_finite(x, f"{path}: {FV_KEYS[hook]} at layer {layer}")
+            _check_finite(x, f"{path}: {FV_SITE_KEYS[hook]} at layer {layer}")
             vectors[(hook, layer)] = LayerVectors(layer, hook, file_ids[rows], x)
     return vectors, not_stored
 
@@ -184,23 +178,23 @@ def _site_keys(
     # Which key holds which site, decided from one file (every file of a run has the same keys).
     with np.load(sample, allow_pickle=False) as npz:
         keys = set(npz.files)
-    if all(k in keys for k in CONTRACT_LAST_KEYS.values()):
-        keys_by_hook = dict(CONTRACT_LAST_KEYS)
+    if all(k in keys for k in NPZ_LAST.values()):
+        keys_by_hook = dict(NPZ_LAST)
         return keys_by_hook, {h: f"{TASK_ACTIVATIONS_SUBDIR}/ {k}" for h, k in keys_by_hook.items()}, ""
-    if ARR_0 not in keys:
-        names = ", ".join(CONTRACT_LAST_KEYS.values())
-        raise InputError(f"{sample}: no {ARR_0} nor {names}; not a replay contract file")
-    site = (metadata or {}).get(HOOK_POINT_KEY) or arr0_site
+    if NPZ_ARR_0 not in keys:
+        names = ", ".join(NPZ_LAST.values())
+        raise InputError(f"{sample}: no {NPZ_ARR_0} nor {names}; not a replay contract file")
+    site = (metadata or {}).get(HOOK_POINT) or arr0_site
     if site not in HOOK_POINTS:
         why = (f"its hook_point {site!r} is not one of {', '.join(HOOK_POINTS)}" if site
-               else f"no {HOOK_POINT_KEY} in {ACTIVATIONS_METADATA_FILE}; pass --compare-site")
-        return {}, {}, f"that run stores only {ARR_0}, at an unknown site ({why})"
+               else f"no {HOOK_POINT} in {ACTIVATIONS_METADATA_FILE}; pass --compare-site")
+        return {}, {}, f"that run stores only {NPZ_ARR_0}, at an unknown site ({why})"
     other = next(h for h in HOOK_POINTS if h != site)
-    how = "per activations_metadata.json" if (metadata or {}).get(HOOK_POINT_KEY) else "as --compare-site says"
+    how = "per activations_metadata.json" if (metadata or {}).get(HOOK_POINT) else "as --compare-site says"
     return (
-        {site: ARR_0},
-        {site: f"{TASK_ACTIVATIONS_SUBDIR}/ {ARR_0} ({site}, {how})"},
-        f"that run stores only {ARR_0}, which is {site}, not {other}",
+        {site: NPZ_ARR_0},
+        {site: f"{TASK_ACTIVATIONS_SUBDIR}/ {NPZ_ARR_0} ({site}, {how})"},
+        f"that run stores only {NPZ_ARR_0}, which is {site}, not {other}",
     )
 
 

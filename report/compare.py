@@ -21,7 +21,7 @@ import pandas as pd
 from artifacts.files import read_optional_json
 from artifacts.layout import DATASET_METADATA_FILE
 from artifacts.schema import dataset as keys
-from report.load import read_dataset
+from artifacts.tables import read_dataset
 from report.stats import PassRate, complexity_group, pass_rates
 
 BASE_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED)

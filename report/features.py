@@ -21,10 +21,11 @@ from matplotlib.figure import Figure
 
 from artifacts.files import read_optional_json
 from artifacts.schema import features as fm
+from artifacts.schema.activations import HOOK_POINTS
+from report.config import FEATURES_PLOT
 from report.fmt import NA
 from report.plots import SERIES_COLORS, save_figure
 
-FEATURES_PLOT = "feature_auroc.png"
 TOP_PER_GROUP = 5  # rows of the table per group; every row is in feature_scores.parquet
 # Below this many tasks in a class, a bootstrap interval mostly reflects the other class (with one
 # passed task every resample holds that same task): the sentence says so.
@@ -131,11 +132,11 @@ def _lookup(scores: pd.DataFrame | None, row, hook: str):
 
 def _compare_cell(compare: pd.DataFrame | None, row) -> str:
     # The comparison run's primary site when it has it, else the other one (said in the cell).
-    for hook in fm.HOOK_POINTS:
+    for hook in HOOK_POINTS:
         other = _lookup(compare, row, hook)
         if other is not None and other["scored"]:
             return f"{_auroc_ci(other)} ({hook})"
-    other = _lookup(compare, row, fm.HOOK_POINTS[0])
+    other = _lookup(compare, row, HOOK_POINTS[0])
     return f"not scored ({other['not_scored_reason']})" if other is not None else "not scored"
 
 
@@ -144,16 +145,29 @@ def _compare_cell(compare: pd.DataFrame | None, row) -> str:
 
 def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *, label: str,
               compare_label: str | None) -> list[str]:
-    primary = meta.get(fm.PRIMARY_HOOK_POINT, fm.HOOK_POINTS[0])
-    secondary = next(h for h in fm.HOOK_POINTS if h != primary)
-    out = ["## SAE features of the base model's analysis", ""]
+    primary = meta.get(fm.PRIMARY_HOOK_POINT, HOOK_POINTS[0])
+    secondary = next(h for h in HOOK_POINTS if h != primary)
+    rows = _ordered(scores, primary)
+    return [
+        "## SAE features of the base model's analysis", "",
+        *_intro(meta, primary, secondary),
+        *_best_sentences(rows, compare, primary, compare_label),
+        *_top_table(rows, scores, compare, (primary, secondary), compare_label),
+        *_skipped_notes(meta, compare, primary, compare_label),
+        *_sae_notes(meta),
+        f"![SAE feature AUROC]({FEATURES_PLOT})", "",
+    ]
+
+
+def _intro(meta: dict, primary: str, secondary: str) -> list[str]:
+    """The stand-in warning, tasks without vectors, what is measured, where the vectors came from."""
+    out = []
     if meta.get(fm.STAND_IN_SAES):
         out += [
             "**Stand-in SAEs.** The SAEs used here are random stand-ins built for the demo model, "
             "not GemmaScope: these numbers test the pipeline, not whether the features carry over.",
             "",
         ]
-    sources = meta.get(fm.VECTOR_SOURCES) or {}
     without = meta.get(fm.N_MISSING) or 0
     if without:
         out += [f"{without} task(s) of the dataset have no vectors and are left out.", ""]
@@ -168,40 +182,53 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
         "positive.",
         "",
     ]
+    sources = meta.get(fm.VECTOR_SOURCES) or {}
     if sources:
         out += ["Vectors: " + "; ".join(f"`{hook}` from {src}" for hook, src in sources.items()) + ".", ""]
-    rows = _ordered(scores, primary)
-    best = [r for _, r in rows.iterrows() if r["rank"] == 0]
-    for r in best:
+    return out
+
+
+def _best_sentences(rows: pd.DataFrame, compare: pd.DataFrame | None, primary: str,
+                    compare_label: str | None) -> list[str]:
+    """One sentence per best feature (rank 0 of each group), with the comparison run's verdict."""
+    out = []
+    for r in (r for _, r in rows.iterrows() if r["rank"] == 0):
         sentence = (f"- Best {r['group']} feature (layer {r['layer']}, latent {r['feature_idx']}) at `{primary}`: "
                     f"{_verdict(r)}.")
         other = _lookup(compare, r, primary)
         if compare is not None and other is not None:
             sentence += f" In {compare_label}: {_verdict(other)}."
         out.append(sentence)
-    out.append("")
-    shown = rows[rows["rank"] < TOP_PER_GROUP]
+    return [*out, ""]
+
+
+def _top_table(rows: pd.DataFrame, scores: pd.DataFrame, compare: pd.DataFrame | None, sites: tuple[str, str],
+               compare_label: str | None) -> list[str]:
+    """The first :data:`TOP_PER_GROUP` features of each list at both sites (and in the comparison run)."""
+    primary, secondary = sites
     head = ["feature", "layer", "latent", f"AUROC `{primary}` [95% CI]", "fires (passed / failed)",
             "F1 CV (all positive)", f"AUROC `{secondary}` [95% CI]"]
     if compare is not None:
         head.append(f"AUROC {compare_label} [95% CI]")
-    out += [_row(head), _row(["---"] * len(head))]
-    for _, r in shown.iterrows():
-        post = _lookup(scores, r, secondary)
-        f1 = _num(r["f1_cv"])
-        base = _num(r["f1_all_positive"])
+    out = [_row(head), _row(["---"] * len(head))]
+    for _, r in rows[rows["rank"] < TOP_PER_GROUP].iterrows():
+        f1, base = _num(r["f1_cv"]), _num(r["f1_all_positive"])
         cells = [
             f"{r['group']} #{r['rank'] + 1}", str(r["layer"]), str(r["feature_idx"]), _auroc_ci(r),
             f"{_frac(r['fire_frac_passed'])} / {_frac(r['fire_frac_failed'])}" if r["scored"] else NA,
             (f"{f1:.2f}" if f1 is not None else NA) + (f" ({base:.2f})" if base is not None else ""),
-            _auroc_ci(post),
+            _auroc_ci(_lookup(scores, r, secondary)),
         ]
         if compare is not None:
             cells.append(_compare_cell(compare, r))
         out.append(_row(cells))
-    n_rows = len(scores)
-    out += ["", f"The first {TOP_PER_GROUP} of each list; all {n_rows} feature x hook-point rows are in "
-            f"`{fm.FEATURES_SUBDIR}/{fm.FEATURE_SCORES_FILE}`.", ""]
+    return out + ["", f"The first {TOP_PER_GROUP} of each list; all {len(scores)} feature x hook-point rows are in "
+                  f"`{fm.FEATURES_SUBDIR}/{fm.FEATURE_SCORES_FILE}`.", ""]
+
+
+def _skipped_notes(meta: dict, compare: pd.DataFrame | None, primary: str, compare_label: str | None) -> list[str]:
+    """Layers without an SAE, and features the comparison run could not score for other reasons."""
+    out = []
     skipped = meta.get(fm.SKIPPED_LAYERS) or []
     if skipped:
         out += ["Not scored (no SAE for the layer):", ""]
@@ -214,9 +241,14 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
         at_primary = compare[compare["hook_point"] == primary]
         missing = at_primary[~at_primary["scored"] & ~at_primary["layer"].isin(skipped_layers)]
         if len(missing):
-            reasons = sorted(set(missing["not_scored_reason"].astype(str)))
-            why = "; ".join(reasons)
+            why = "; ".join(sorted(set(missing["not_scored_reason"].astype(str))))
             out += [f"In {compare_label}, {len(missing)} feature(s) not scored at `{primary}`: {why}.", ""]
+    return out
+
+
+def _sae_notes(meta: dict) -> list[str]:
+    """The SAEs used (id and sha256) and the stage's time."""
+    out = []
     saes = meta.get(fm.SAES) or []
     if saes:
         out += ["SAEs (file sha256 in `features_metadata.json`):", ""]
@@ -224,15 +256,13 @@ def _markdown(meta: dict, scores: pd.DataFrame, compare: pd.DataFrame | None, *,
                 for s in saes]
         out.append("")
     wall = meta.get(fm.WALL_TIME_S)
-    reused = " (the latest run found its inputs unchanged and kept these scores)" if meta.get(fm.REUSED) else ""
     if wall is not None:
-        out += [f"Stage time: {wall:.1f} s{reused}.", ""]
-    out += [f"![SAE feature AUROC]({FEATURES_PLOT})", ""]
+        out += [f"Stage time: {wall:.1f} s.", ""]
     return out
 
 
 def _console(meta: dict, scores: pd.DataFrame) -> list[str]:
-    primary = meta.get(fm.PRIMARY_HOOK_POINT, fm.HOOK_POINTS[0])
+    primary = meta.get(fm.PRIMARY_HOOK_POINT, HOOK_POINTS[0])
     rows = _ordered(scores, primary)
     best = [r for _, r in rows.iterrows() if r["rank"] == 0]
     parts = [f"best {r['group']} L{r['layer']}#{r['feature_idx']} {_auroc_ci(r)}" for r in best]
@@ -251,15 +281,15 @@ def plot_features(
     scores: pd.DataFrame, compare: pd.DataFrame | None, path: Path, *, label: str, compare_label: str | None
 ) -> Path:
     """AUROC with its 95 % interval per listed feature (list order, top to bottom), one panel per hook point."""
-    keys = _ordered(scores, fm.HOOK_POINTS[0])[["group", "rank", "layer", "feature_idx"]]
+    keys = _ordered(scores, HOOK_POINTS[0])[["group", "rank", "layer", "feature_idx"]]
     keys = keys.sort_values(["group", "rank"]).reset_index(drop=True)  # correct then incorrect, by rank
     n = len(keys)
     fig = Figure(figsize=(13, 1.6 + 0.24 * n), layout="constrained")
-    axes = fig.subplots(1, len(fm.HOOK_POINTS), sharey=True)
+    axes = fig.subplots(1, len(HOOK_POINTS), sharey=True)
     series = [(label, scores)] + ([(compare_label or "compare", compare)] if compare is not None else [])
     offsets = np.linspace(-0.18, 0.18, len(series)) if len(series) > 1 else [0.0]
     y = np.arange(n)
-    for ax, hook in zip(axes, fm.HOOK_POINTS):
+    for ax, hook in zip(axes, HOOK_POINTS):
         for (name, table), dy, color in zip(series, offsets, SERIES_COLORS):
             merged = keys.merge(table[table["hook_point"] == hook], on=list(keys.columns), how="left")
             ok = merged["scored"].fillna(False).astype(bool) & merged["auroc"].notna()

@@ -27,12 +27,11 @@ from artifacts.layout import (
     TASK_ACTIVATIONS_SUBDIR,
     activation_file_name,
 )
-from artifacts.schema import dataset as keys
 from artifacts.schema import activations as act_keys
+from artifacts.schema import dataset as keys
+from artifacts.tables import read_dataset
 
 DATASET_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED, keys.CYCLOMATIC_COMPLEXITY)
-# Verdict columns read as booleans when present (older datasets and other tools lack them).
-VERDICT_PASS_COLUMNS = tuple(keys.VERDICT_COLUMNS.values())
 GENERATION_COLUMNS = ("task_id", "finish_reason", "n_prompt_tokens", "n_completion_tokens")
 # File names are matched against the one definition of the pattern, with two markers for the ids.
 _TASK_MARK, _LAYER_MARK = 918273645, 546372819
@@ -102,39 +101,6 @@ def load_inputs(*, dataset_path: Path, activations_dir: Path) -> ReportInputs:
     )
 
 
-def read_dataset(path: Path, *, required: tuple[str, ...] = DATASET_REQUIRED) -> pd.DataFrame:
-    """Read an evaluated dataset parquet: one row per task, sorted by ``task_id``.
-
-    Raises:
-        InputError: the file is missing or unreadable, lacks a required column, repeats a
-            task id or has a null ``test_passed``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: dataset not found; run `python cli.py evaluate` first or pass --dataset")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(f"{path}: not a readable parquet file ({exc})") from exc
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected the evaluate dataset contract")
-    if df["task_id"].duplicated().any():
-        dup = df.loc[df["task_id"].duplicated(), "task_id"].iloc[0]
-        raise InputError(f"{path}: task_id {dup} appears more than once; expected one row per task")
-    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
-        if column in df.columns and df[column].isna().any():
-            raise InputError(f"{path}: {column} has null values; expected True/False for every task")
-    df = df.copy()
-    df["task_id"] = df["task_id"].astype(np.int64)
-    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
-        if column in df.columns:
-            df[column] = df[column].astype(bool)
-    if "cyclomatic_complexity" in df.columns:
-        df["cyclomatic_complexity"] = pd.to_numeric(df["cyclomatic_complexity"]).astype("Int64")
-    return df.sort_values("task_id", ignore_index=True)
-
-
 def read_generations(path: Path) -> pd.DataFrame | None:
     """The small columns of ``generations.parquet`` (those present), or None when absent."""
     if not path.is_file():
@@ -201,15 +167,16 @@ def _layers_to_read(activations_metadata: dict | None, metadata: dict | None, ta
 
 
 def _read_last_prompt_token(path: Path) -> np.ndarray:
+    key = act_keys.NPZ_ARR_0
     try:
         with np.load(path) as npz:  # lazy: only arr_0 is read, not the full sequence
-            arr = np.asarray(npz["arr_0"], dtype=np.float32)
+            arr = np.asarray(npz[key], dtype=np.float32)
     except KeyError as exc:
-        raise InputError(f"{path}: no arr_0 array; expected the replay-activations contract") from exc
+        raise InputError(f"{path}: no {key} array; expected the replay-activations contract") from exc
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc}); rerun replay-activations") from exc
     if arr.size == 0 or arr.ndim > 2 or (arr.ndim == 2 and arr.shape[0] != 1):
-        raise InputError(f"{path}: arr_0 has shape {arr.shape}, expected (1, d_model); rerun replay-activations")
+        raise InputError(f"{path}: {key} has shape {arr.shape}, expected (1, d_model); rerun replay-activations")
     if not np.all(np.isfinite(arr)):
-        raise InputError(f"{path}: arr_0 holds NaN or inf; rerun replay-activations")
+        raise InputError(f"{path}: {key} holds NaN or inf; rerun replay-activations")
     return arr.reshape(-1)

@@ -1,7 +1,8 @@
 """Keys of ``features_metadata.json`` and the columns of ``feature_scores.parquet``.
 
-Written by the features stage (``features/run.py``); read by the report (``report/features.py``)
-and by the features stage itself (a rerun reuses stored scores when ``inputs_sha256`` is unchanged).
+Written by the features stage (``features/stage.py``); read by the report (``report/features.py``).
+Hook sites (``resid_pre``, ``resid_post``) are the activations schema's
+(``artifacts/schema/activations.py``: ``RESID_PRE``, ``RESID_POST``, ``HOOK_POINTS``).
 """
 
 from __future__ import annotations
@@ -14,30 +15,24 @@ FEATURE_SCORES_FILE = "feature_scores.parquet"  # this run's activations
 COMPARE_SCORES_FILE = "compare_feature_scores.parquet"  # --compare-activations: the other run's
 FEATURES_METADATA_FILE = "features_metadata.json"
 
-# Hook points, primary first: the features were selected on resid_pre (input of block L);
-# GemmaScope's residual SAEs were trained on resid_post (output of block L).
-RESID_PRE = "resid_pre"
-RESID_POST = "resid_post"
-HOOK_POINTS = (RESID_PRE, RESID_POST)
-
 # Keys of features_metadata.json.
 CREATED = "creation_timestamp"
-INPUTS_SHA256 = "inputs_sha256"  # sha256 of everything the scores depend on (reuse key)
-INPUTS = "inputs"  # {dataset, dataset_sha256, activations_dir, vectors, feature_list, feature_list_sha256}
+INPUTS = "inputs"  # {dataset, dataset_sha256, activations_dir, vectors_sha256, feature_list, feature_list_sha256}
 MODEL = "model"  # the activations' model (activations_metadata.json), or null
-HOOK_POINTS_KEY = "hook_points"
+HOOK_POINTS_KEY = "hook_points"  # the sites scored, primary first (activations schema HOOK_POINTS)
 PRIMARY_HOOK_POINT = "primary_hook_point"
-SAES = "saes"  # [{SAE_LAYER, SAE_ID, path, size, mtime_ns, SAE_SHA256, format, SAE_STAND_IN, d_model, d_sae, ...}]
+SAES = "saes"  # [{SAE_LAYER, SAE_ID, SAE_SHA256, SAE_FORMAT, SAE_STAND_IN, d_model, d_sae, n_columns,
+#                 description; a file: path, size, mtime_ns; a stand-in: seed}]
 SAE_LAYER = "layer"
-SAE_ID = "sae_id"  # "repo/filename" (hub), "local:PATH" (--sae), "demo stand-in ..." (--demo-saes)
-SAE_SHA256 = "sha256"
+SAE_ID = "sae_id"  # "repo/filename" (hub), "local:PATH" (--sae), "stand-in:seed_S/layer_L" (--demo-saes)
+SAE_SHA256 = "sha256"  # of the file; of the parameters built (W_enc, b_enc, threshold, W_dec, b_dec) for a stand-in
+SAE_FORMAT = "format"  # "gemmascope" (a params.npz file) or "stand-in" (built at run time)
 SAE_STAND_IN = "stand_in"
-STAND_IN_SAES = "stand_in_saes"  # true when any SAE used is a demo stand-in, not GemmaScope
+STAND_IN_SAES = "stand_in_saes"  # true when any SAE used is a random stand-in (--demo-saes), not GemmaScope
 SKIPPED_LAYERS = "skipped_layers"  # [{SKIPPED_LAYER, SKIPPED_REASON, SKIPPED_FEATURES}]: no SAE, not scored
 SKIPPED_LAYER = "layer"
 SKIPPED_REASON = "reason"
 SKIPPED_FEATURES = "features"  # ["correct[1] #11225", ...]
-SCORING_VERSION = "scoring_version"  # bumped when the statistics change: stored scores are recomputed
 N_TASKS = "n_tasks"  # dataset tasks with vectors (scored)
 N_PASSED = "n_passed"
 N_FAILED = "n_failed"
@@ -52,8 +47,6 @@ COMPARE = "compare"  # null, or {label, dataset, dataset_sha256, activations_dir
 #                       n_tasks, n_passed, n_failed, n_tasks_without_vectors}
 COMPARE_LABEL = "label"
 WALL_TIME_S = "wall_time_s"  # seconds of the run that computed the scores
-REUSED = "reused"  # true when the latest invocation found the inputs unchanged and kept the scores
-LAST_RUN_WALL_TIME_S = "last_run_wall_time_s"  # seconds of the latest invocation (reuse included)
 
 
 @dataclass(frozen=True)

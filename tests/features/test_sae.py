@@ -1,4 +1,4 @@
-"""SAE files (GemmaScope layout and the compact form) and the JumpReLU encoding."""
+"""SAE files (GemmaScope layout) and the JumpReLU encoding."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import features.sae as sae_module
 from artifacts.errors import InputError
 from artifacts.files import write_npz
-from features.sae import FORMAT_COMPACT, FORMAT_GEMMASCOPE, jumprelu_encode, load_sae_columns, write_compact_sae
+from features.sae import FORMAT_GEMMASCOPE, jumprelu_encode, load_sae_columns
 from tests.features.synthetic import D_SAE, gemmascope_sae
 
 LISTED = [16092, 5, 14439, 11225, 5]  # unsorted, with a repeat
@@ -101,20 +101,6 @@ def test_encoding_rejects_activations_of_another_width(tmp_path):
         jumprelu_encode(np.zeros((3, 12), np.float32), sae)
 
 
-def test_compact_form_round_trip_and_stand_in_flag(tmp_path):
-    rng = np.random.default_rng(1)
-    W = rng.normal(size=(6, 3))
-    path = write_compact_sae(tmp_path / "c.npz", feature_idx=[16092, 4, 900], W_enc=W, b_enc=[0.1, 0.2, 0.3],
-                             threshold=[-0.5, 0.0, 0.5], d_sae=D_SAE, stand_in=True, description="demo")
-    sae = load_sae_columns(path, [900, 16092], expected_d_sae=D_SAE)
-    assert sae.file_format == FORMAT_COMPACT and sae.stand_in and sae.description == "demo"
-    np.testing.assert_array_equal(sae.feature_idx, [900, 16092])
-    np.testing.assert_allclose(sae.W_enc, W[:, [2, 0]].astype(np.float32))
-    np.testing.assert_allclose(sae.threshold, [0.5, -0.5])
-    with pytest.raises(InputError, match=r"holds no column for feature\(s\) \[77\]"):
-        load_sae_columns(path, [77, 900])
-
-
 def test_width_not_matching_the_feature_list_is_a_one_line_error(tmp_path):
     path = gemmascope_sae(tmp_path / "p.npz", d_model=8, d_sae=4096)
     with pytest.raises(InputError, match="SAE width 4096 does not match the feature list's 16384") as err:
@@ -130,7 +116,7 @@ def test_feature_index_outside_the_sae_is_a_one_line_error(tmp_path):
 
 def test_files_that_are_not_sae_files(tmp_path):
     write_npz(tmp_path / "other.npz", arr_0=np.zeros((1, 4), np.float32))
-    with pytest.raises(InputError, match="not a GemmaScope params.npz nor a compact SAE file"):
+    with pytest.raises(InputError, match="not a GemmaScope params.npz"):
         load_sae_columns(tmp_path / "other.npz", [1])
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="not a readable .npz file"):

@@ -43,6 +43,7 @@ def test_parse_sae_options(tmp_path):
             parse_sae_options([bad])
     with pytest.raises(InputError, match="file not found"):
         parse_sae_options([f"16={tmp_path / 'nope.npz'}"])
+    assert parse_sae_options([f"16={tmp_path / 'nope.npz'}"], check_files=False) == {16: tmp_path / "nope.npz"}
     with pytest.raises(InputError, match="layer 16 given twice"):
         parse_sae_options([f"16={f}", f"16={f}"])
 

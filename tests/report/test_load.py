@@ -11,7 +11,8 @@ import pytest
 from artifacts.errors import InputError
 from artifacts.files import write_json, write_npz, write_parquet
 from artifacts.layout import activation_file_name
-from report.load import discover_layers, load_inputs, read_dataset, read_layer
+from artifacts.tables import read_dataset
+from report.load import DATASET_REQUIRED, discover_layers, load_inputs, read_layer
 from tests.report.synthetic import write_outputs
 
 
@@ -109,7 +110,7 @@ def test_unreadable_npz_is_an_input_error(tmp_path):
 def test_bad_datasets_are_input_errors(tmp_path, df, message):
     write_parquet(tmp_path / "d.parquet", df)
     with pytest.raises(InputError, match="d.parquet") as err:
-        read_dataset(tmp_path / "d.parquet")
+        read_dataset(tmp_path / "d.parquet", required=DATASET_REQUIRED)
     assert message in str(err.value)
 
 

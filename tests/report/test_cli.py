@@ -4,26 +4,56 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import fields
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
-from commands.report import report
-from report.build import layer_plot_name
+from cli import cli
+from report.config import ReportConfig, layer_plot_name
 from tests.report.synthetic import write_outputs
-from tests.report.test_build import assert_png
+from tests.report.test_stage import assert_png
 
 DATASET = "dataset_instruct_temp_0_0.parquet"
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(report, list(args), catch_exceptions=False)
+def invoke(*args: str, catch_exceptions: bool = False):
+    return CliRunner().invoke(cli, ["report", *args], catch_exceptions=catch_exceptions)
 
 
-def test_registered_in_cli():
-    from cli import cli  # imported here: a broken sibling command must not hide the tests below
+# A value per field, other than its default, and how it reads on the command line.
+FLAG_VALUES = {
+    "data_dir": ("--data-dir", "/tmp/d", Path("/tmp/d")),
+    "overwrite": ("--overwrite", None, True),
+    "dataset_path": ("--dataset", "/tmp/x.parquet", Path("/tmp/x.parquet")),
+    "activations_dir": ("--activations-dir", "/tmp/acts", Path("/tmp/acts")),
+    "compare_path": ("--compare", "/tmp/base.parquet", Path("/tmp/base.parquet")),
+    "output_dir": ("--output-dir", "/tmp/out", Path("/tmp/out")),
+}
 
-    assert cli.get_command(None, "report") is report
+
+def test_every_field_has_a_flag_case():
+    assert set(FLAG_VALUES) == {f.name for f in fields(ReportConfig)}
+
+
+@pytest.mark.parametrize("name", sorted(FLAG_VALUES))
+def test_each_flag_reaches_the_config(name, monkeypatch):
+    flag, text, expected = FLAG_VALUES[name]
+    seen = []
+
+    class Done:
+        def summary(self) -> str:
+            return "ok"
+
+    monkeypatch.setattr("report.stage.run", lambda config: seen.append(config) or Done())
+    result = invoke(flag, *([text] if text is not None else []))
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert getattr(config, name) == expected
+    assert all(getattr(config, f.name) == getattr(ReportConfig(), f.name) for f in fields(ReportConfig)
+               if f.name not in (name, "data_dir"))
 
 
 def layer_row(text: str, layer: int) -> list[str]:
@@ -122,7 +152,7 @@ def test_zero_pass_dataset_succeeds(tmp_path):
 
 
 def test_missing_dataset_is_one_line_exit_2(tmp_path):
-    result = CliRunner().invoke(report, ["--data-dir", str(tmp_path)])
+    result = invoke("--data-dir", str(tmp_path), catch_exceptions=True)
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "dataset not found" in lines[0] and "evaluate" in lines[0]
@@ -132,7 +162,8 @@ def test_missing_dataset_is_one_line_exit_2(tmp_path):
 def test_bad_compare_file_is_one_line_exit_2(tmp_path):
     write_outputs(tmp_path / "data", n_tasks=6, n_passed=2, with_activations=False)
     pd.DataFrame({"task_id": [1]}).to_parquet(tmp_path / "base.parquet")
-    result = CliRunner().invoke(report, ["--data-dir", str(tmp_path / "data"), "--compare", str(tmp_path / "base.parquet")])
+    base = str(tmp_path / "base.parquet")
+    result = invoke("--data-dir", str(tmp_path / "data"), "--compare", base, catch_exceptions=True)
     assert result.exit_code == 2
     assert "base.parquet: missing column(s) test_passed" in result.output
     assert "Traceback" not in result.output

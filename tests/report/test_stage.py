@@ -1,4 +1,4 @@
-"""build_report end to end on synthetic files: outputs, markdown content, stale files, edge cases."""
+"""The report stage end to end on synthetic files: outputs, markdown content, stale files, edge cases, record."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 from PIL import Image
 
 from artifacts.files import write_json
-from report.build import build_report, layer_plot_name
+from artifacts.records import is_current, read_record
+from report.config import ReportConfig, layer_plot_name
+from report.stage import run as run_report
 from tests.report.synthetic import write_outputs
 
 
@@ -24,14 +26,19 @@ def assert_png(path: Path, min_size: tuple[int, int] = (400, 300)) -> None:
     assert pixels.std() > 5.0, f"{path} looks blank"
 
 
+def config(syn, out: Path, **kwargs) -> ReportConfig:
+    return ReportConfig(data_dir=syn.data_dir, dataset_path=syn.phase_dir / "dataset_instruct_temp_0_0.parquet",
+                        output_dir=out, **kwargs)
+
+
 def run(syn, out: Path, **kwargs):
-    return build_report(dataset_path=syn.phase_dir / "dataset_instruct_temp_0_0.parquet", output_dir=out, **kwargs)
+    return run_report(config(syn, out, **kwargs))
 
 
 def test_writes_report_and_plots(tmp_path):
     syn = write_outputs(tmp_path / "data", n_tasks=40, n_passed=12)
     result = run(syn, tmp_path / "out")
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    names = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
     assert names == sorted(["report.md", "pass_rate_by_complexity.png", "completion_length.png",
                             layer_plot_name(16), layer_plot_name(19)])
     assert sorted(p.name for p in result.files) == names
@@ -42,7 +49,7 @@ def test_writes_report_and_plots(tmp_path):
         assert f"]({image})" in text
     assert "| overall | all | 40 | 12 | 30.0% |" in text
     assert "optimistic" in text and "replay fidelity: n_tasks 5" in text
-    assert "pass rate: overall (all) 12/40 = 30.0%" in result.summary
+    assert "pass rate: overall (all) 12/40 = 30.0%" in result.summary()
 
 
 def test_planted_layer_separates_and_noise_layer_does_not(tmp_path):
@@ -63,7 +70,7 @@ def test_zero_pass_dataset_reports_na(tmp_path):
     text = result.report_path.read_text()
     assert "| overall | all | 20 | 0 | 0.0% |" in text
     assert "| 16 | 32 | 0 | 20 | 0 | n/a | n/a | n/a |" in text
-    assert "projection AUROC in-sample n/a" in result.summary
+    assert "projection AUROC in-sample n/a" in result.summary()
 
 
 def test_all_pass_and_single_pass_datasets(tmp_path):
@@ -101,3 +108,22 @@ def test_rerun_removes_stale_report_files_only(tmp_path):
     assert not (out / "compare_tasks.csv").exists() and not (out / layer_plot_name(19)).exists()
     assert (out / layer_plot_name(16)).is_file() and (out / "notes.txt").read_text() == "mine"
     assert not list(out.glob(".*.tmp"))  # no temporary files left behind
+
+
+def test_completion_record_follows_inputs_and_outputs(tmp_path):
+    syn = write_outputs(tmp_path / "data", n_tasks=12, n_passed=4)
+    cfg = config(syn, tmp_path / "out")
+    assert not is_current(cfg)
+    run_report(cfg)
+    record = read_record(cfg)
+    assert record["complete"] and record["stage"] == "report" and is_current(cfg)
+    assert any(name.endswith(layer_plot_name(16)) for name in record["outputs"])
+    # The features stage's output beside the dataset is an input: its section would change.
+    features = syn.phase_dir / "features"
+    features.mkdir()
+    (features / "features_metadata.json").write_text("{}")
+    assert not is_current(cfg)
+    run_report(cfg)
+    assert is_current(cfg)
+    (tmp_path / "out" / "report.md").write_text("edited by hand")
+    assert not is_current(cfg)

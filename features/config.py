@@ -1,0 +1,140 @@
+"""Settings of the features stage (``python cli.py features``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from artifacts.errors import InputError
+from artifacts.feature_list import FILE_NAMES, find_best_layers
+from artifacts.layout import ACTIVATIONS_SUBDIR, DATASET_FILE, TASK_ACTIVATIONS_SUBDIR
+from artifacts.schema import features as fm
+from artifacts.schema.activations import FEATURE_VECTORS_FILE, HOOK_POINTS
+from artifacts.settings import StageConfig, setting
+from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
+
+
+@dataclass(frozen=True)
+class FeaturesConfig(StageConfig):
+    """AUROC (95% bootstrap interval), firing rate and cross-validated F1 of each listed SAE feature vs test_passed.
+
+    The feature list is the one that gave the best layers (Phase 2.10, else 2.5); each of its
+    layers' GemmaScope SAE encodes the last-prompt-token vectors at resid_pre and resid_post.
+    """
+
+    STAGE: ClassVar[str] = "features"
+
+    dataset_path: Path | None = setting(
+        None, flag="--dataset",
+        help=f"Evaluated dataset (task_id, test_passed) [default: DATA_DIR/phase7_3/{DATASET_FILE}].")
+    activations_dir: Path | None = setting(
+        None, help="This run's activations folder: feature_layer_vectors.npz, else task_activations/ "
+        f"[default: {ACTIVATIONS_SUBDIR}/ beside the dataset].")
+    output_dir: Path | None = setting(
+        None, help=f"Destination [default: DATA_DIR/phase7_3/{fm.FEATURES_SUBDIR}].", identity=False)
+    # TODO(lead): the AnalysisSettings mixin of artifacts/feature_list.py replaces these two at merge.
+    phase2_10_dir: Path | None = setting(
+        None, help="Folder with Phase 2.10 top_20_features.json "
+        "[default: $PVA_PHASE2_10_DIR or DATA_DIR/phase2_10].")
+    phase2_5_dir: Path | None = setting(
+        None, help="Folder with Phase 2.5 top_20_features.json, used when Phase 2.10 has none "
+        "[default: $PVA_PHASE2_5_DIR or DATA_DIR/phase2_5].")
+    sae_options: tuple[str, ...] = setting(
+        (), flag="--sae", metavar="LAYER=PATH",
+        help="A local SAE file for one layer (GemmaScope params.npz); repeat per layer. "
+        "Wins over the hub and --demo-saes.")
+    sae_repo: str = setting(
+        DEFAULT_SAE_REPO,
+        help="Hugging Face repository in GemmaScope's layout (layer_L/width_16k/average_l0_N/params.npz).")
+    demo_saes: bool = setting(
+        False, help="Use random stand-in SAEs (full-width JumpReLU SAEs built from a fixed seed at run time, nothing "
+        "stored) instead of the hub: for the demo model, which GemmaScope does not cover. The report marks them as "
+        "stand-ins.")
+    require_all: bool = setting(False, help="Fail when a layer's SAE cannot be had, instead of skipping its features.")
+    seed: int = setting(0, help="Seed of the bootstrap and the cross-validation folds.")
+    compare_dir: Path | None = setting(
+        None, flag="--compare-activations",
+        help="Another run's task_activations folder (e.g. the base model's): score the same features there too.")
+    compare_dataset: Path | None = setting(
+        None, help="That run's evaluated dataset [default: the one dataset*.parquet two folders above its "
+        "task_activations].")
+    compare_site: str | None = setting(
+        None, choices=HOOK_POINTS,
+        help="Site of that run's arr_0 when its activations_metadata.json does not name one.")
+
+    def __post_init__(self) -> None:
+        if self.compare_site is not None and self.compare_site not in HOOK_POINTS:
+            raise InputError(f"--compare-site {self.compare_site!r}: expected one of {', '.join(HOOK_POINTS)}")
+        parse_sae_options(self.sae_options, check_files=False)
+
+    @property
+    def dataset(self) -> Path:
+        return self.dataset_path or self.layout.phase7_3 / DATASET_FILE
+
+    @property
+    def activations(self) -> Path:
+        return self.activations_dir or self.dataset.parent / ACTIVATIONS_SUBDIR
+
+    @property
+    def folder(self) -> Path:
+        return self.output_dir or self.layout.phase7_3 / fm.FEATURES_SUBDIR
+
+    @property
+    def analysis_folders(self) -> list[Path]:
+        """Where the feature list is looked for, in priority order (Phase 2.10, then 2.5)."""
+        return [self.phase2_10_dir or self.layout.phase2_10, self.phase2_5_dir or self.layout.phase2_5]
+
+    def feature_list_path(self) -> Path:
+        """The feature list that gave the best layers (InputError when there is none)."""
+        return Path(find_best_layers(self.analysis_folders).source)
+
+    @property
+    def compare_activations(self) -> Path | None:
+        """The comparison run's activations folder: ``--compare-activations`` itself when it holds the
+        vectors file or ``task_activations/``, else its parent (it names the ``task_activations`` folder)."""
+        folder = self.compare_dir
+        if folder is None:
+            return None
+        is_parent = (folder / TASK_ACTIVATIONS_SUBDIR).is_dir() or (folder / FEATURE_VECTORS_FILE).is_file()
+        return folder if is_parent else folder.parent
+
+    def compare_dataset_path(self) -> Path | None:
+        """``--compare-dataset``, else the one ``dataset*.parquet`` beside the comparison's activations folder.
+
+        Raises:
+            InputError: there is not exactly one such file.
+        """
+        if self.compare_dir is None or self.compare_dataset is not None:
+            return self.compare_dataset
+        candidates = self._compare_dataset_candidates()
+        if len(candidates) != 1:
+            found = ", ".join(p.name for p in candidates) or "none"
+            raise InputError(
+                f"--compare-activations {self.compare_dir}: cannot tell that run's dataset ({found} in "
+                f"{self.compare_activations.parent}); pass --compare-dataset"
+            )
+        return candidates[0]
+
+    def _compare_dataset_candidates(self) -> list[Path]:
+        return sorted(self.compare_activations.parent.glob("dataset*.parquet"))
+
+    def sae_paths(self) -> dict[int, Path]:
+        """``--sae`` files by layer (InputError when one is missing)."""
+        return parse_sae_options(self.sae_options)
+
+    def inputs(self) -> list[Path]:
+        candidates = [folder / name for folder in self.analysis_folders for name, _ in FILE_NAMES]
+        local = [Path(v.partition("=")[2]).expanduser() for v in self.sae_options]
+        compare = []
+        if self.compare_dir is not None:
+            datasets = [self.compare_dataset] if self.compare_dataset else self._compare_dataset_candidates()
+            compare = [self.compare_activations, *datasets]
+        return [self.dataset, self.activations, *candidates, *local, *compare]
+
+    def outputs(self) -> list[Path]:
+        return [self.folder / name for name in (fm.FEATURE_SCORES_FILE, fm.COMPARE_SCORES_FILE,
+                                                fm.FEATURES_METADATA_FILE)]
+
+    def record_dir(self) -> Path:
+        return self.folder

@@ -1,0 +1,127 @@
+"""The report stage: read inputs, compute statistics, write plots, tables and report.md.
+
+Every file is written atomically; ``report.md`` comes last so that it never links a plot
+that is not there, and report files of an earlier run that no longer apply (a layer no
+longer extracted, a comparison not asked for) are removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from artifacts.files import atomic_path
+from artifacts.records import stage_run
+from report.compare import Comparison, compare_datasets
+from report.config import (
+    COMPARE_TABLE, COMPLETION_LENGTH_PLOT, OWNED_PATTERNS, PASS_RATE_PLOT, REPORT_FILE, ReportConfig, layer_plot_name,
+)
+from report.features import FeaturesSection, features_section
+from report.load import load_inputs
+from report.markdown import render_console, render_markdown
+from report.plots import plot_completion_lengths, plot_layer, plot_pass_rates
+from report.stats import ReportStats, compute_stats
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What the report wrote and the console summary it prepared."""
+
+    output_dir: Path
+    report_path: Path
+    files: tuple[Path, ...]
+    console: str
+    stats: ReportStats
+    comparisons: tuple[Comparison, ...]
+
+    def summary(self) -> str:
+        return f"{self.console}\nwrote {self.report_path} and {len(self.files) - 1} more file(s) in {self.output_dir}"
+
+
+def run(config: ReportConfig) -> ReportResult:
+    """Write ``report.md``, the PNG plots and (with ``--compare``) ``compare_tasks.csv`` under the stage's record.
+
+    The dataset's folder also holds ``metadata.json``, ``generations.parquet`` and
+    ``generations_metadata.json`` (each optional); the activations folder
+    ``activations_metadata.json`` and ``task_activations/``; the dataset folder's ``features/``
+    the features stage's output, whose section is appended when present. With ``--compare``,
+    one comparison per verdict both datasets carry (:func:`report.compare.compare_datasets`).
+    """
+    stats, comparisons, label = _read(config)  # before the record: bad input leaves no folder behind
+    with stage_run(config, overwrite=config.overwrite):
+        out = config.folder
+        out.mkdir(parents=True, exist_ok=True)
+        plots = _write_plots(stats, comparisons, out, label=label)
+        written = [out / name for name in plots.values()]
+        if comparisons:
+            written.append(_write_compare_table(comparisons, out))
+        report_path = out / REPORT_FILE
+        _remove_stale(out, keep={*written, report_path})
+        text = render_markdown(stats, dataset_path=str(config.dataset), plots=plots, comparisons=comparisons,
+                               created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        section = features_section(config.features_dir, out)
+        _write_markdown(report_path, text, section)
+    files = (*written, *(section.files if section else ()), report_path)
+    console = "\n".join([render_console(stats, comparisons), *(section.console if section else ())])
+    return ReportResult(out, report_path, files, console, stats, comparisons)
+
+
+def _read(config: ReportConfig) -> tuple[ReportStats, tuple[Comparison, ...], str]:
+    """The dataset's statistics, the comparisons with ``--compare``, and our model's label."""
+    inputs = load_inputs(dataset_path=config.dataset, activations_dir=config.activations)
+    stats = compute_stats(inputs)
+    label = Path(stats.model).name if stats.model else "this dataset"
+    comparisons = (compare_datasets(inputs.dataset, config.compare_path, label=label, ours_metadata=inputs.metadata)
+                   if config.compare_path else ())
+    return stats, comparisons, label
+
+
+def _write_plots(stats: ReportStats, comparisons: tuple[Comparison, ...], out: Path, *, label: str) -> dict[str, str]:
+    """The pass-rate, completion-length and per-layer plots: ``{plot key: file name}``."""
+    if not comparisons:
+        series, title = [(label, stats.pass_rates)], "Pass rate by complexity group"
+    else:
+        first = comparisons[0]  # the robust verdict when both datasets carry it
+        series = [
+            (f"{label} ({first.verdict})", first.rates),
+            (f"{first.base_label} ({first.base_verdict})", first.base_rates),
+        ]
+        title = f"Pass rate by complexity group ({first.n_shared} shared tasks)"
+    plot_pass_rates(series, out / PASS_RATE_PLOT, title=title)
+    plots = {"pass_rate": PASS_RATE_PLOT}
+    if stats.completion_lengths is not None:
+        plot_completion_lengths(stats.completion_lengths, out / COMPLETION_LENGTH_PLOT)
+        plots["completion_length"] = COMPLETION_LENGTH_PLOT
+    for sep in stats.layers:
+        name = layer_plot_name(sep.layer)
+        plot_layer(sep, out / name, hook_point=stats.hook_point)
+        plots[f"layer_{sep.layer}"] = name
+    return plots
+
+
+def _write_compare_table(comparisons: tuple[Comparison, ...], out: Path) -> Path:
+    """``compare_tasks.csv``: every comparison's per-task rows, labelled with the two verdicts."""
+    table = pd.concat(
+        [c.per_task.assign(verdict=c.verdict, base_verdict=c.base_verdict) for c in comparisons], ignore_index=True
+    )
+    with atomic_path(out / COMPARE_TABLE) as tmp:
+        table.to_csv(tmp, index=False)
+    return out / COMPARE_TABLE
+
+
+def _write_markdown(path: Path, text: str, section: FeaturesSection | None) -> None:
+    """``report.md``, the SAE-feature section appended when the features stage has run."""
+    if section is not None:
+        text += "\n" + "\n".join(section.markdown).rstrip() + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _remove_stale(output_dir: Path, *, keep: set[Path]) -> None:
+    for pattern in OWNED_PATTERNS:
+        for path in output_dir.glob(pattern):
+            if path not in keep and path.is_file():
+                path.unlink()

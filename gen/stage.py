@@ -1,8 +1,8 @@
 """The generate stage: problems parquet in, ``generations.parquet`` out (``run(GenerateConfig(...))``).
 
-Steps: under the completion record (which refuses earlier output made with other settings
-and locks the folder) plan the run (select rows, build prompts, resolve model, stops,
-context and device: :mod:`gen.plan`) -> open the store and check the stored rows came from
+Steps: plan the run (select rows, build prompts, resolve model, stops, context and device:
+:mod:`gen.plan`) -> under the completion record (which refuses earlier output made with
+other settings, and locks the folder) open the store and check the stored rows came from
 these prompts and this model -> build the engine only when work is left -> stream every
 pending prompt through it, committing completions as they finish (:mod:`gen.stream`) ->
 write the metadata (:mod:`gen.metadata`). A crashed run resumes from its commits.
@@ -79,8 +79,8 @@ def run(config: GenerateConfig, *, engine_factory: EngineFactory | None = None, 
     if config.chunk_size is not None:
         print(CHUNK_SIZE_DEPRECATION.format(value=config.chunk_size), file=sys.stderr)
     factory = engine_factory or default_factory()
+    work = plan(config)  # bad input fails here, before the record or the folder is touched
     with stage_run(config, overwrite=config.overwrite, resumes=True):
-        work = plan(config)
         store = GenerationStore(config.folder)
         previous = store.open()
         check_same_prompts(store, work.tasks)

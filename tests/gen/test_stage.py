@@ -288,3 +288,9 @@ def test_options_reach_the_engine_config(tiny_gemma2: Path, problems_parquet: Pa
     assert (c.enforce_eager, c.enable_prefix_caching, c.seed, c.max_model_len, c.max_new_tokens) == (False, False, 3, 1024, MAX_NEW)
     meta = json.loads((tmp_path / "generations_metadata.json").read_text())
     assert meta["data_parallel_size"] == 2 and meta["deterministic"] and meta["batch_invariant"] is False
+
+
+def test_bad_input_leaves_the_output_folder_untouched(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="the range is empty"):
+        generate(problems_path=problems_parquet, output_dir=tmp_path / "out", model=str(tiny_gemma2), start=5, end=2)
+    assert not (tmp_path / "out").exists()

@@ -81,9 +81,9 @@ class EngineConfig:
 
 
 class EngineFactory(Protocol):
-    """Builds the engine :func:`gen.generate.generate` streams through (see :func:`gen.factory.build_engine`).
+    """Builds the engine :func:`gen.stage.run` streams through (see :func:`gen.factory.build_engine`).
 
-    Called at most once per ``generate`` call, and only when work is left.
+    Called at most once per run, and only when work is left.
     """
 
     def __call__(self, config: EngineConfig, *, data_parallel_size: int, device: str) -> Engine: ...

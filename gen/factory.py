@@ -1,6 +1,6 @@
 """The default engine factory: one vLLM engine, or a pool of data-parallel replicas.
 
-:func:`gen.generate.generate` takes any :class:`gen.engine.EngineFactory`; this is the one it
+:func:`gen.stage.run` takes any :class:`gen.engine.EngineFactory`; this is the one it
 uses unless told otherwise (the tests pass one that builds a scripted engine and counts the
 calls, so "no engine started" is asserted, not inferred from log text).
 """

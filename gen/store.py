@@ -3,11 +3,12 @@
 Crash safety: every commit (a batch of finished completions, see :mod:`gen.stream`)
 rewrites ``generations.parquet`` whole through an atomic rename (at most a few MB for 388
 problems), so the file on disk always holds whole committed batches only; a SIGKILL loses
-only the requests in flight and the rows waiting for the next commit. The metadata file is
-written before the first commit (with the settings, ``complete: false``), after every
-commit and at the end, so a rerun can always tell which settings the stored rows came from.
+only the requests in flight and the rows waiting for the next commit. These commits are how
+a crashed run resumes: a rerun loads the rows and generates only the missing tasks. Whether
+the stored rows were made with this run's settings is the completion record's question
+(:func:`artifacts.records.stage_run`), asked before the store is opened.
 
-``generations.parquet`` schema, sorted by ``task_id``:
+``generations.parquet`` schema (column names in :mod:`artifacts.schema.generations`), sorted by ``task_id``:
 
 | column               | type        | meaning                                                      |
 | -------------------- | ----------- | ------------------------------------------------------------ |
@@ -35,54 +36,26 @@ import pyarrow.parquet as pq
 from artifacts.errors import InputError
 from artifacts.files import atomic_path, read_optional_json, write_json
 from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE
+from artifacts.schema import generations as cols
 
 SCHEMA = pa.schema(
     [
-        ("task_id", pa.int64()),
-        ("prompt", pa.string()),
-        ("prompt_token_ids", pa.list_(pa.int32())),
-        ("completion_token_ids", pa.list_(pa.int32())),
-        ("completion", pa.string()),
-        ("finish_reason", pa.string()),
-        ("n_prompt_tokens", pa.int64()),
-        ("n_completion_tokens", pa.int64()),
-        ("generation_time", pa.float64()),
+        (cols.COL_TASK_ID, pa.int64()),
+        (cols.COL_PROMPT, pa.string()),
+        (cols.COL_PROMPT_TOKEN_IDS, pa.list_(pa.int32())),
+        (cols.COL_COMPLETION_TOKEN_IDS, pa.list_(pa.int32())),
+        (cols.COL_COMPLETION, pa.string()),
+        (cols.COL_FINISH_REASON, pa.string()),
+        (cols.COL_N_PROMPT_TOKENS, pa.int64()),
+        (cols.COL_N_COMPLETION_TOKENS, pa.int64()),
+        (cols.COL_GENERATION_TIME, pa.float64()),
     ]
 )
-
-# Settings that change which tokens come out: rows made under different values never mix.
-# A local model is named by its resolved folder (plus content hash), so a relative and an
-# absolute path to the same folder resume each other.
-SETTINGS_KEYS = (
-    "model_path",
-    "model_revision",
-    "model_hash",
-    "dtype",
-    "prompt_style",
-    "max_new_tokens",
-    "max_model_len",
-    "stop_token_ids",
-    "seed",
-    "deterministic",
-    "ignore_eos",
-)
-# Keys added after files were first written: a stored file without one was made under this value.
-SETTINGS_DEFAULTS = {"ignore_eos": False}
-
-
-def _setting(settings: Mapping[str, Any], key: str) -> Any:
-    return settings.get(key, SETTINGS_DEFAULTS.get(key))
-
-
-def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Human-readable ``key: old -> new`` for every identity setting that differs."""
-    return [
-        f"{k}: {_setting(old, k)!r} -> {_setting(new, k)!r}" for k in SETTINGS_KEYS if _setting(old, k) != _setting(new, k)
-    ]
+assert tuple(SCHEMA.names) == cols.COLUMNS
 
 
 class GenerationStore:
-    """Read, check and commit the rows of one output folder.
+    """Read and commit the rows of one output folder.
 
     Args:
         output_dir: the stage's output folder (``DATA_DIR/phase7_3`` by default).
@@ -101,7 +74,7 @@ class GenerationStore:
 
     @property
     def done_ids(self) -> set[int]:
-        return set(self._table.column("task_id").to_pylist())
+        return set(self._table.column(cols.COL_TASK_ID).to_pylist())
 
     def read_metadata(self) -> dict[str, Any] | None:
         """The metadata file, or None when there is none.
@@ -111,36 +84,17 @@ class GenerationStore:
         """
         return read_optional_json(self.metadata_path)
 
-    def open(self, settings: Mapping[str, Any], *, overwrite: bool) -> dict[str, Any] | None:
-        """Load earlier rows made with the same ``settings``; return the earlier metadata.
-
-        Args:
-            settings: the identity settings of this run (keys of :data:`SETTINGS_KEYS`).
-            overwrite: discard earlier rows and metadata instead of resuming.
+    def open(self) -> dict[str, Any] | None:
+        """Load the rows committed earlier (none when there is no parquet); return the earlier metadata.
 
         Raises:
-            InputError: earlier rows exist under other settings, or without metadata.
+            InputError: the parquet is unreadable or lacks a column.
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temporaries()
-        if overwrite:
-            for path in (self.parquet_path, self.metadata_path):
-                path.unlink(missing_ok=True)
-            return None
         meta = self.read_metadata()
         if not self.parquet_path.is_file():
-            return meta if meta and not settings_diff(meta.get("settings", {}), settings) else None
-        if meta is None or "settings" not in meta:
-            raise InputError(
-                f"{self.parquet_path}: exists without {self.metadata_path.name}, so its settings are unknown; "
-                "pass --overwrite to replace it or choose another --output-dir"
-            )
-        diff = settings_diff(meta["settings"], settings)
-        if diff:
-            raise InputError(
-                f"{self.parquet_path}: made with other settings ({'; '.join(diff)}); "
-                "pass --overwrite to replace it or choose another --output-dir"
-            )
+            return meta
         try:
             table = pq.read_table(self.parquet_path)
         except (pa.ArrowException, OSError) as exc:
@@ -154,10 +108,10 @@ class GenerationStore:
     def commit(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add ``rows`` (new task ids) and rewrite the parquet atomically."""
         new = pa.Table.from_pylist([dict(r) for r in rows], schema=SCHEMA)
-        overlap = self.done_ids & set(new.column("task_id").to_pylist())
+        overlap = self.done_ids & set(new.column(cols.COL_TASK_ID).to_pylist())
         if overlap:
             raise ValueError(f"task ids already committed: {sorted(overlap)[:10]}")
-        table = pa.concat_tables([self._table, new]).sort_by("task_id")
+        table = pa.concat_tables([self._table, new]).sort_by(cols.COL_TASK_ID)
         with atomic_path(self.parquet_path) as tmp:
             pq.write_table(table, tmp)
         self._table = table

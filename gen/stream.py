@@ -21,16 +21,15 @@ from enum import Enum
 
 from tqdm import tqdm
 
+from artifacts.schema import generations as cols
+from gen.config import DEFAULT_COMMIT_EVERY, DEFAULT_COMMIT_SECONDS
 from gen.engine import Completion, Engine
 from gen.store import GenerationStore
 
-DEFAULT_COMMIT_EVERY = 16
-DEFAULT_COMMIT_SECONDS = 30.0
-
 
 class FinishReason(str, Enum):
-    STOP = "stop"  # a stop id
-    LENGTH = "length"  # max_new_tokens or the context ran out
+    STOP = cols.FINISH_STOP  # a stop id
+    LENGTH = cols.FINISH_LENGTH  # max_new_tokens or the context ran out
 
 
 @dataclass(frozen=True)
@@ -72,15 +71,15 @@ def completion_row(task: PromptTask, completion: Completion, seconds: float, dec
     """The parquet row of one finished task (see :mod:`gen.store` for the schema)."""
     ids = list(completion.token_ids)
     return {
-        "task_id": task.task_id,
-        "prompt": task.prompt,
-        "prompt_token_ids": list(task.token_ids),
-        "completion_token_ids": ids,
-        "completion": decode(ids),
-        "finish_reason": FinishReason(completion.finish_reason).value,
-        "n_prompt_tokens": len(task.token_ids),
-        "n_completion_tokens": len(ids),
-        "generation_time": seconds,
+        cols.COL_TASK_ID: task.task_id,
+        cols.COL_PROMPT: task.prompt,
+        cols.COL_PROMPT_TOKEN_IDS: list(task.token_ids),
+        cols.COL_COMPLETION_TOKEN_IDS: ids,
+        cols.COL_COMPLETION: decode(ids),
+        cols.COL_FINISH_REASON: FinishReason(completion.finish_reason).value,
+        cols.COL_N_PROMPT_TOKENS: len(task.token_ids),
+        cols.COL_N_COMPLETION_TOKENS: len(ids),
+        cols.COL_GENERATION_TIME: seconds,
     }
 
 
@@ -139,7 +138,7 @@ def run_stream(
         rows, buffer = buffer, []
         store.commit(rows)
         n_rows += len(rows)
-        n_tokens += sum(r["n_completion_tokens"] for r in rows)
+        n_tokens += sum(r[cols.COL_N_COMPLETION_TOKENS] for r in rows)
         n_commits += 1
         last_commit = clock()
         if on_commit is not None:

@@ -1,13 +1,30 @@
-"""Keys of ``generations_metadata.json`` that cross a stage boundary.
+"""Names of the generate stage's files that cross a stage boundary: parquet columns and metadata keys.
 
-Written by generate (``gen/generate.py``); read by replay (which model and dtype made the
-tokens), evaluate (completeness, exclusions, prompt style, library versions) and report
-(stage costs). data/README.md describes every key of the file; the ones below are those
-another stage reads, so they are named here once.
+Written by generate (``gen/store.py``, ``gen/metadata.py``); read by replay (the token ids;
+which model and dtype made them), evaluate (completions, completeness, exclusions, prompt
+style, library versions) and report (finish reasons, token counts, stage costs).
+data/README.md describes every column and key; the ones below are those another stage
+reads, so they are named here once.
 """
 
 from __future__ import annotations
 
+# generations.parquet columns (gen/store.py holds their arrow types), sorted by task_id.
+COL_TASK_ID = "task_id"  # int64: MBPP task id
+COL_PROMPT = "prompt"  # string: the rendered prompt
+COL_PROMPT_TOKEN_IDS = "prompt_token_ids"  # list<int32>: exactly what the engine was fed, one BOS
+COL_COMPLETION_TOKEN_IDS = "completion_token_ids"  # list<int32>: generated ids, the stop id included
+COL_COMPLETION = "completion"  # string: completion ids decoded, special tokens skipped
+COL_FINISH_REASON = "finish_reason"  # string: FINISH_STOP or FINISH_LENGTH
+COL_N_PROMPT_TOKENS = "n_prompt_tokens"  # int64
+COL_N_COMPLETION_TOKENS = "n_completion_tokens"  # int64
+COL_GENERATION_TIME = "generation_time"  # float64: seconds from submission to the step that finished it
+COLUMNS = (COL_TASK_ID, COL_PROMPT, COL_PROMPT_TOKEN_IDS, COL_COMPLETION_TOKEN_IDS, COL_COMPLETION,
+           COL_FINISH_REASON, COL_N_PROMPT_TOKENS, COL_N_COMPLETION_TOKENS, COL_GENERATION_TIME)
+FINISH_STOP = "stop"  # a stop id
+FINISH_LENGTH = "length"  # max_new_tokens or the context ran out
+
+# generations_metadata.json keys.
 # Which model made the tokens (replay reloads exactly it).
 MODEL = "model"  # --model as given: hub id or folder
 MODEL_PATH = "model_path"  # resolved absolute folder, or the hub id
@@ -36,6 +53,5 @@ GENERATION_TIME_S = "generation_time_s"  # engine seconds (first submission to l
 TOKENS_PER_S = "tokens_per_s"  # n_completion_tokens / generation_time_s
 WALL_TIME_S = "wall_time_s"  # every run's wall time, engine start included
 
-# The identity of the stored rows, and one record per run.
-SETTINGS = "settings"
+# One record per run (engine, device, counts and times of that run); the totals above sum them.
 RUNS = "runs"

@@ -19,7 +19,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from artifacts.schema import generations as keys
-from gen.hf_reference import hf_greedy
+from demo.hf_reference import hf_greedy
 from tests.gen.tiny_engine import MAX_NEW_TOKENS, TinyRun
 
 pytestmark = pytest.mark.slow

@@ -80,8 +80,9 @@ def test_two_real_cpu_replicas_give_hugging_face_tokens(tiny_gemma2, problems_pa
     every completion equal to Hugging Face greedy (which one engine matches: test_e2e_tiny.py)."""
     import pandas as pd
 
-    from gen.generate import generate
-    from gen.hf_reference import hf_greedy
+    from demo.hf_reference import hf_greedy
+    from gen.config import GenerateConfig
+    from gen.stage import run
     from gen.stop_tokens import end_of_turn_ids
     from tests.gen.tiny_engine import TEST_ENV
 
@@ -90,8 +91,9 @@ def test_two_real_cpu_replicas_give_hugging_face_tokens(tiny_gemma2, problems_pa
     with pytest.MonkeyPatch.context() as mp:
         for name, value in TEST_ENV.items():
             mp.setenv(name, value)
-        result = generate(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), limit=5,
-                          max_new_tokens=12, max_model_len=1024, data_parallel_size=2, commit_every=1, progress=False)
+        result = run(GenerateConfig(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), limit=5,
+                                    max_new_tokens=12, max_model_len=1024, data_parallel_size=2, commit_every=1),
+                     progress=False)
     assert result.n_generated == 5 and result.max_num_seqs and result.metadata["data_parallel_size"] == 2
     df = pd.read_parquet(tmp_path / "generations.parquet")
     prompts = [[int(i) for i in p] for p in df["prompt_token_ids"]]

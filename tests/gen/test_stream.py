@@ -8,11 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from gen.engine import Completion, EngineConfig
-from gen.store import SETTINGS_KEYS, GenerationStore
+from gen.store import GenerationStore
 from gen.stream import PromptTask, StreamStats, run_stream
 from tests.gen.scripted_engine import ScriptedEngine
 
-SETTINGS = {k: None for k in SETTINGS_KEYS}
 
 
 def config(max_new_tokens: int = 6, stops: tuple[int, ...] = ()) -> EngineConfig:
@@ -32,8 +31,7 @@ def tasks(n: int) -> list[PromptTask]:
 
 def open_store(path: Path) -> GenerationStore:
     store = GenerationStore(path)
-    store.open(SETTINGS, overwrite=False)
-    store.write_metadata({"settings": SETTINGS})
+    store.open()
     return store
 
 
@@ -118,7 +116,7 @@ def test_a_crash_keeps_committed_and_finished_rows_and_resume_matches(tmp_path: 
     assert [r["task_id"] for r in stored(tmp_path)] == [100, 101, 102, 103]
 
     store = GenerationStore(tmp_path)
-    store.open(SETTINGS, overwrite=False)
+    store.open()
     pending = [t for t in all_tasks if t.task_id not in store.done_ids]
     resumed = ScriptedEngine(config(max_new_tokens=20, stops=(7,)), script=by_length, max_num_seqs=16)
     run_stream(tasks=pending, engine=resumed, store=store, decode=str, progress=False)

@@ -89,7 +89,8 @@ def tiny_vllm_run(tiny_gemma2: Path, problems_parquet: Path, tmp_path_factory: p
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from gen.generate import generate
+    from gen.config import GenerateConfig
+    from gen.stage import run
     from gen.stop_tokens import end_of_turn_ids
     from gen.tokenize import prompt_token_ids
     from problems.prompts import render_prompt
@@ -115,10 +116,11 @@ def tiny_vllm_run(tiny_gemma2: Path, problems_parquet: Path, tmp_path_factory: p
         engine = VllmEngine(config)
         try:
             lent = _Lent(engine)
-            result = generate(
-                problems_path=problems_parquet, output_dir=out, model=str(tiny_gemma2), limit=N_TASKS,
-                max_new_tokens=MAX_NEW_TOKENS, max_model_len=context, dtype="float32", deterministic=True,
-                commit_every=3, progress=False, engine_factory=lent,
+            result = run(
+                GenerateConfig(problems_path=problems_parquet, output_dir=out, model=str(tiny_gemma2), limit=N_TASKS,
+                               max_new_tokens=MAX_NEW_TOKENS, max_model_len=context, dtype="float32",
+                               deterministic=True, commit_every=3),
+                engine_factory=lent, progress=False,
             )
             df = pd.read_parquet(out / "generations.parquet")
             fed = _ids(df["prompt_token_ids"])

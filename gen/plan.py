@@ -1,0 +1,159 @@
+"""What one generate run will do, decided before any engine starts.
+
+Steps, each a function: select the problem rows (:func:`select_rows`), resolve the model,
+its tokenizer, stop ids, context, device and dtype (:func:`resolve`), render and tokenize
+the prompts (:func:`build_tasks`) and set aside those that leave no room to generate
+(:func:`split_overflow`). :func:`plan` does all of them for a :class:`gen.config.GenerateConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from artifacts.device import check_dtype, default_dtype, detect_device
+from artifacts.errors import InputError
+from artifacts.schema import generations as keys
+from gen.config import GenerateConfig
+from gen.context import context_length
+from gen.device_policy import batch_invariant_support, default_enforce_eager
+from gen.engine import EngineConfig
+from gen.model_source import ModelSource, resolve_model
+from gen.stop_tokens import StopTokens, stop_tokens
+from gen.stream import PromptTask
+from gen.tokenize import prompt_token_ids
+from problems.prompts import PromptStyle, render_prompt
+from problems.split import read_problems
+
+
+def select_rows(problems: pd.DataFrame, *, start: int | None, end: int | None, limit: int | None) -> pd.DataFrame:
+    """Rows ``start..end`` (inclusive, 0-indexed positions), then at most ``limit`` of them.
+
+    Signs and ``limit >= 1`` are the config's to check (:class:`gen.config.GenerateConfig`).
+    """
+    n = len(problems)
+    lo = 0 if start is None else start
+    hi = n - 1 if end is None else end
+    if lo >= n:
+        raise InputError(f"--start {lo}: the problems file has only {n} rows (0..{n - 1})")
+    if hi < lo:
+        raise InputError(f"--start {lo} --end {hi}: the range is empty (--end is inclusive)")
+    selected = problems.iloc[lo : hi + 1]
+    return selected.iloc[:limit] if limit is not None else selected
+
+
+def build_tasks(rows: pd.DataFrame, tokenizer: Any, style: PromptStyle | str) -> list[PromptTask]:
+    """Render and tokenize every selected problem (see :mod:`gen.tokenize`)."""
+    style = PromptStyle(style)
+    tasks = []
+    for row in rows.itertuples(index=False):
+        try:
+            prompt = render_prompt(row.text, list(row.test_list), style, tokenizer)
+        except ValueError as exc:  # chat style without a chat template
+            raise InputError(f"--prompt-style {style.value}: {exc}") from exc
+        tasks.append(PromptTask(int(row.task_id), prompt, tuple(prompt_token_ids(prompt, tokenizer, style))))
+    return tasks
+
+
+def split_overflow(tasks: list[PromptTask], max_model_len: int) -> tuple[list[PromptTask], list[dict[str, Any]]]:
+    """Tasks that fit, and ``{task_id, reason}`` for prompts leaving no room to generate.
+
+    vLLM rejects a prompt of ``max_model_len`` tokens or more (one slot must stay free for
+    the first generated token); rejecting one request would fail the whole batch.
+    """
+    fits, excluded = [], []
+    for task in tasks:
+        if len(task.token_ids) >= max_model_len:
+            excluded.append(
+                {
+                    "task_id": task.task_id,
+                    "reason": f"prompt has {len(task.token_ids)} tokens; the context holds {max_model_len} "
+                    "(raise --max-model-len if the model allows)",
+                }
+            )
+        else:
+            fits.append(task)
+    return fits, excluded
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The settings as they resolve on this machine for this model (what the metadata records)."""
+
+    source: ModelSource
+    tokenizer: Any
+    stops: StopTokens
+    context: int
+    device: str
+    dtype: str
+    enforce_eager: bool
+    batch_invariant: bool
+    batch_invariant_note: str | None
+
+    def identity(self) -> dict[str, Any]:
+        """What the settings resolved to, as the metadata records it (see :func:`gen.stage.check_same_model`)."""
+        return {
+            keys.MODEL_PATH: self.source.path, keys.MODEL_REVISION: self.source.revision,
+            keys.MODEL_HASH: self.source.content_hash, keys.DTYPE: self.dtype, "max_model_len": self.context,
+            keys.STOP_TOKEN_IDS: list(self.stops.ids),
+        }
+
+
+def resolve(config: GenerateConfig) -> Resolved:
+    """Find the model and tokenizer; decide stop ids, context, device, dtype and engine mode."""
+    source = resolve_model(config.model, revision=config.revision)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.path, revision=source.revision)
+    device = detect_device()
+    eager = default_enforce_eager(device) if config.enforce_eager is None else config.enforce_eager
+    invariant, note = batch_invariant_support(device) if config.deterministic else (False, None)
+    return Resolved(
+        source=source,
+        tokenizer=tokenizer,
+        stops=stop_tokens(source.path, tokenizer, policy=config.stop_policy, revision=source.revision),
+        context=context_length(source.path, revision=source.revision, max_model_len=config.max_model_len),
+        device=device,
+        dtype=check_dtype(config.dtype or default_dtype(device)),
+        enforce_eager=eager,
+        batch_invariant=invariant,
+        batch_invariant_note=note,
+    )
+
+
+def engine_config(config: GenerateConfig, resolved: Resolved) -> EngineConfig:
+    """What the engine is built with."""
+    return EngineConfig(
+        model=resolved.source.path,
+        revision=resolved.source.revision,
+        dtype=resolved.dtype,
+        max_model_len=resolved.context,
+        max_new_tokens=config.max_new_tokens,
+        stop_token_ids=resolved.stops.ids,
+        ignore_eos=resolved.stops.ignore_eos,
+        tensor_parallel_size=config.tensor_parallel_size,
+        enforce_eager=resolved.enforce_eager,
+        enable_prefix_caching=not config.deterministic,
+        batch_invariant=resolved.batch_invariant,
+        seed=config.seed,
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The selected rows, the prompts that fit, those that do not, and the resolved settings."""
+
+    rows: pd.DataFrame
+    tasks: list[PromptTask]
+    excluded: list[dict[str, Any]]
+    resolved: Resolved
+
+
+def plan(config: GenerateConfig) -> Plan:
+    """Select, resolve, tokenize and split off the overflowing prompts."""
+    rows = select_rows(read_problems(config.problems), start=config.start, end=config.end, limit=config.limit)
+    resolved = resolve(config)
+    tasks, excluded = split_overflow(build_tasks(rows, resolved.tokenizer, config.style), resolved.context)
+    return Plan(rows, tasks, excluded, resolved)

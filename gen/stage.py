@@ -1,0 +1,178 @@
+"""The generate stage: problems parquet in, ``generations.parquet`` out (``run(GenerateConfig(...))``).
+
+Steps: plan the run (select rows, build prompts, resolve model, stops, context and device:
+:mod:`gen.plan`) -> under the completion record (which refuses earlier output made with
+other settings, and locks the folder) open the store and check the stored rows came from
+these prompts and this model -> build the engine only when work is left -> stream every
+pending prompt through it, committing completions as they finish (:mod:`gen.stream`) ->
+write the metadata (:mod:`gen.metadata`). A crashed run resumes from its commits.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artifacts.errors import InputError
+from artifacts.records import stage_run
+from artifacts.schema import generations as keys
+from gen.config import CHUNK_SIZE_DEPRECATION, GenerateConfig
+from gen.engine import EngineFactory
+from gen.metadata import MetadataWriter, fixed_fields, run_info
+from gen.plan import Plan, engine_config, plan
+from gen.store import GenerationStore
+from gen.stream import PromptTask, StreamStats, run_stream
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    """What one :func:`run` did (``metadata`` is the file's content)."""
+
+    parquet_path: Path
+    metadata_path: Path
+    n_selected: int
+    n_generated: int
+    n_skipped: int
+    n_excluded: int
+    n_completion_tokens: int
+    engine_load_time_s: float
+    generation_time_s: float
+    wall_time_s: float
+    metadata: dict[str, Any]
+    n_commits: int = 0
+    max_num_seqs: int | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        """This call's generated tokens per engine second (first submission to last finish; start excluded)."""
+        return self.n_completion_tokens / self.generation_time_s if self.generation_time_s else 0.0
+
+    def summary(self) -> str:
+        if self.n_generated == 0 and self.n_skipped:
+            return f"nothing to do: all {self.n_skipped} selected problems are already in {self.parquet_path}"
+        seqs = f", at most {self.max_num_seqs} at once" if self.max_num_seqs else ""
+        return (
+            f"problems {self.n_generated} generated, {self.n_skipped} already done, {self.n_excluded} excluded | "
+            f"tokens {self.n_completion_tokens} | wall {self.wall_time_s:.1f}s "
+            f"(engine start {self.engine_load_time_s:.1f}s, generation {self.generation_time_s:.1f}s{seqs}) | "
+            f"{self.tokens_per_s:.1f} tok/s -> {self.parquet_path}"
+        )
+
+
+def run(config: GenerateConfig, *, engine_factory: EngineFactory | None = None, progress: bool = True) -> GenerateResult:
+    """Greedy completions for the selected problems, streamed and committed as they finish; resumable.
+
+    Args:
+        config: the stage's settings.
+        engine_factory: builds the engine (default :func:`gen.factory.build_engine`, vLLM);
+            called once, and only when work is left.
+        progress: show a progress bar.
+
+    Raises:
+        InputError: bad options, missing problems or model, vLLM missing, or earlier output
+            made with other settings, prompts or model.
+    """
+    wall_start = time.perf_counter()
+    if config.chunk_size is not None:
+        print(CHUNK_SIZE_DEPRECATION.format(value=config.chunk_size), file=sys.stderr)
+    factory = engine_factory or default_factory()
+    work = plan(config)  # bad input fails here, before the record or the folder is touched
+    with stage_run(config, overwrite=config.overwrite, resumes=True):
+        store = GenerationStore(config.folder)
+        previous = store.open()
+        check_same_prompts(store, work.tasks)
+        check_same_model(store, previous, work)
+        pending = [t for t in work.tasks if t.task_id not in store.done_ids]
+        if not pending and previous is not None and store.parquet_path.is_file():
+            return nothing_to_do(store, previous, work, time.perf_counter() - wall_start)
+        return generate(config, work, store, previous, pending, factory, wall_start=wall_start, progress=progress)
+
+
+def default_factory() -> EngineFactory:
+    """vLLM, one engine or data-parallel replicas (:func:`gen.factory.build_engine`)."""
+    from gen.vllm_engine import require_vllm
+
+    require_vllm()
+    from gen.factory import build_engine
+
+    return build_engine
+
+
+def check_same_prompts(store: GenerationStore, tasks: list[PromptTask]) -> None:
+    """Stored rows must have been made from the same prompt ids (a changed problems file or tokenizer would not)."""
+    table = store.table
+    if table.num_rows == 0:
+        return
+    stored = dict(zip(table.column(keys.COL_TASK_ID).to_pylist(), table.column(keys.COL_PROMPT_TOKEN_IDS).to_pylist()))
+    changed = [t.task_id for t in tasks if t.task_id in stored and tuple(stored[t.task_id]) != t.token_ids]
+    if changed:
+        raise InputError(
+            f"{store.output_dir}: stored prompts of task(s) {changed[:10]} differ from this run's "
+            "(problems file or tokenizer changed); pass --overwrite to regenerate"
+        )
+
+
+def check_same_model(store: GenerationStore, previous: dict[str, Any] | None, work: Plan) -> None:
+    """Stored rows must come from the model the settings resolve to now.
+
+    The completion record compares the settings as given; the same ``--model`` folder with
+    other weights, a hub branch that moved, or a default dtype on another device resolve
+    differently, and only the metadata knows what they resolved to then.
+    """
+    if store.table.num_rows == 0 or previous is None:
+        return
+    now = work.resolved.identity()
+    diff = [f"{k}: {previous.get(k)!r} -> {v!r}" for k, v in now.items() if k in previous and previous[k] != v]
+    if diff:
+        raise InputError(
+            f"{store.parquet_path}: made with another model or engine setup ({'; '.join(diff)}); "
+            "pass --overwrite to replace it or choose another --output-dir"
+        )
+
+
+def generate(config: GenerateConfig, work: Plan, store: GenerationStore, previous: dict[str, Any] | None,
+             pending: list[PromptTask], factory: EngineFactory, *, wall_start: float, progress: bool) -> GenerateResult:
+    """Stream ``pending`` through one engine (built only when there is work) and record it."""
+    engine_cfg = engine_config(config, work.resolved)
+    writer = MetadataWriter(store, fixed_fields(config, work, run_info(config, work, engine_cfg), previous), wall_start)
+    writer.start()
+    stats = StreamStats(0, 0, 0, 0.0)
+    if pending:
+        load_start = time.perf_counter()
+        engine = factory(engine_cfg, data_parallel_size=config.data_parallel_size, device=work.resolved.device)
+        writer.engine_started(time.perf_counter() - load_start, getattr(engine, "max_num_seqs", None))
+        try:
+            stats = run_stream(
+                tasks=pending, engine=engine, store=store, decode=_decoder(work.resolved.tokenizer),
+                commit_every=config.commits_every, commit_seconds=config.commit_seconds, on_commit=writer,
+                progress=progress, total=len(work.tasks), initial=len(work.tasks) - len(pending),
+            )
+        finally:
+            engine.close()
+    else:  # every selected prompt overflowed: an empty file that lists them as excluded
+        store.commit([])
+    metadata = writer(stats, complete=store.done_ids >= {t.task_id for t in work.tasks})
+    info = writer.info
+    return GenerateResult(
+        parquet_path=store.parquet_path, metadata_path=store.metadata_path, n_selected=len(work.rows),
+        n_generated=stats.n_tasks, n_skipped=len(work.tasks) - len(pending), n_excluded=len(work.excluded),
+        n_completion_tokens=stats.n_completion_tokens, engine_load_time_s=info["engine_load_time_s"],
+        generation_time_s=stats.engine_time_s, wall_time_s=info[keys.WALL_TIME_S], metadata=metadata,
+        n_commits=stats.n_commits, max_num_seqs=info["max_num_seqs"],
+    )
+
+
+def nothing_to_do(store: GenerationStore, previous: dict[str, Any], work: Plan, wall: float) -> GenerateResult:
+    """Every selected task is stored already: touch nothing, start no engine."""
+    return GenerateResult(
+        parquet_path=store.parquet_path, metadata_path=store.metadata_path, n_selected=len(work.rows),
+        n_generated=0, n_skipped=len(work.tasks), n_excluded=len(work.excluded), n_completion_tokens=0,
+        engine_load_time_s=0.0, generation_time_s=0.0, wall_time_s=wall, metadata=previous,
+    )
+
+
+def _decoder(tokenizer: Any):
+    return lambda ids: tokenizer.decode(ids, skip_special_tokens=True)

@@ -202,7 +202,10 @@ def _check_resumable(config: StageConfig, previous: dict[str, Any]) -> None:
             f"{existing[0]}: earlier {config.STAGE} output without a completion record (an older version or "
             "another tool made it); pass --overwrite to redo it"
         )
-    diff = settings_diff(previous.get(SETTINGS) or {}, config.settings(identity_only=True))
+    # Settings that only select tasks may change: the rows already made stay valid.
+    keep = config.selecting()
+    old = {k: v for k, v in (previous.get(SETTINGS) or {}).items() if k not in keep}
+    diff = settings_diff(old, {k: v for k, v in config.settings(identity_only=True).items() if k not in keep})
     if diff:
         raise InputError(
             f"{config.record_dir()}: earlier {config.STAGE} output was made with other settings "

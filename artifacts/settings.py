@@ -12,7 +12,9 @@ so a default or a help text is written in exactly one place::
 
 A field is part of the output's identity unless declared ``identity=False`` (how often to
 commit, how many workers, whether to overwrite): the completion record compares only
-identity settings, so a resumed run may change the others.
+identity settings, so a resumed run may change the others. A field declared ``selects=True``
+(``--limit``, ``--start``) says which tasks the stage covers: a change makes the stage run
+again, and a resuming stage keeps the rows it already has.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Setting:
     hidden: bool = False
     default_text: str | None = None  # shown instead of the default (computed defaults)
     identity: bool = True  # part of the output's identity (see the module docstring)
+    selects: bool = False  # which tasks the stage covers, not how each is made: a change resumes
     envvar: str | None = None
 
 
@@ -106,6 +109,10 @@ class StageConfig:
             for f in fields(self)
             if not identity_only or describe(f).identity
         }
+
+    def selecting(self) -> frozenset[str]:
+        """Names of the settings that only select tasks (``selects=True``)."""
+        return frozenset(f.name for f in fields(self) if describe(f).selects)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "StageConfig":

@@ -34,9 +34,9 @@ class GenerateConfig(StageConfig):
     problems_path: Path | None = setting(
         None, flag="--problems", identity=False,  # its content is an input of the record
         help="Problems parquet [default: DATA_DIR/phase0_1/validation_mbpp.parquet].")
-    start: int | None = setting(None, minimum=0, help="First row of the problems file (0-indexed).")
-    end: int | None = setting(None, minimum=0, help="Last row of the problems file (inclusive).")
-    limit: int | None = setting(None, minimum=1, help="At most this many problems (after --start).")
+    start: int | None = setting(None, minimum=0, selects=True, help="First row of the problems file (0-indexed).")
+    end: int | None = setting(None, minimum=0, selects=True, help="Last row of the problems file (inclusive).")
+    limit: int | None = setting(None, minimum=1, selects=True, help="At most this many problems (after --start).")
     max_new_tokens: int = setting(DEFAULT_MAX_NEW_TOKENS, minimum=1, help="Generation budget per problem.")
     prompt_style: str = setting(
         DEFAULT_PROMPT_STYLE.value, choices=tuple(s.value for s in PromptStyle),

@@ -43,7 +43,7 @@ def _default_text(f: Any) -> str | bool:
     meta = describe(f)
     if meta.default_text is not None:
         return meta.default_text
-    if f.default is MISSING or f.default is None or f.default is False:
+    if f.default is MISSING or f.default in (None, False, ()):
         return False
     return str(f.default.value if hasattr(f.default, "value") else f.default)
 

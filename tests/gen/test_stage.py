@@ -74,8 +74,6 @@ def test_other_settings_are_refused_before_the_engine_starts(tiny_gemma2: Path, 
         generate(**common, prompt_style="chat")
     with pytest.raises(InputError, match=r"max_new_tokens: 2000 -> 5"):
         generate(**common, max_new_tokens=5)
-    with pytest.raises(InputError, match=r"limit: 2 -> 3"):  # the selection is part of the identity
-        generate(**common | {"limit": 3})
 
 
 @pytest.mark.parametrize(
@@ -126,6 +124,19 @@ def scripted(tiny_gemma2: Path, problems_parquet: Path, out: Path, factory: Scri
 
 def table(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "generations.parquet")
+
+
+def test_a_larger_limit_resumes_and_generates_only_the_new_tasks(
+    tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path
+) -> None:
+    factory = ScriptedFactory()
+    scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=3)
+    before = table(tmp_path)
+    result = scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=5)  # selects: no refusal
+    assert (result.n_generated, result.n_skipped) == (2, 3)
+    after = table(tmp_path)
+    assert len(after) == 5
+    pd.testing.assert_frame_equal(after[after["task_id"].isin(before["task_id"])].reset_index(drop=True), before)
 
 
 def test_a_full_run_streams_every_task_through_one_engine(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ import pandas as pd
 from bench.table import format_table
 
 PARQUETS = ("phase0_1/validation_mbpp.parquet", "phase7_3/generations.parquet",
-            "phase7_3/dataset_instruct_temp_0_0.parquet")
+            "phase7_3/dataset_instruct_temp_0_0.parquet", "phase7_3/features/feature_scores.parquet")
+NPZ_FOLDERS = ("phase7_3/activations/task_activations", "phase7_3/activations")
 METADATA = ("phase7_3/generations_metadata.json", "phase7_3/activations/activations_metadata.json",
             "phase7_3/metadata.json")
 # Values that differ between any two runs: clocks, durations, where the files were.
@@ -32,11 +33,12 @@ def _volatile(key: str) -> bool:
     return any(part in key.lower() for part in VOLATILE)
 
 
-def compare_tables(old: Path, new: Path) -> tuple[list[str], list[str]]:
+def compare_tables(old: Path, new: Path, ignore: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """(differences, notes) of two parquet files over their shared, non-time columns."""
     a, b = pd.read_parquet(old), pd.read_parquet(new)
-    shared = [c for c in a.columns if c in b.columns and not _volatile(c)]
-    notes = [f"only in old: {c}" for c in a.columns if c not in b.columns]
+    shared = [c for c in a.columns if c in b.columns and not _volatile(c) and c not in ignore]
+    notes = [f"ignored: {c}" for c in ignore if c in a.columns and c in b.columns]
+    notes += [f"only in old: {c}" for c in a.columns if c not in b.columns]
     notes += [f"only in new: {c}" for c in b.columns if c not in a.columns]
     diffs = []
     if len(a) != len(b):
@@ -99,17 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare_runs", description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
+    parser.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
+                        help="a parquet column whose change is intended (listed as ignored)")
     args = parser.parse_args(argv)
     rows, all_diffs = [], []
     for rel in PARQUETS:
-        diffs, notes = compare_tables(args.old / rel, args.new / rel)
+        diffs, notes = compare_tables(args.old / rel, args.new / rel, tuple(args.ignore))
         rows.append({"output": rel, "equal": not diffs, "differences": len(diffs), "notes": "; ".join(notes)})
         all_diffs += [f"{rel}: {d}" for d in diffs]
-    folder = "phase7_3/activations/task_activations"
-    diffs, notes, n = compare_npz(args.old / folder, args.new / folder)
-    rows.append({"output": f"{folder}/*.npz ({n} files)", "equal": not diffs, "differences": len(diffs),
-                 "notes": "; ".join(notes)})
-    all_diffs += diffs
+    for folder in NPZ_FOLDERS:
+        diffs, notes, n = compare_npz(args.old / folder, args.new / folder)
+        rows.append({"output": f"{folder}/*.npz ({n} files)", "equal": not diffs, "differences": len(diffs),
+                     "notes": "; ".join(notes)})
+        all_diffs += diffs
     for rel in METADATA:
         diffs, notes = compare_json(args.old / rel, args.new / rel)
         rows.append({"output": rel, "equal": not diffs, "differences": len(diffs), "notes": "; ".join(notes)[:300]})

@@ -14,7 +14,7 @@ Two parts, each on the demo model in float32, greedy, fed the same prompt token 
     chunk needs the sum over chunks of the longest completion, a continuous batch at most
     ``max_num_seqs`` wide needs about the longest (a GPU decodes 8 or 256 sequences in about
     the same step time, so there this ratio is the speed-up).
-(b) ``hf``: ``gen.generate.generate`` with its default settings, engine start included, against
+(b) ``hf``: ``gen.stage.run`` with its default settings, engine start included, against
     Hugging Face ``generate`` one problem at a time, model load included (the earlier
     approach), on ``--hf-n`` problems x ``--hf-max-new-tokens``; the ratio is reported with the
     load average (the HF side slows down most under load).
@@ -78,9 +78,9 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
     from gen.context import context_length
     from gen.device_policy import apply_cpu_env_defaults
     from gen.engine import EngineConfig
-    from gen.generate import build_tasks, select_rows
+    from gen.plan import build_tasks, select_rows
     from gen.stop_tokens import end_of_turn_ids
-    from gen.store import SETTINGS_KEYS, GenerationStore
+    from gen.store import GenerationStore
     from gen.stream import run_stream
     from gen.vllm_engine import VllmEngine
     from problems.split import read_problems
@@ -103,7 +103,7 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
 
     def streaming(run: int) -> list[list[int]]:
         store = GenerationStore(tmp / f"stream-{run}")
-        store.open({k: None for k in SETTINGS_KEYS}, overwrite=True)
+        store.open()
         run_stream(tasks=tasks, engine=engine, store=store, decode=decode, progress=False)
         by_id = dict(zip(store.table.column("task_id").to_pylist(), store.table.column("completion_token_ids").to_pylist()))
         return [list(by_id[t.task_id]) for t in tasks]
@@ -166,8 +166,10 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
 def run_hf_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dict]:
     from transformers import AutoTokenizer
 
-    from gen.generate import build_tasks, generate, select_rows
-    from gen.hf_reference import hf_greedy
+    from demo.hf_reference import hf_greedy
+    from gen.config import GenerateConfig
+    from gen.plan import build_tasks, select_rows
+    from gen.stage import run as generate
     from gen.stop_tokens import end_of_turn_ids
     from problems.split import read_problems
 
@@ -186,8 +188,8 @@ def run_hf_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dic
 
     load_ours = [_load()]
     start = time.perf_counter()
-    result = generate(problems_path=problems, output_dir=tmp / "ours", model=args.model, limit=args.hf_n,
-                      max_new_tokens=args.hf_max_new_tokens, progress=False)
+    result = generate(GenerateConfig(problems_path=problems, output_dir=tmp / "ours", model=args.model,
+                                     limit=args.hf_n, max_new_tokens=args.hf_max_new_tokens), progress=False)
     ours_wall = time.perf_counter() - start
     load_ours.append(_load())
     ours = pd.read_parquet(result.parquet_path)

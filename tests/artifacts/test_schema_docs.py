@@ -13,7 +13,7 @@ from artifacts.schema import activations, dataset, features, generations
 
 README = Path(__file__).resolve().parents[2] / "data" / "README.md"
 # Module constants that are values or choices, not names of a column, key or file.
-NOT_NAMES = re.compile(r"^(MODEL_TYPE_|VERDICT_|FINISH_|DEFAULT_|.*_ENV$|.*_EXPLANATIONS?$)")
+NOT_NAMES = re.compile(r"^(MODEL_TYPE_|VERDICT_|FINISH_|DEFAULT_|.*_ENV$|.*_SUFFIX$|.*_EXPLANATIONS?$)")
 
 
 def _sections() -> dict[str, str]:

@@ -193,6 +193,7 @@ class AnalysisDirs:
         help="Folder with Phase 2.5 top_20_features.json, used when Phase 2.10 has none "
         f"[default: ${PHASE2_5_ENV} or DATA_DIR/phase2_5].")
 
+    @property
     def analysis_folders(self) -> list[Path]:
         """The folders searched for the feature list, in priority order."""
         layout = self.layout  # type: ignore[attr-defined]  (StageConfig's)
@@ -200,7 +201,7 @@ class AnalysisDirs:
 
     def feature_list_path(self) -> Path | None:
         """The feature list these settings find, or None."""
-        return find_feature_list(self.analysis_folders())
+        return find_feature_list(self.analysis_folders)
 
 
 @dataclass(frozen=True)
@@ -216,4 +217,4 @@ class AnalysisSettings(AnalysisDirs):
 
     def best_layers(self) -> BestLayers:
         """The best layers of the feature list, ``--layers`` overriding the extraction set."""
-        return resolve_layers(self.analysis_folders(), self.layers)
+        return resolve_layers(self.analysis_folders, self.layers)

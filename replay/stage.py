@@ -4,7 +4,8 @@
 load; under the stage's completion record, :func:`find_work` lists the tasks to replay,
 :func:`replay_tasks` runs them in batches and writes each task's files as its batch finishes,
 the compact feature-layer file is merged, :func:`verify_step` checks a sample against Hugging
-Face when asked, and :func:`write_metadata` writes the metadata.
+Face when asked, and :func:`write_metadata` writes the metadata (unless a finished run's
+metadata already describes the files: a rerun with nothing to do changes no file).
 
 The completion record refuses a folder made with other settings, so a rerun only has to find
 the tasks whose files are missing or hold other tokens (:func:`replay.store.is_stored`): a
@@ -173,9 +174,12 @@ def run(config: ReplayConfig, *, show_progress: bool = True) -> ReplayResult:
         stats = replay_tasks(job, work, store, show_progress=show_progress)
         if work.rewrite:
             store.finish(work.rows, [t.task_id for t in job.tasks])
-        unchanged = prior if finished_before and not work.rewrite else None
-        verified, verify_meta = verify_step(job, unchanged, show_progress=show_progress)
-        metadata = write_metadata(job, work, stats, prior, verify_meta)
+        files_unchanged = finished_before and not work.rewrite  # as the earlier, finished run left them
+        verified, verify_meta = verify_step(job, prior if files_unchanged else None, show_progress=show_progress)
+        if files_unchanged and verified is None and describes(prior, job):
+            metadata = prior  # left untouched, so the stages that read it stay current
+        else:
+            metadata = write_metadata(job, work, stats, prior, verify_meta)
     return ReplayResult(
         activations_dir=config.activations_dir,
         metadata_path=job.metadata_path,
@@ -262,8 +266,10 @@ def check_resolved_defaults(job: Job, prior: dict[str, Any] | None) -> None:
     """
     if not prior:
         return
-    now = {keys.MODEL: job.spec.name, keys.DTYPE: job.spec.dtype_name}
-    for key, value in now.items():
+    resolved = {keys.MODEL: (job.config.model, job.spec.name), keys.DTYPE: (job.config.dtype, job.spec.dtype_name)}
+    for key, (given, value) in resolved.items():
+        if given is not None:
+            continue  # the completion record compares settings given
         old = prior.get(key)
         if old is not None and not (same_model(str(old), value) if key == keys.MODEL else old == value):
             raise InputError(
@@ -384,6 +390,11 @@ def write_metadata(job: Job, work: Work, stats: ReplayStats, prior: dict[str, An
     }
     write_json(job.metadata_path, metadata)
     return metadata
+
+
+def describes(metadata: dict[str, Any] | None, job: Job) -> bool:
+    """Whether ``metadata`` describes what this run would write (counts and timings aside)."""
+    return bool(metadata) and all(metadata.get(key) == value for key, value in _describe(job).items())
 
 
 def _describe(job: Job) -> dict[str, Any]:

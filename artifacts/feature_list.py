@@ -4,6 +4,10 @@ Accepted files, in the first folder that has one (Phase 2.10, then Phase 2.5):
 ``top_20_features.json`` with entries ``{"feature_idx", "layer", ...}`` or the later
 renamed ``top_20_latents.json`` with ``{"latent_idx", "layer", ...}``; both hold
 ``{"correct": [...], "incorrect": [...]}`` sorted best first.
+
+The settings that find the list (``--phase2-10-dir``, ``--phase2-5-dir``, ``--layers``) are
+declared once here, as mixins of the stage configs that read it (:class:`AnalysisDirs`,
+:class:`AnalysisSettings`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from artifacts.errors import InputError
+from artifacts.layout import PHASE2_5_ENV, PHASE2_10_ENV
+from artifacts.settings import setting
 
 FILE_NAMES = (("top_20_features.json", "feature_idx"), ("top_20_latents.json", "latent_idx"))
 
@@ -113,13 +119,21 @@ def read_feature_list(path: str | Path) -> list[ListedFeature]:
     return _parse_features(path, data, dict(FILE_NAMES).get(path.name, "feature_idx"))
 
 
-def find_best_layers(folders: Sequence[str | Path]) -> BestLayers:
-    """Best layers from the first folder holding a top-20 file (Phase 2.10, then 2.5)."""
+def find_feature_list(folders: Sequence[str | Path]) -> Path | None:
+    """The first top-20 file in ``folders`` (Phase 2.10, then 2.5), or None."""
     for folder in folders:
         for name, _ in FILE_NAMES:
             candidate = Path(folder) / name
             if candidate.is_file():
-                return read_best_layers(candidate)
+                return candidate
+    return None
+
+
+def find_best_layers(folders: Sequence[str | Path]) -> BestLayers:
+    """Best layers from the first folder holding a top-20 file (Phase 2.10, then 2.5)."""
+    found = find_feature_list(folders)
+    if found is not None:
+        return read_best_layers(found)
     tried = ", ".join(str(Path(f)) for f in folders)
     raise InputError(
         f"no top_20_features.json or top_20_latents.json in {tried}; "
@@ -160,3 +174,47 @@ def check_layers(layers: Sequence[int], n_layers: int, model: str) -> None:
             f"layer(s) {bad} outside model {model}, which has {n_layers} layers (0..{n_layers - 1}); "
             "pass --layers with valid layers"
         )
+
+
+@dataclass(frozen=True)
+class AnalysisDirs:
+    """Settings mixin of a stage that reads the SAE analysis' feature list (mix into a ``StageConfig``).
+
+    The folders are where to look, not what was read: they are not part of the output's
+    identity; the file found (:meth:`feature_list_path`) is an input of the stage, whose
+    fingerprint the completion record keeps.
+    """
+
+    phase2_10_dir: Path | None = setting(
+        None, identity=False,
+        help=f"Folder with Phase 2.10 top_20_features.json [default: ${PHASE2_10_ENV} or DATA_DIR/phase2_10].")
+    phase2_5_dir: Path | None = setting(
+        None, identity=False,
+        help="Folder with Phase 2.5 top_20_features.json, used when Phase 2.10 has none "
+        f"[default: ${PHASE2_5_ENV} or DATA_DIR/phase2_5].")
+
+    @property
+    def analysis_folders(self) -> list[Path]:
+        """The folders searched for the feature list, in priority order."""
+        layout = self.layout  # type: ignore[attr-defined]  (StageConfig's)
+        return [self.phase2_10_dir or layout.phase2_10, self.phase2_5_dir or layout.phase2_5]
+
+    def feature_list_path(self) -> Path | None:
+        """The feature list these settings find, or None."""
+        return find_feature_list(self.analysis_folders)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings(AnalysisDirs):
+    """:class:`AnalysisDirs` plus ``--layers``, which overrides the layers the list names."""
+
+    layers: str | None = setting(
+        None, metavar="L1,L2", help="Layers to extract, overriding the SAE analysis (0-indexed, e.g. 16,19).")
+
+    def __post_init__(self) -> None:
+        if self.layers is not None:
+            parse_layers(self.layers)
+
+    def best_layers(self) -> BestLayers:
+        """The best layers of the feature list, ``--layers`` overriding the extraction set."""
+        return resolve_layers(self.analysis_folders, self.layers)

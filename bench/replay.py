@@ -3,7 +3,7 @@
 ``python -m bench.replay [--n 64] [--batch-sizes 1,8]``. The tokens come from our own
 ``generate`` on the demo model (kept under ``--work-dir`` and resumed, so a rerun skips
 generation) or from ``--generations``. Every variant replays the same first N tasks through
-``replay.run.replay_activations``; times exclude model loading. The last columns compare
+``replay.stage.run``; times exclude model loading. The last columns compare
 each variant's stored activations with the first variant's: batching is exact up to float32
 rounding.
 
@@ -28,9 +28,10 @@ import pandas as pd
 
 from artifacts.files import read_json, write_json, write_parquet
 from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE, Layout
-from artifacts.feature_list import BestLayers, find_best_layers, parse_layers
+from artifacts.feature_list import find_feature_list, parse_layers
 from replay.generations import read_generations
-from replay.run import replay_activations
+from replay.config import ReplayConfig
+from replay.stage import run as replay
 from replay.store import activation_path, read_activations
 from replay.verify import relative_error
 from bench.table import format_table
@@ -58,11 +59,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "(default $PVA_PHASE2_10_DIR or DATA_DIR/phase2_10, then phase2_5)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
-    best = BestLayers(None, None, None, None, parse_layers(args.layers), "--layers")
+    layers = parse_layers(args.layers)
+    none = Path(tempfile.gettempdir()) / "bench-replay-no-feature-list"  # --layers alone: no listed layers
+    best: dict[str, Path] = {"phase2_10_dir": none, "phase2_5_dir": none}
     if args.feature_layers:
         layout = Layout.default()
-        found = find_best_layers([args.feature_list_dir] if args.feature_list_dir else [layout.phase2_10, layout.phase2_5])
-        listed = BestLayers(None, None, None, None, best.extraction_layers, found.source, found.listed_layers)
+        found = find_feature_list([args.feature_list_dir] if args.feature_list_dir else [layout.phase2_10, layout.phase2_5])
+        if found is None:
+            parser.error("--feature-layers: no top_20_features.json found (pass --feature-list-dir)")
+        listed = {"phase2_10_dir": found.parent, "phase2_5_dir": none}
         variants = [("best layers only", sizes[0], best), ("+ listed layers", sizes[0], listed)]
     else:
         variants = [("one-by-one" if size == 1 else "batched", size, best) for size in sizes]
@@ -74,20 +79,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         tasks = read_generations(subset)
         # Warm-up (first-call kernel set-up and file cache), not timed.
         warm = _first_tasks(generations, 2, tmp / "warm")
-        replay_activations(generations_path=warm, output_dir=tmp / "warm", best_layers=best, device=args.device, show_progress=False)
+        replay(ReplayConfig(generations_path=warm, output_dir=tmp / "warm", layers=args.layers, device=args.device,
+                            **best), show_progress=False)
         best_runs = {}
         for round_ in range(args.repeat):
             # Alternate the order so a load change on a shared machine does not favour one variant.
             order = list(enumerate(variants))
-            for i, (_, size, layers) in order if round_ % 2 == 0 else order[::-1]:
-                result = replay_activations(
-                    generations_path=subset, output_dir=tmp / f"variant_{i}", best_layers=layers, device=args.device,
-                    batch_size=size, overwrite=True, show_progress=False,
-                )
+            for i, (_, size, dirs) in order if round_ % 2 == 0 else order[::-1]:
+                config = ReplayConfig(generations_path=subset, output_dir=tmp / f"variant_{i}", layers=args.layers,
+                                      device=args.device, batch_size=size, overwrite=True, **dirs)
+                result = replay(config, show_progress=False)
                 if i not in best_runs or result.wall_time_s < best_runs[i].wall_time_s:
                     best_runs[i] = result
         rows = []
-        for i, (name, size, layers) in enumerate(variants):
+        for i, (name, size, _) in enumerate(variants):
             result = best_runs[i]
             rows.append({
                 "variant": name,
@@ -100,12 +105,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 "tokens": result.n_tokens_replayed,
                 "wall_s": result.wall_time_s,
                 "tokens_per_s": result.tokens_per_s,
-                **_differences(tasks, best.extraction_layers, tmp / "variant_0", tmp / f"variant_{i}"),
+                **_differences(tasks, layers, tmp / "variant_0", tmp / f"variant_{i}"),
             })
         for row in rows:
             row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
     load = os.getloadavg()
-    print(f"\n== replay: {len(tasks)} tasks, layers {list(best.extraction_layers)}, best of {args.repeat} round(s), "
+    print(f"\n== replay: {len(tasks)} tasks, layers {list(layers)}, best of {args.repeat} round(s), "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     print(format_table(rows))
     return rows

@@ -11,11 +11,11 @@
 
 Resumable: while a run is in progress, each batch's rows go to their own small file in
 ``feature_layer_vectors.parts/`` (written atomically, numbered in the order written), so a
-crash loses at most the batch in flight. The end of a run merges the previous compact file
-and the parts (the newest row of a task wins), writes the compact file atomically and
-removes the parts. The per-task files and the compact file come from the same forward pass,
-so their shared vectors are bit-identical: a row that disagrees with the task's stored files
-belongs to other tokens and is replayed again (:func:`row_matches`).
+crash loses at most the batch in flight: the per-task files are the resume unit of the stage,
+and a task's row is written before its files. The end of a run merges the previous compact
+file and the parts (the newest row of a task wins), writes the compact file atomically and
+removes the parts. Rows of another layer set (another feature list) are dropped, and their
+tasks run again for this file only.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ import numpy as np
 from artifacts.errors import InputError
 from artifacts.files import write_npz
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_KEYS, FV_LAYERS, FV_RESID_POST, FV_RESID_PRE, FV_TASK_ID
-from replay.hook_sites import HookSite
-from replay.store import StoredLast
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +112,6 @@ def read_feature_vectors(path: Path) -> FeatureVectors:
     return vectors
 
 
-def row_matches(row: tuple[np.ndarray, np.ndarray], layers: Sequence[int], stored: StoredLast) -> bool:
-    """Whether a compact row holds exactly the vectors a task's per-task files hold.
-
-    Both come from one forward pass, so a row of the current tokens equals them bit for bit.
-    """
-    by_site = {HookSite.RESID_PRE: row[0], HookSite.RESID_POST: row[1]}
-    index = {layer: i for i, layer in enumerate(layers)}
-    for layer, vectors in stored.items():
-        if layer not in index:
-            return False
-        for site, vec in vectors.items():
-            if not np.array_equal(by_site[site][index[layer]], vec):
-                return False
-    return True
-
-
 class FeatureVectorStore:
     """The compact file of one activations folder and the parts of an unfinished run.
 
@@ -145,11 +127,6 @@ class FeatureVectorStore:
         self.layers = tuple(int(layer) for layer in layers)
         self.d_model = int(d_model)
         self._next_part = None
-
-    def discard(self) -> None:
-        """Forget every row of earlier runs (``--overwrite``): remove the parts; the compact
-        file is replaced at the end of the run."""
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
 
     def load_rows(self) -> tuple[Rows, bool]:
         """Rows of the compact file and the parts that fit this run's layers and width.

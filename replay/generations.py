@@ -13,6 +13,7 @@ from artifacts.errors import InputError
 from artifacts.files import read_optional_json
 from artifacts.schema.generations import MODEL
 
+# TODO(lead): gen's schema names these columns (COL_TASK_ID, ...) on the s18-gen branch; import them at merge.
 REQUIRED_COLUMNS = ("task_id", "prompt_token_ids", "completion_token_ids")
 
 

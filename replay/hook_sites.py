@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from enum import Enum
 
-from artifacts.schema.activations import HOOK_POINT_EXPLANATIONS
+from artifacts.schema import activations as schema
 
 
 class HookSite(str, Enum):
-    """Which residual stream of block ``L`` is stored.
+    """Which residual stream of block ``L`` is stored (names from :mod:`artifacts.schema.activations`).
 
     ``resid_pre`` is the input of block ``L`` (Hugging Face ``hidden_states[L]``): what the
     earlier phases captured with a forward pre-hook on decoder layer ``L``, and what the
@@ -16,17 +16,22 @@ class HookSite(str, Enum):
     (``hidden_states[L + 1]``), the site GemmaScope's layer-``L`` residual SAEs were trained on.
     """
 
-    RESID_PRE = "resid_pre"
-    RESID_POST = "resid_post"
+    RESID_PRE = schema.RESID_PRE
+    RESID_POST = schema.RESID_POST
 
     def hook_name(self, layer: int) -> str:
         """The TransformerLens hook name, e.g. ``blocks.16.hook_resid_pre``."""
-        return f"blocks.{int(layer)}.hook_{self.value}"
+        return schema.hook_name(self.value, layer)
 
     @property
     def explanation(self) -> str:
         """One sentence saying what this site holds (recorded in the metadata)."""
-        return HOOK_POINT_EXPLANATIONS[self.value]
+        return schema.HOOK_POINT_EXPLANATIONS[self.value]
+
+    @property
+    def npz_last_key(self) -> str:
+        """The per-task ``.npz`` key of this site's last-prompt-token vector (``resid_pre_last``)."""
+        return schema.NPZ_LAST[self.value]
 
     def hidden_state_index(self, layer: int) -> int:
         """Index into Hugging Face ``output_hidden_states`` holding the same tensor.

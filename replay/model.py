@@ -16,6 +16,7 @@ import torch
 
 from artifacts.device import resolve_device, torch_dtype
 from artifacts.errors import InputError
+from artifacts.schema import generations as gen_keys
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,14 @@ def model_spec(
     A different model is allowed (e.g. a local copy of the same checkpoint) but logged as a
     warning, since its activations then describe tokens another model chose.
     """
-    generated_with = str(generations_meta["model"])
+    generated_with = str(generations_meta[gen_keys.MODEL])
     # "model" is as the user gave it (maybe a path relative to another directory); the
     # generate stage also records the resolved folder of a local model.
-    local = generations_meta.get("model_path")
+    local = generations_meta.get(gen_keys.MODEL_PATH)
     if local and Path(local).is_dir():
         generated_with = str(local)
     if model is None or same_model(model, generated_with):
-        name, revision = (model or generated_with), generations_meta.get("model_revision")
+        name, revision = (model or generated_with), generations_meta.get(gen_keys.MODEL_REVISION)
     else:
         log.warning(
             "--model %s differs from the model the generations were made with (%s); "
@@ -80,9 +81,9 @@ def model_spec(
         )
         name, revision = model, None
     if dtype is None:
-        if not generations_meta.get("dtype"):
-            raise InputError("generations metadata has no 'dtype'; pass --dtype")
-        dtype = str(generations_meta["dtype"])
+        if not generations_meta.get(gen_keys.DTYPE):
+            raise InputError(f"generations metadata has no '{gen_keys.DTYPE}'; pass --dtype")
+        dtype = str(generations_meta[gen_keys.DTYPE])
     return ModelSpec(name=name, revision=revision, dtype=torch_dtype(dtype), device=resolve_device(device))
 
 

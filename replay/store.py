@@ -1,7 +1,7 @@
-"""The per-task, per-layer activation files: write atomically, read, and tell finished tasks apart.
+"""The per-task, per-layer activation files: write atomically, read, and tell which tasks are done.
 
 ``{task_id}_layer_{L}.npz`` (``--activation-format npz``, the default, or ``both``) holds
-(see data/README.md):
+(keys in :mod:`artifacts.schema.activations`, shapes in data/README.md):
 
 - ``arr_0``: float32 ``(1, d_model)``, the activation at the last prompt token at the chosen
   hook point (the key the downstream AUROC analysis reads);
@@ -18,7 +18,11 @@
 ``{task_id}_layer_{L}.safetensors`` (``--activation-format safetensors`` or ``both``) holds one
 float32 tensor ``activation`` ``(1, d_model)``, equal to ``arr_0``, written with the
 ``safetensors`` library; its string metadata (task id, layer, hook name, prompt length and a
-hash of the token ids) lets a rerun tell whether it belongs to the current tokens.
+hash of the token ids) says which tokens it was made from.
+
+Every file is renamed into place when complete, and the stage's completion record refuses a
+folder made with other settings, so a task is done when each of its files exists and holds the
+task's current tokens (:func:`is_stored`): the generations may have changed since.
 """
 
 from __future__ import annotations
@@ -34,20 +38,26 @@ import numpy as np
 
 from artifacts.files import atomic_path, write_npz
 from artifacts.layout import activation_file_name
+from artifacts.schema.activations import (
+    ACTIVATION_FORMATS,
+    NPZ_ARR_0,
+    NPZ_HOOK_NAME,
+    NPZ_KEYS,
+    NPZ_N_PROMPT_TOKENS,
+    NPZ_SEQUENCE,
+    NPZ_TOKEN_IDS,
+    SAFETENSORS_KEY,
+)
 from replay.generations import ReplayTask
 from replay.hook_sites import HookSite
 
-KEYS = ("arr_0", "resid_pre_last", "resid_post_last", "sequence", "token_ids", "n_prompt_tokens", "hook_name")
-LAST_KEYS = {HookSite.RESID_PRE: "resid_pre_last", HookSite.RESID_POST: "resid_post_last"}
-SAFETENSORS_KEY = "activation"
+PRE, POST = HookSite.RESID_PRE, HookSite.RESID_POST
 
 
 class ActivationFormat(str, Enum):
     """Which per-task files a replay writes (``--activation-format``)."""
 
-    NPZ = "npz"
-    SAFETENSORS = "safetensors"
-    BOTH = "both"
+    NPZ, SAFETENSORS, BOTH = ACTIVATION_FORMATS
 
     @property
     def suffixes(self) -> tuple[str, ...]:
@@ -72,7 +82,7 @@ class StoredActivations:
 
     def last(self, site: HookSite) -> np.ndarray:
         """``resid_pre_last`` or ``resid_post_last``."""
-        return self.resid_pre_last if site is HookSite.RESID_PRE else self.resid_post_last
+        return self.resid_pre_last if site is PRE else self.resid_post_last
 
 
 def activation_path(folder: Path, task_id: int, layer: int, suffix: str = "npz") -> Path:
@@ -113,13 +123,15 @@ def write_task_layer(
         n_overflow = int(np.count_nonzero(~np.isfinite(sequence16)))
         write_npz(
             activation_path(folder, task.task_id, layer),
-            arr_0=arr_0,
-            resid_pre_last=row(last[HookSite.RESID_PRE]),
-            resid_post_last=row(last[HookSite.RESID_POST]),
-            sequence=sequence16,
-            token_ids=task.token_ids.astype(np.int32),
-            n_prompt_tokens=np.int64(task.n_prompt_tokens),
-            hook_name=np.array(site.hook_name(layer)),
+            **{
+                NPZ_ARR_0: arr_0,
+                PRE.npz_last_key: row(last[PRE]),
+                POST.npz_last_key: row(last[POST]),
+                NPZ_SEQUENCE: sequence16,
+                NPZ_TOKEN_IDS: task.token_ids.astype(np.int32),
+                NPZ_N_PROMPT_TOKENS: np.int64(task.n_prompt_tokens),
+                NPZ_HOOK_NAME: np.array(site.hook_name(layer)),
+            },
         )
     if "safetensors" in fmt.suffixes:
         write_safetensors(folder, task, layer, arr_0, site)
@@ -132,7 +144,8 @@ def write_safetensors(folder: Path, task: ReplayTask, layer: int, activation: np
 
     dest = activation_path(folder, task.task_id, layer, "safetensors")
     with atomic_path(dest) as tmp:
-        save_file({SAFETENSORS_KEY: np.ascontiguousarray(activation, dtype=np.float32)}, str(tmp), metadata=_safetensors_metadata(task, layer, site))
+        save_file({SAFETENSORS_KEY: np.ascontiguousarray(activation, dtype=np.float32)}, str(tmp),
+                  metadata=_safetensors_metadata(task, layer, site))
     return dest
 
 
@@ -154,14 +167,16 @@ def token_ids_sha256(token_ids: np.ndarray) -> str:
 def read_activations(path: Path) -> StoredActivations:
     """Load one ``.npz`` file fully."""
     with np.load(path) as npz:
+        if set(npz.files) != set(NPZ_KEYS):
+            raise ValueError(f"{path}: keys {sorted(npz.files)}, expected {sorted(NPZ_KEYS)}")
         return StoredActivations(
-            arr_0=npz["arr_0"],
-            resid_pre_last=npz["resid_pre_last"],
-            resid_post_last=npz["resid_post_last"],
-            sequence=npz["sequence"],
-            token_ids=npz["token_ids"],
-            n_prompt_tokens=int(npz["n_prompt_tokens"]),
-            hook_name=str(npz["hook_name"]),
+            arr_0=npz[NPZ_ARR_0],
+            resid_pre_last=npz[PRE.npz_last_key],
+            resid_post_last=npz[POST.npz_last_key],
+            sequence=npz[NPZ_SEQUENCE],
+            token_ids=npz[NPZ_TOKEN_IDS],
+            n_prompt_tokens=int(npz[NPZ_N_PROMPT_TOKENS]),
+            hook_name=str(npz[NPZ_HOOK_NAME]),
         )
 
 
@@ -172,120 +187,40 @@ def read_safetensors(path: Path) -> np.ndarray:
     return load_file(str(path))[SAFETENSORS_KEY]
 
 
-# Per layer and site: the last-prompt-token vectors found in a task's stored files.
-StoredLast = dict[int, dict[HookSite, np.ndarray]]
+def is_stored(folder: Path, task: ReplayTask, layers: Sequence[int], fmt: ActivationFormat = DEFAULT_ACTIVATION_FORMAT) -> bool:
+    """Whether every file ``fmt`` names exists at every layer and holds ``task``'s current tokens.
 
-
-def stored_last_vectors(
-    folder: Path,
-    task: ReplayTask,
-    layers: Sequence[int],
-    *,
-    d_model: int,
-    site: HookSite,
-    fmt: ActivationFormat = DEFAULT_ACTIVATION_FORMAT,
-) -> StoredLast | None:
-    """The last-prompt-token vectors of ``task``'s files, or None when a file is missing or stale.
-
-    A task counts as stored when every file ``fmt`` names exists at every layer, loads, and
-    matches the task's tokens, ``site`` and ``d_model``. Files of another generation run
-    (different token ids) do not count, so a resumed replay never keeps activations of tokens
-    that are no longer in the generations. The vectors returned let the caller check that
-    another file made in the same forward pass (the compact feature-layer file) agrees.
+    A file of other tokens (the generations changed since it was written) or one that does not
+    load (damaged outside this tool) does not count, so the task is replayed and rewritten.
     """
-    found: StoredLast = {}
     for layer in layers:
-        vectors: dict[HookSite, np.ndarray] = {}
-        if "npz" in fmt.suffixes:
-            npz = _npz_last(activation_path(folder, task.task_id, layer), task, layer, d_model, site)
-            if npz is None:
-                return None
-            vectors.update(npz)
-        if "safetensors" in fmt.suffixes:
-            vec = _safetensors_last(activation_path(folder, task.task_id, layer, "safetensors"), task, layer, d_model, site)
-            if vec is None or (site in vectors and not np.array_equal(vectors[site], vec)):
-                return None
-            vectors[site] = vec
-        found[layer] = vectors
-    return found
+        if "npz" in fmt.suffixes and not _npz_holds(activation_path(folder, task.task_id, layer), task):
+            return False
+        if "safetensors" in fmt.suffixes and not _safetensors_holds(
+            activation_path(folder, task.task_id, layer, "safetensors"), task
+        ):
+            return False
+    return True
 
 
-def is_stored(
-    folder: Path,
-    task: ReplayTask,
-    layers: Sequence[int],
-    d_model: int,
-    *,
-    site: HookSite,
-    fmt: ActivationFormat = DEFAULT_ACTIVATION_FORMAT,
-) -> bool:
-    """Whether :func:`stored_last_vectors` finds every file of ``task`` complete and current."""
-    return stored_last_vectors(folder, task, layers, d_model=d_model, site=site, fmt=fmt) is not None
-
-
-def remove_stale_files(folder: Path, task: ReplayTask, layers: Sequence[int], *, d_model: int, site: HookSite, keep: ActivationFormat) -> None:
-    """Delete ``task``'s files in the format ``keep`` does not write when they hold other tokens.
-
-    Called before a task is replayed, so a folder never holds activations of tokens that are
-    no longer in the generations, in any format; files of the current tokens stay.
-    """
-    for suffix in {"npz", "safetensors"} - set(keep.suffixes):
-        for layer in layers:
-            path = activation_path(folder, task.task_id, layer, suffix)
-            if not path.exists():
-                continue
-            check = _npz_last if suffix == "npz" else _safetensors_last
-            if check(path, task, layer, d_model, site) is None:
-                path.unlink()
-
-
-def _npz_last(path: Path, task: ReplayTask, layer: int, d_model: int, site: HookSite) -> dict[HookSite, np.ndarray] | None:
+def _npz_holds(path: Path, task: ReplayTask) -> bool:
     if not path.is_file():
-        return None
+        return False
     try:
-        with np.load(path) as npz:
-            if set(npz.files) != set(KEYS):
-                return None
-            if str(npz["hook_name"]) != site.hook_name(layer):
-                return None
-            if int(npz["n_prompt_tokens"]) != task.n_prompt_tokens or not np.array_equal(npz["token_ids"], task.token_ids):
-                return None
-            arrays = {key: npz[key] for key in ("arr_0", *LAST_KEYS.values())}
-            # Read only the header of the large array: its shape and dtype are what can differ.
-            shape, dtype = _npy_header(npz.zip, "sequence.npy")
+        with np.load(path) as npz:  # reads only the two small arrays
+            return int(npz[NPZ_N_PROMPT_TOKENS]) == task.n_prompt_tokens and np.array_equal(npz[NPZ_TOKEN_IDS], task.token_ids)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-    if shape != (task.n_tokens, d_model) or dtype != np.float16:
-        return None
-    if any(a.shape != (1, d_model) or a.dtype != np.float32 for a in arrays.values()):
-        return None
-    if not np.array_equal(arrays["arr_0"], arrays[LAST_KEYS[site]]):
-        return None
-    return {s: arrays[key][0] for s, key in LAST_KEYS.items()}
+        return False
 
 
-def _safetensors_last(path: Path, task: ReplayTask, layer: int, d_model: int, site: HookSite) -> np.ndarray | None:
+def _safetensors_holds(path: Path, task: ReplayTask) -> bool:
     if not path.is_file():
-        return None
+        return False
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as fh:
-            if list(fh.keys()) != [SAFETENSORS_KEY] or fh.metadata() != _safetensors_metadata(task, layer, site):
-                return None
-            tensor = fh.get_tensor(SAFETENSORS_KEY)
+            meta = fh.metadata() or {}
     except (OSError, ValueError, SafetensorError):
-        return None
-    if tensor.shape != (1, d_model) or tensor.dtype != np.float32:
-        return None
-    return tensor[0]
-
-
-def _npy_header(archive: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
-    with archive.open(member) as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    return tuple(shape), np.dtype(dtype)
+        return False
+    return meta.get("n_prompt_tokens") == str(task.n_prompt_tokens) and meta.get("token_ids_sha256") == token_ids_sha256(task.token_ids)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from replay.feature_vectors import read_feature_vectors
+from replay.feature_vectors import FeatureVectors, read_feature_vectors
 from replay.generations import ReplayTask
 from replay.hook_sites import HookSite
 from replay.model import ModelSpec
@@ -103,40 +103,15 @@ def verify_activations(
     """
     sample = sorted(random.Random(seed).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
     compact = read_feature_vectors(feature_vectors_path) if feature_vectors_path and Path(feature_vectors_path).exists() else None
-    compact_row = {int(t): i for i, t in enumerate(compact.task_id)} if compact is not None else {}
-    err = {"chosen": 0.0, HookSite.RESID_PRE: 0.0, HookSite.RESID_POST: 0.0, "compact": None, "sequence": None}
-
-    def bump(key: Any, value: float) -> None:
-        err[key] = value if err[key] is None else max(err[key], value)
-
+    worst = _Worst()
     model = load_reference_model(spec)
     n_positions = n_matches = 0
     try:
         for task in tqdm(sample, desc="verify", unit="task", disable=not show_progress):
             residuals, final_hidden = reference_residuals(model, task.token_ids)
-            last = task.n_prompt_tokens - 1
-
-            def ref(at: HookSite, layer: int, position: int | slice = last) -> np.ndarray:
-                return residuals[at.hidden_state_index(layer)][position]
-
-            for layer in layers:
-                if "npz" in fmt.suffixes:
-                    stored = read_activations(activation_path(folder, task.task_id, layer))
-                    bump("chosen", relative_error(stored.arr_0[0], ref(site, layer)))
-                    for at in HookSite:
-                        bump(at, relative_error(stored.last(at)[0], ref(at, layer)))
-                    bump("sequence", relative_error(stored.sequence, ref(site, layer, slice(None))))
-                if "safetensors" in fmt.suffixes:
-                    activation = read_safetensors(activation_path(folder, task.task_id, layer, "safetensors"))
-                    bump("chosen", relative_error(activation[0], ref(site, layer)))
-                    bump(site, relative_error(activation[0], ref(site, layer)))
-            if task.task_id in compact_row:
-                row = compact_row[task.task_id]
-                for at, vectors in ((HookSite.RESID_PRE, compact.resid_pre), (HookSite.RESID_POST, compact.resid_post)):
-                    for i, layer in enumerate(compact.layers.tolist()):
-                        value = relative_error(vectors[row, i], ref(at, layer))
-                        bump(at, value)
-                        bump("compact", value)
+            _check_task_files(worst, residuals, task, folder=folder, layers=layers, site=site, fmt=fmt)
+            if compact is not None:
+                _check_compact_row(worst, residuals, task, compact)
             predicted = completion_argmax(model, final_hidden, n_prompt_tokens=task.n_prompt_tokens)
             n_positions += predicted.size
             n_matches += int(np.count_nonzero(predicted == task.completion_token_ids))
@@ -146,15 +121,59 @@ def verify_activations(
         n_tasks=len(sample),
         task_ids=tuple(t.task_id for t in sample),
         seed=seed,
-        max_rel_error=err["chosen"],
-        resid_pre_max_rel_error=err[HookSite.RESID_PRE],
-        resid_post_max_rel_error=err[HookSite.RESID_POST],
-        feature_vectors_max_rel_error=err["compact"],
-        sequence_max_rel_error=err["sequence"],
+        max_rel_error=worst.get("chosen", 0.0),
+        resid_pre_max_rel_error=worst.get(HookSite.RESID_PRE, 0.0),
+        resid_post_max_rel_error=worst.get(HookSite.RESID_POST, 0.0),
+        feature_vectors_max_rel_error=worst.get("compact"),
+        sequence_max_rel_error=worst.get("sequence"),
         fidelity=n_matches / n_positions if n_positions else None,
         n_completion_positions=n_positions,
         n_argmax_matches=n_matches,
     )
+
+
+class _Worst:
+    """The largest error seen per key (absent until one is seen)."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, float] = {}
+
+    def bump(self, key: Any, value: float) -> None:
+        self.values[key] = max(self.values.get(key, value), value)
+
+    def get(self, key: Any, default: float | None = None) -> float | None:
+        return self.values.get(key, default)
+
+
+def _check_task_files(worst: _Worst, residuals: np.ndarray, task: ReplayTask, *, folder: Path, layers: Sequence[int],
+                      site: HookSite, fmt: ActivationFormat) -> None:
+    """The per-task files of one task: ``arr_0`` / ``activation`` ("chosen"), both sites' last vectors, ``sequence``."""
+    last = task.n_prompt_tokens - 1
+    for layer in layers:
+        ref = residuals[site.hidden_state_index(layer)]
+        if "npz" in fmt.suffixes:
+            stored = read_activations(activation_path(folder, task.task_id, layer))
+            worst.bump("chosen", relative_error(stored.arr_0[0], ref[last]))
+            for at in HookSite:
+                worst.bump(at, relative_error(stored.last(at)[0], residuals[at.hidden_state_index(layer)][last]))
+            worst.bump("sequence", relative_error(stored.sequence, ref))
+        if "safetensors" in fmt.suffixes:
+            activation = read_safetensors(activation_path(folder, task.task_id, layer, "safetensors"))
+            worst.bump("chosen", relative_error(activation[0], ref[last]))
+            worst.bump(site, relative_error(activation[0], ref[last]))
+
+
+def _check_compact_row(worst: _Worst, residuals: np.ndarray, task: ReplayTask, compact: FeatureVectors) -> None:
+    """The compact file's row of one task (when it has one): both sites, every layer."""
+    rows = np.flatnonzero(compact.task_id == task.task_id)
+    if rows.size == 0:
+        return
+    last = task.n_prompt_tokens - 1
+    for at, vectors in ((HookSite.RESID_PRE, compact.resid_pre), (HookSite.RESID_POST, compact.resid_post)):
+        for i, layer in enumerate(compact.layers.tolist()):
+            value = relative_error(vectors[rows[0], i], residuals[at.hidden_state_index(layer)][last])
+            worst.bump(at, value)
+            worst.bump("compact", value)
 
 
 def reference_residuals(model: Any, token_ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:

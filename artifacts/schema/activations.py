@@ -1,6 +1,6 @@
 """Keys of ``activations_metadata.json`` and of the compact feature-layer vectors file.
 
-Written by replay (``replay/run.py``); read by evaluate, features and report. Every key
+Written by replay (``replay/stage.py``); read by evaluate, features and report. Every key
 another stage reads is named here once; the rest of the file (provenance, counts, timings)
 is described in ``data/README.md``.
 """
@@ -10,23 +10,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# --- Hook sites ------------------------------------------------------------------------
+# The residual stream entering block L (primary: the earlier phases' capture, where the
+# listed features were selected) and leaving it (where GemmaScope's SAEs were trained).
+RESID_PRE = "resid_pre"
+RESID_POST = "resid_post"
+HOOK_POINTS = (RESID_PRE, RESID_POST)
+
+
+def hook_name(site: str, layer: int) -> str:
+    """The TransformerLens hook name of ``site`` at ``layer``, e.g. ``blocks.16.hook_resid_pre``."""
+    return f"blocks.{int(layer)}.hook_{site}"
+
+
 # --- activations_metadata.json: keys other stages read ---------------------------------
 MODEL = "model"  # str: the model the replay loaded
 DTYPE = "dtype"  # str: replay dtype (float32, bfloat16, float16)
 DEVICE = "device"  # str: cpu or cuda
-HOOK_POINT = "hook_point"  # str: "resid_pre" (default) or "resid_post": the site of arr_0
+HOOK_POINT = "hook_point"  # str: RESID_PRE (default) or RESID_POST: the site of arr_0
 HOOK_POINT_EXPLANATION = "hook_point_explanation"  # str: one sentence, HOOK_POINT_EXPLANATIONS
 HOOK_NAMES = "hook_names"  # list[str]: TransformerLens names of arr_0's hooks, one per layer
 LAYERS = "layers"  # list[int]: layers with {task_id}_layer_{L} files, ascending
 D_MODEL = "d_model"  # int
-ACTIVATION_FORMAT = "activation_format"  # str: "npz", "safetensors" or "both"
+ACTIVATION_FORMAT = "activation_format"  # str: one of ACTIVATION_FORMATS
+ACTIVATION_FORMATS = ("npz", "safetensors", "both")  # which per-task files exist (npz, safetensors or both)
 N_TASKS = "n_tasks"  # int: tasks in the generations (= files per layer and format)
 N_TOKENS = "n_tokens"  # int: tokens in the generations
 WALL_TIME_S = "wall_time_s"  # float: forward passes and writes, summed over resumed runs
 TOKENS_PER_S = "tokens_per_s"  # float | None
 VERIFY = "verify"  # dict | None: the --verify block (keys VERIFY_* below)
 FEATURE_VECTORS = "feature_vectors"  # dict: the compact file's block (keys FEATURE_VECTORS_* below)
-COMPLETE = "complete"  # bool: false while a run is in progress
 VERSION_SUFFIX = "_version"  # e.g. transformer_lens_version: library versions end with this
 
 # Keys of the VERIFY block.
@@ -41,13 +54,13 @@ FEATURE_VECTORS_N_TASKS = "n_tasks"  # int
 
 # One sentence per hook point, recorded beside HOOK_POINT (the dataset metadata copies it).
 HOOK_POINT_EXPLANATIONS = {
-    "resid_pre": (
+    RESID_PRE: (
         "resid_pre: the residual stream entering decoder block L at each position (Hugging Face "
         "hidden_states[L], TransformerLens blocks.L.hook_resid_pre), which is what the earlier "
         "phases captured with a forward pre-hook on layer L and what the Phase 2.5/2.10 SAE "
         "features were selected on."
     ),
-    "resid_post": (
+    RESID_POST: (
         "resid_post: the residual stream leaving decoder block L at each position (Hugging Face "
         "hidden_states[L+1], TransformerLens blocks.L.hook_resid_post), the site GemmaScope's "
         "layer-L residual SAEs were trained on, one block deeper than the earlier phases' capture."
@@ -79,21 +92,9 @@ def hook_point_explanation(meta: Mapping[str, Any] | None) -> str | None:
         return recorded
     return HOOK_POINT_EXPLANATIONS.get(str(meta.get(HOOK_POINT)))
 
-# --- Hook sites ------------------------------------------------------------------------
-# The residual stream entering block L (primary: the earlier phases' capture, where the
-# listed features were selected) and leaving it (where GemmaScope's SAEs were trained).
-RESID_PRE = "resid_pre"
-RESID_POST = "resid_post"
-HOOK_POINTS = (RESID_PRE, RESID_POST)
-
-
-def hook_name(site: str, layer: int) -> str:
-    """The TransformerLens hook name of ``site`` at ``layer``, e.g. ``blocks.16.hook_resid_pre``."""
-    return f"blocks.{int(layer)}.hook_{site}"
-
 
 # --- The per-task activation files: {task_id}_layer_{L}.npz / .safetensors ----------------
-NPZ_ARR_0 = "arr_0"  # float16 (1, d_model): the last prompt token at HOOK_POINT (the earlier phases' key)
+NPZ_ARR_0 = "arr_0"  # float32 (1, d_model): the last prompt token at HOOK_POINT (the earlier phases' key)
 NPZ_LAST = {RESID_PRE: "resid_pre_last", RESID_POST: "resid_post_last"}  # float32 (1, d_model) per site
 NPZ_SEQUENCE = "sequence"  # float16 (n_tokens, d_model): every position at HOOK_POINT
 NPZ_TOKEN_IDS = "token_ids"  # int32 (n_tokens,): prompt + completion ids replayed

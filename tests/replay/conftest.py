@@ -1,5 +1,6 @@
-"""Hand-made generations of the tiny Gemma-2: MBPP prompts tokenized by its tokenizer, completed
-by Hugging Face greedy decoding, written in the generate stage's file format."""
+"""Hand-made generations of the tiny Gemma-2 (MBPP prompts tokenized by its tokenizer, completed
+by Hugging Face greedy decoding, written in the generate stage's file format), and the replay
+stage's settings for them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from artifacts.files import write_json, write_parquet
 from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE
-from artifacts.feature_list import BestLayers
+from replay.config import ReplayConfig
 from problems.prompts import build_prompt
 
 N_TASKS = 6
@@ -75,9 +76,31 @@ def stage_dir(tiny_generations_dir: Path, tmp_path: Path) -> Path:
     return copy_stage(tiny_generations_dir, tmp_path / "phase7_3")
 
 
-def layers(*values: int, listed: tuple[int, ...] = ()) -> BestLayers:
-    """Extraction layers ``values``; ``listed``: the layers a feature list names (none: ``--layers`` alone)."""
-    return BestLayers(None, None, None, None, tuple(values), "test list" if listed else "--layers", tuple(listed))
+def replay_config(stage: Path, *layers: int, listed: tuple[int, ...] = (), **settings) -> ReplayConfig:
+    """Replay settings for the generations in ``stage``, on the CPU.
+
+    ``layers``: the extraction layers (``--layers``); ``listed``: the layers a feature list
+    names (written to ``stage/../analysis``; none: ``--layers`` alone, no feature list found,
+    whatever ``$PVA_PHASE2_10_DIR`` says).
+    """
+    none = stage.parent / "no-analysis"
+    analysis = none
+    if listed:
+        analysis = stage.parent / "analysis"
+        entries = [{"feature_idx": i, "layer": layer} for i, layer in enumerate(listed)]
+        write_json(analysis / "top_20_features.json", {"correct": entries, "incorrect": entries[::-1]})
+    defaults = {"generations_path": stage / GENERATIONS_FILE, "output_dir": stage, "data_dir": stage.parent,
+                "device": "cpu", "phase2_10_dir": analysis, "phase2_5_dir": none}
+    if layers:
+        defaults["layers"] = ",".join(str(layer) for layer in layers)
+    return ReplayConfig(**{**defaults, **settings})
+
+
+def replay(stage: Path, *layers: int, listed: tuple[int, ...] = (), **settings):
+    """Run the replay stage (see :func:`replay_config`); returns its result."""
+    from replay.stage import run
+
+    return run(replay_config(stage, *layers, listed=listed, **settings), show_progress=False)
 
 
 def copy_stage(tiny_generations_dir: Path, dest: Path) -> Path:

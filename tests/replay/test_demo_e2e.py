@@ -17,6 +17,7 @@ from artifacts.feature_list import read_best_layers
 from replay.feature_vectors import read_feature_vectors
 from replay.generations import read_generations
 from replay.store import activation_path, read_activations
+from tests.replay import tolerances as tol
 from tests.conftest import DEMO_RUN_LAYERS, DEMO_RUN_TASKS, DEMO_RUN_VERIFY
 
 N_TASKS = DEMO_RUN_TASKS
@@ -32,7 +33,7 @@ def test_replay_of_the_demo_run_matches_hugging_face(demo_run, repo_root, shared
     verify = meta[keys.VERIFY]
     assert verify["n_tasks"] == DEMO_RUN_VERIFY and verify["n_completion_positions"] > 0
     for key in ("max_rel_error", "resid_pre_max_rel_error", "resid_post_max_rel_error", "feature_vectors_max_rel_error"):
-        assert verify[key] < 1e-4, key
+        assert verify[key] <= tol.DEMO_BATCHED, key  # the run replays in batches of 4
     # vLLM's float32 greedy tokens are Hugging Face's argmax at every completion position
     # (the demo model is prepared with that check), so the replay reproduces all of them.
     assert verify["fidelity"] == 1.0, verify

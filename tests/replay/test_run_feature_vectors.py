@@ -9,27 +9,26 @@ import numpy as np
 import pytest
 import torch
 
-import replay.run
+from replay import stage as replay_stage
 from artifacts.files import read_json
+from artifacts.records import COMPLETE, is_current, read_record
 from artifacts.schema import activations as keys
-from replay.feature_vectors import PARTS_SUBDIR, FeatureVectors, read_feature_vectors, write_feature_vectors
+from replay.feature_vectors import PARTS_SUBDIR, read_feature_vectors
 from replay.generations import read_generations
 from replay.model import ModelSpec
-from replay.run import replay_activations
 from replay.store import activation_path, read_activations
 from replay.verify import load_reference_model, reference_residuals, relative_error
-from tests.replay.conftest import layers
+from tests.replay import tolerances as tol
+from tests.replay.conftest import replay, replay_config
 
 # Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
 pytestmark = pytest.mark.slow
 
-BEST = layers(1, listed=(0, 2))  # a feature list naming layers 0 and 2, best layer 1
+LISTED = (0, 2)  # a feature list naming layers 0 and 2; --layers 1
 
 
-def _replay(stage: Path, *, best=BEST, **kwargs):
-    return replay_activations(
-        generations_path=stage / "generations.parquet", output_dir=stage, best_layers=best, device="cpu", show_progress=False, **kwargs
-    )
+def _replay(stage: Path, *, layers=(1,), listed=LISTED, **settings):
+    return replay(stage, *layers, listed=listed, **settings)
 
 
 def _mtimes(folder: Path) -> dict[Path, int]:
@@ -55,8 +54,8 @@ def test_file_holds_both_sites_of_every_listed_layer(stage_dir, tiny_gemma2):
         residuals, _ = reference_residuals(model, task.token_ids)
         last = task.n_prompt_tokens - 1
         for j, layer in enumerate((0, 1, 2)):
-            assert relative_error(vectors.resid_pre[i, j], residuals[layer][last]) < 1e-6
-            assert relative_error(vectors.resid_post[i, j], residuals[layer + 1][last]) < 1e-6
+            assert relative_error(vectors.resid_pre[i, j], residuals[layer][last]) <= tol.SAME_COMPUTATION
+            assert relative_error(vectors.resid_post[i, j], residuals[layer + 1][last]) <= tol.SAME_COMPUTATION
         # The best layer's rows are the per-task file's vectors, bit for bit (one forward pass).
         stored = read_activations(activation_path(folder, task.task_id, 1))
         np.testing.assert_array_equal(vectors.resid_pre[i, 1], stored.resid_pre_last[0])
@@ -64,14 +63,14 @@ def test_file_holds_both_sites_of_every_listed_layer(stage_dir, tiny_gemma2):
 
 
 def test_layers_alone_store_just_the_extraction_layers(stage_dir):
-    result = _replay(stage_dir, best=layers(1, 3))
+    result = _replay(stage_dir, layers=(1, 3), listed=())
     assert read_feature_vectors(result.feature_vectors_path).layers.tolist() == [1, 3]
     assert result.metadata["forward_through_layer"] == 3
 
 
 def test_listed_layers_outside_the_model_are_left_out_with_a_warning(stage_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="replay.run"):
-        result = _replay(stage_dir, best=layers(1, listed=(0, 1, 25)))
+    with caplog.at_level(logging.WARNING, logger="replay.stage"):
+        result = _replay(stage_dir, listed=(0, 1, 25))
     assert "names layer(s) [25] outside model" in caplog.text
     assert read_feature_vectors(result.feature_vectors_path).layers.tolist() == [0, 1]
     assert result.metadata[keys.FEATURE_VECTORS]["listed_layers_outside_model"] == [25]
@@ -79,7 +78,7 @@ def test_listed_layers_outside_the_model_are_left_out_with_a_warning(stage_dir, 
 
 def test_a_crash_loses_at_most_the_batch_in_flight(stage_dir, monkeypatch):
     tasks = read_generations(stage_dir / "generations.parquet")
-    real_write = replay.run.write_task_layer
+    real_write = replay_stage.write_task_layer
     calls = {"n": 0}
 
     def crash_on_third_task(*args, **kwargs):
@@ -88,29 +87,31 @@ def test_a_crash_loses_at_most_the_batch_in_flight(stage_dir, monkeypatch):
             raise KeyboardInterrupt("simulated crash")
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(replay.run, "write_task_layer", crash_on_third_task)
+    monkeypatch.setattr(replay_stage, "write_task_layer", crash_on_third_task)
     with pytest.raises(KeyboardInterrupt):
         _replay(stage_dir)
     activations = stage_dir / "activations"
     assert not (activations / keys.FEATURE_VECTORS_FILE).exists()
     assert len(list((activations / PARTS_SUBDIR).glob("part-*.npz"))) == 3  # one per finished or in-flight batch
-    assert read_json(activations / "activations_metadata.json")[keys.COMPLETE] is False
+    config = replay_config(stage_dir, 1, listed=LISTED)
+    assert read_record(config)[COMPLETE] is False and not is_current(config)
+    assert not (activations / "activations_metadata.json").exists()  # written when the run finishes
 
-    monkeypatch.setattr(replay.run, "write_task_layer", real_write)
+    monkeypatch.setattr(replay_stage, "write_task_layer", real_write)
     resumed = _replay(stage_dir)
     assert (resumed.n_replayed, resumed.n_feature_vectors_replayed) == (len(tasks) - 2, 0)
     assert not (activations / PARTS_SUBDIR).exists()
     assert read_feature_vectors(resumed.feature_vectors_path).task_id.tolist() == sorted(t.task_id for t in tasks)
-    assert resumed.metadata[keys.COMPLETE] is True
+    assert read_record(config)[COMPLETE] is True and is_current(config)
 
 
-def test_missing_or_disagreeing_rows_are_refilled_without_touching_the_files(stage_dir):
+def test_missing_rows_are_refilled_without_touching_the_files(stage_dir):
     first = _replay(stage_dir)
     folder = first.activations_dir / "task_activations"
     files = _mtimes(folder)
     original = read_feature_vectors(first.feature_vectors_path)
 
-    # The per-task files exist but the compact file does not (for example an older run).
+    # The per-task files exist but the compact file does not (deleted by hand).
     first.feature_vectors_path.unlink()
     refilled = _replay(stage_dir)
     assert (refilled.n_replayed, refilled.n_feature_vectors_replayed) == (0, first.n_tasks)
@@ -119,14 +120,6 @@ def test_missing_or_disagreeing_rows_are_refilled_without_touching_the_files(sta
     np.testing.assert_array_equal(again.resid_pre, original.resid_pre)  # the same computation, bit for bit
     np.testing.assert_array_equal(again.resid_post, original.resid_post)
 
-    # A row that disagrees with the task's files belongs to other tokens: that task runs again.
-    pre = original.resid_pre.copy()
-    pre[2, 1] += 1.0
-    write_feature_vectors(first.feature_vectors_path, FeatureVectors(original.task_id, original.layers, pre, original.resid_post))
-    fixed = _replay(stage_dir)
-    assert (fixed.n_replayed, fixed.n_feature_vectors_replayed) == (0, 1)
-    np.testing.assert_array_equal(read_feature_vectors(first.feature_vectors_path).resid_pre, original.resid_pre)
-
     # A finished folder: nothing runs and the compact file is not rewritten.
     stamp = first.feature_vectors_path.stat().st_mtime_ns
     done = _replay(stage_dir)
@@ -134,7 +127,7 @@ def test_missing_or_disagreeing_rows_are_refilled_without_touching_the_files(sta
     assert first.feature_vectors_path.stat().st_mtime_ns == stamp
 
     # Another feature list: the compact file is rebuilt for its layers, the per-task files stay.
-    other = _replay(stage_dir, best=layers(1, listed=(0, 3)))
+    other = _replay(stage_dir, listed=(0, 3))
     assert (other.n_replayed, other.n_feature_vectors_replayed) == (0, first.n_tasks)
     assert read_feature_vectors(first.feature_vectors_path).layers.tolist() == [0, 1, 3]
     assert _mtimes(folder) == files

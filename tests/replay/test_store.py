@@ -1,4 +1,4 @@
-"""The per-task files: contract keys, dtypes and shapes, both formats, and which files count as finished."""
+"""The per-task files: contract keys, dtypes and shapes, both formats, and which files count as done."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import numpy as np
 import pytest
 
 from artifacts.layout import activation_file_name
+from artifacts.schema.activations import ACTIVATION_FORMATS, NPZ_KEYS, SAFETENSORS_KEY
 from replay.generations import ReplayTask
 from replay.hook_sites import HookSite
 from replay.store import (
-    KEYS,
-    SAFETENSORS_KEY,
     ActivationFormat,
     activation_path,
     is_stored,
     read_activations,
     read_safetensors,
-    remove_stale_files,
-    stored_last_vectors,
     write_task_layer,
 )
 
@@ -50,7 +47,7 @@ def test_npz_holds_exactly_the_contract_arrays(tmp_path):
     path = activation_path(tmp_path, task.task_id, 16)
     assert path.name == activation_file_name(task.task_id, 16) == "11_layer_16.npz"
     with np.load(path, allow_pickle=False) as npz:  # every key loads without pickle, hook_name included
-        assert sorted(npz.files) == sorted(KEYS) == sorted(
+        assert sorted(npz.files) == sorted(NPZ_KEYS) == sorted(
             ["arr_0", "resid_pre_last", "resid_post_last", "sequence", "token_ids", "n_prompt_tokens", "hook_name"]
         )
         for key in ("arr_0", "resid_pre_last", "resid_post_last"):
@@ -100,8 +97,8 @@ def test_safetensors_only_writes_no_npz(tmp_path):
     task = _task()
     assert _write(tmp_path, task, fmt=ActivationFormat.SAFETENSORS)[0] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["11_layer_16.safetensors"]
-    assert is_stored(tmp_path, task, [16], D_MODEL, site=PRE, fmt=ActivationFormat.SAFETENSORS)
-    assert not is_stored(tmp_path, task, [16], D_MODEL, site=PRE, fmt=ActivationFormat.BOTH)
+    assert is_stored(tmp_path, task, [16], ActivationFormat.SAFETENSORS)
+    assert not is_stored(tmp_path, task, [16], ActivationFormat.BOTH)
 
 
 def test_float16_overflow_is_counted(tmp_path):
@@ -114,42 +111,23 @@ def test_float16_overflow_is_counted(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", list(ActivationFormat))
-def test_is_stored_only_for_complete_matching_files(tmp_path, fmt):
+def test_is_stored_only_for_every_file_of_the_current_tokens(tmp_path, fmt):
+    # Settings (hook point, model width, format) are the completion record's to check; the
+    # files only have to exist and hold the task's current tokens.
     task = _task()
-    _, _, last = _write(tmp_path, task, 1, fmt=fmt)
-    found = stored_last_vectors(tmp_path, task, [1], d_model=D_MODEL, site=PRE, fmt=fmt)
-    np.testing.assert_array_equal(found[1][PRE], last[PRE])
-    assert (POST in found[1]) == (fmt is not ActivationFormat.SAFETENSORS)  # safetensors holds one site
-    assert is_stored(tmp_path, task, [1], D_MODEL, site=PRE, fmt=fmt)
-    assert not is_stored(tmp_path, task, [1], D_MODEL, site=POST, fmt=fmt)  # another hook point
-    assert not is_stored(tmp_path, task, [1, 2], D_MODEL, site=PRE, fmt=fmt)  # a layer missing
-    assert not is_stored(tmp_path, task, [1], D_MODEL + 1, site=PRE, fmt=fmt)  # another model width
+    _write(tmp_path, task, 1, fmt=fmt)
+    assert is_stored(tmp_path, task, [1], fmt)
+    assert not is_stored(tmp_path, task, [1, 2], fmt)  # a layer missing
     other_tokens = ReplayTask(task.task_id, task.token_ids + 1, task.n_prompt_tokens)
-    assert not is_stored(tmp_path, other_tokens, [1], D_MODEL, site=PRE, fmt=fmt)  # generations changed
+    assert not is_stored(tmp_path, other_tokens, [1], fmt)  # generations changed
     other_split = ReplayTask(task.task_id, task.token_ids, task.n_prompt_tokens + 1)
-    assert not is_stored(tmp_path, other_split, [1], D_MODEL, site=PRE, fmt=fmt)
+    assert not is_stored(tmp_path, other_split, [1], fmt)
     for path in tmp_path.iterdir():
-        path.write_bytes(path.read_bytes()[:-50])  # truncated by a crash outside atomic_path
-    assert not is_stored(tmp_path, task, [1], D_MODEL, site=PRE, fmt=fmt)
+        path.write_bytes(path.read_bytes()[:-50])  # damaged outside this tool (every write is atomic)
+    assert not is_stored(tmp_path, task, [1], fmt)
 
 
-def test_npz_without_the_new_keys_is_not_stored(tmp_path):
-    # Files of the earlier layout (arr_0, sequence, token_ids, n_prompt_tokens) are replayed again.
-    task = _task()
-    sequence, _ = _arrays(task)
-    np.savez(
-        activation_path(tmp_path, task.task_id, 1), arr_0=sequence[2:3], sequence=sequence.astype(np.float16),
-        token_ids=task.token_ids, n_prompt_tokens=np.int64(task.n_prompt_tokens),
-    )
-    assert not is_stored(tmp_path, task, [1], D_MODEL, site=PRE)
-
-
-def test_remove_stale_files_keeps_current_tokens(tmp_path):
-    task = _task()
-    _write(tmp_path, task, 1, fmt=ActivationFormat.BOTH)
-    remove_stale_files(tmp_path, task, [1], d_model=D_MODEL, site=PRE, keep=ActivationFormat.NPZ)
-    assert activation_path(tmp_path, task.task_id, 1, "safetensors").exists()  # same tokens: kept
-    other_tokens = ReplayTask(task.task_id, task.token_ids + 1, task.n_prompt_tokens)
-    remove_stale_files(tmp_path, other_tokens, [1], d_model=D_MODEL, site=PRE, keep=ActivationFormat.NPZ)
-    assert not activation_path(tmp_path, task.task_id, 1, "safetensors").exists()  # other tokens: removed
-    assert activation_path(tmp_path, task.task_id, 1).exists()  # the format being written is left to the writer
+def test_format_names_come_from_the_schema():
+    assert tuple(f.value for f in ActivationFormat) == ACTIVATION_FORMATS == ("npz", "safetensors", "both")
+    assert [s.value for s in HookSite] == ["resid_pre", "resid_post"]
+    assert HookSite.RESID_POST.hook_name(3) == "blocks.3.hook_resid_post" and PRE.npz_last_key == "resid_pre_last"

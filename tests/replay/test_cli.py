@@ -1,38 +1,81 @@
-"""`python cli.py replay-activations`: every flag reaches the library; bad input is one line, exit 2."""
+"""`python cli.py replay-activations`: every flag reaches the config; bad input is one line, exit 2."""
 
 from __future__ import annotations
-
-import pytest
 
 import json
 import shutil
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+import replay.stage
 from artifacts.files import read_json
 from cli import cli
+from replay.config import ReplayConfig
 from tests.replay.conftest import tiny_generations_dir  # noqa: F401  (fixture shared with tests/replay)
 
-# Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
-pytestmark = pytest.mark.slow
+# One command-line value per setting, and the config value it must become.
+FLAG_VALUES = {
+    "phase2_10_dir": (["--phase2-10-dir", "/a/p10"], Path("/a/p10")),
+    "phase2_5_dir": (["--phase2-5-dir", "/a/p5"], Path("/a/p5")),
+    "layers": (["--layers", "3,1"], "3,1"),
+    "data_dir": (["--data-dir", "/a/data"], Path("/a/data")),
+    "overwrite": (["--overwrite"], True),
+    "generations_path": (["--generations", "/a/g.parquet"], Path("/a/g.parquet")),
+    "output_dir": (["--output-dir", "/a/out"], Path("/a/out")),
+    "model": (["--model", "org/model"], "org/model"),
+    "dtype": (["--dtype", "bfloat16"], "bfloat16"),
+    "device": (["--device", "cpu"], "cpu"),
+    "hook_point": (["--hook-point", "resid_post"], "resid_post"),
+    "activation_format": (["--activation-format", "both"], "both"),
+    "batch_size": (["--batch-size", "3"], 3),
+    "verify": (["--verify", "2"], 2),
+}
 
 
 def _invoke(*args: str):
     return CliRunner().invoke(cli, ["replay-activations", *args], catch_exceptions=False)
 
 
+def test_every_setting_has_a_flag_case():
+    assert set(FLAG_VALUES) == {f.name for f in fields(ReplayConfig)}
+
+
+@pytest.mark.parametrize("name", sorted(FLAG_VALUES))
+def test_each_flag_reaches_the_config(name, monkeypatch):
+    seen = []
+
+    class Done:
+        def summary(self) -> str:
+            return "done"
+
+    monkeypatch.setattr(replay.stage, "run", lambda config: seen.append(config) or Done())
+    args, expected = FLAG_VALUES[name]
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert getattr(config, name) == expected
+    others = {f.name: getattr(ReplayConfig(data_dir=config.data_dir), f.name) for f in fields(ReplayConfig)}
+    assert {k: v for k, v in others.items() if k != name} == {
+        f.name: getattr(config, f.name) for f in fields(ReplayConfig) if f.name != name
+    }  # the other settings keep their defaults
+
+
 def _meta(stage: Path) -> dict:
     return read_json(stage / "activations" / "activations_metadata.json")
 
 
-def test_flags_reach_the_library(tiny_generations_dir, tiny_gemma2, tmp_path):
+@pytest.mark.slow  # loads the tiny Gemma-2 in Hugging Face and TransformerLens
+def test_a_run_from_the_command_line(tiny_generations_dir, tiny_gemma2, tmp_path):
     gen = tmp_path / "gen"
     shutil.copytree(tiny_generations_dir, gen)
     out = tmp_path / "out"
-    common = ["--generations", str(gen / "generations.parquet"), "--output-dir", str(out), "--device", "cpu"]
+    common = ["--generations", str(gen / "generations.parquet"), "--output-dir", str(out), "--device", "cpu",
+              "--phase2-10-dir", str(tmp_path / "none"), "--phase2-5-dir", str(tmp_path / "none")]
     result = _invoke(
         *common, "--layers", "0,2", "--hook-point", "resid_pre", "--batch-size", "2", "--dtype", "float32", "--verify", "1",
         "--activation-format", "both",
@@ -52,6 +95,7 @@ def test_flags_reach_the_library(tiny_generations_dir, tiny_gemma2, tmp_path):
     assert (meta["model"], meta["hook_point"], meta["n_replayed"], meta["verify"]) == (str(copy), "resid_post", 6, None)
 
 
+@pytest.mark.slow
 def test_defaults_come_from_data_dir_and_the_sae_analysis(tiny_generations_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny_generations_dir, data / "phase7_3")
@@ -67,12 +111,15 @@ def test_defaults_come_from_data_dir_and_the_sae_analysis(tiny_generations_dir, 
     assert meta["hook_point"] == "resid_pre" and meta["activation_format"] == "npz"  # the defaults
     assert meta["feature_vectors"]["layers"] == [1, 3]
     assert len(list((data / "phase7_3" / "activations" / "task_activations").iterdir())) == 12
+    assert (data / "phase7_3" / ".records" / "replay-activations.json").is_file()
 
 
+@pytest.mark.slow  # reads the tiny model's config
 def test_bad_input_is_one_line_exit_2(tiny_generations_dir, tmp_path, repo_root):
     cases = {
         "--layers 0,9": (["--generations", str(tiny_generations_dir / "generations.parquet"), "--layers", "0,9"], "outside model"),
         "missing file": (["--generations", str(tmp_path / "none.parquet"), "--layers", "1"], "generations file not found"),
+        "bad layers": (["--layers", "x"], "--layers 'x': expected comma-separated integers"),
     }
     for name, (args, expected) in cases.items():
         proc = subprocess.run(

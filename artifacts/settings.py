@@ -27,6 +27,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from artifacts.errors import InputError
 from artifacts.layout import DATA_DIR_ENV, Layout, default_data_dir
 
 METADATA_KEY = "pva"
@@ -84,6 +85,13 @@ class StageConfig:
         default_text=f"${DATA_DIR_ENV} or ./data", identity=False)
     overwrite: bool = setting(False, help="Discard this stage's earlier outputs first instead of resuming or reusing them.",
                               identity=False)
+
+    def __post_init__(self) -> None:
+        """Each field's ``minimum`` and ``choices``, checked as the command line checks them."""
+        check_ranges_and_choices(self)
+        chained = getattr(super(), "__post_init__", None)  # a settings mixin's own checks
+        if chained is not None:
+            chained()
 
     @property
     def layout(self) -> Layout:
@@ -160,3 +168,17 @@ def _unwrap_optional(hint: Any) -> Any:
 def field_type(cls: type, name: str) -> Any:
     """The type of field ``name`` without ``| None``."""
     return _unwrap_optional(typing.get_type_hints(cls)[name])
+
+
+def check_ranges_and_choices(config: Any) -> None:
+    """One-line :class:`InputError` for a value outside its field's ``choices`` or ``minimum``."""
+    for f in fields(config):
+        meta, value = describe(f), getattr(config, f.name)
+        flag = meta.flag or "--" + f.name.replace("_", "-")
+        if value is None or isinstance(value, bool):
+            continue
+        if meta.choices and value not in meta.choices:
+            raise InputError(f"{flag} {value}: choose one of {', '.join(meta.choices)}")
+        if meta.minimum is not None and (value <= meta.minimum if meta.min_open else value < meta.minimum):
+            bound = "must be positive" if meta.min_open and meta.minimum == 0 else f"must be at least {meta.minimum:g}"
+            raise InputError(f"{flag} {value}: {bound}")

@@ -69,14 +69,7 @@ class EvaluateConfig(StageConfig):
         help="bwrap: isolated with bubblewrap. process: resource limits only, NOT isolated.")
 
     def __post_init__(self) -> None:
-        for flag, value, allowed in (("--model-type", self.model_type, keys.MODEL_TYPE_CHOICES),
-                                     ("--verdict", self.verdict, VERDICTS), ("--sandbox", self.sandbox, SANDBOXES)):
-            if value not in allowed:
-                raise InputError(f"{flag} {value}: choose one of {', '.join(allowed)}")
-        if self.workers is not None and self.workers < 1:
-            raise InputError(f"--workers {self.workers}: at least 1")
-        if not self.timeout >= MIN_TIMEOUT_S:
-            raise InputError(f"--timeout {self.timeout}: at least {MIN_TIMEOUT_S} s")
+        super().__post_init__()
         # One spelling in the record and the outputs, whichever was given.
         object.__setattr__(self, "model_type", keys.normalize_model_type(self.model_type))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from artifacts.errors import InputError
-from artifacts.feature_list import FILE_NAMES, find_best_layers
+from artifacts.feature_list import FILE_NAMES, AnalysisDirs, find_best_layers
 from artifacts.layout import ACTIVATIONS_SUBDIR, DATASET_FILE, TASK_ACTIVATIONS_SUBDIR
 from artifacts.schema import features as fm
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, HOOK_POINTS
@@ -16,7 +16,7 @@ from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
 
 
 @dataclass(frozen=True)
-class FeaturesConfig(StageConfig):
+class FeaturesConfig(StageConfig, AnalysisDirs):
     """AUROC (95% bootstrap interval), firing rate and cross-validated F1 of each listed SAE feature vs test_passed.
 
     The feature list is the one that gave the best layers (Phase 2.10, else 2.5); each of its
@@ -33,13 +33,6 @@ class FeaturesConfig(StageConfig):
         f"[default: {ACTIVATIONS_SUBDIR}/ beside the dataset].")
     output_dir: Path | None = setting(
         None, help=f"Destination [default: DATA_DIR/phase7_3/{fm.FEATURES_SUBDIR}].", identity=False)
-    # TODO(lead): the AnalysisSettings mixin of artifacts/feature_list.py replaces these two at merge.
-    phase2_10_dir: Path | None = setting(
-        None, help="Folder with Phase 2.10 top_20_features.json "
-        "[default: $PVA_PHASE2_10_DIR or DATA_DIR/phase2_10].")
-    phase2_5_dir: Path | None = setting(
-        None, help="Folder with Phase 2.5 top_20_features.json, used when Phase 2.10 has none "
-        "[default: $PVA_PHASE2_5_DIR or DATA_DIR/phase2_5].")
     sae_options: tuple[str, ...] = setting(
         (), flag="--sae", metavar="LAYER=PATH",
         help="A local SAE file for one layer (GemmaScope params.npz); repeat per layer. "
@@ -64,8 +57,7 @@ class FeaturesConfig(StageConfig):
         help="Site of that run's arr_0 when its activations_metadata.json does not name one.")
 
     def __post_init__(self) -> None:
-        if self.compare_site is not None and self.compare_site not in HOOK_POINTS:
-            raise InputError(f"--compare-site {self.compare_site!r}: expected one of {', '.join(HOOK_POINTS)}")
+        super().__post_init__()
         parse_sae_options(self.sae_options, check_files=False)
 
     @property
@@ -80,12 +72,7 @@ class FeaturesConfig(StageConfig):
     def folder(self) -> Path:
         return self.output_dir or self.layout.phase7_3 / fm.FEATURES_SUBDIR
 
-    @property
-    def analysis_folders(self) -> list[Path]:
-        """Where the feature list is looked for, in priority order (Phase 2.10, then 2.5)."""
-        return [self.phase2_10_dir or self.layout.phase2_10, self.phase2_5_dir or self.layout.phase2_5]
-
-    def feature_list_path(self) -> Path:
+    def feature_list_path(self) -> Path:  # type: ignore[override]  (required here)
         """The feature list that gave the best layers (InputError when there is none)."""
         return Path(find_best_layers(self.analysis_folders).source)
 

@@ -71,9 +71,6 @@ class GenerateConfig(StageConfig):
         None, minimum=1, hidden=True, identity=False, help="Deprecated alias of --commit-every.")
     seed: int = setting(DEFAULT_SEED, help="vLLM seed (greedy decoding does not sample).")
 
-    def __post_init__(self) -> None:
-        check_ranges_and_choices(self)
-
     @property
     def problems(self) -> Path:
         return self.problems_path or self.layout.problems
@@ -103,17 +100,3 @@ class GenerateConfig(StageConfig):
 
     def record_dir(self) -> Path:
         return self.folder
-
-
-def check_ranges_and_choices(config: StageConfig) -> None:
-    """Each field's ``minimum`` and ``choices`` (as the command line checks them), as one-line InputErrors."""
-    for f in fields(config):
-        meta, value = describe(f), getattr(config, f.name)
-        flag = meta.flag or "--" + f.name.replace("_", "-")
-        if value is None or isinstance(value, bool):
-            continue
-        if meta.choices and value not in meta.choices:
-            raise InputError(f"{flag} {value}: choose one of {', '.join(meta.choices)}")
-        if meta.minimum is not None and (value <= meta.minimum if meta.min_open else value < meta.minimum):
-            bound = "must be positive" if meta.min_open and meta.minimum == 0 else f"must be at least {meta.minimum}"
-            raise InputError(f"{flag} {value}: {bound}")

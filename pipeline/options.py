@@ -48,9 +48,10 @@ def _default_text(f: Any) -> str | bool:
     return str(f.default.value if hasattr(f.default, "value") else f.default)
 
 
-def click_option(cls: type[StageConfig], name: str, *, flag: str | None = None, help_prefix: str = "",
-                 show_default: bool = True) -> click.Option:
+def click_option(cls: type[StageConfig], name: str, *, flag: str | None = None, param: str | None = None,
+                 help_prefix: str = "", show_default: bool = True) -> click.Option:
     """The click option of one config field; its default stays the config's (None: not given)."""
+    param = param or name
     f = next(f for f in fields(cls) if f.name == name)
     meta = describe(f)
     flag = flag or flag_of(cls, name)
@@ -61,9 +62,9 @@ def click_option(cls: type[StageConfig], name: str, *, flag: str | None = None, 
                               "show_default": False, "metavar": meta.metavar}
     if kind is bool:
         decls = [f"{flag}/--no-{flag[2:]}"] if meta.negatable else [flag]
-        return click.Option([*decls, name], is_flag=True, default=None, **kwargs)
+        return click.Option([*decls, param], is_flag=True, default=None, **kwargs)
     multiple = getattr(kind, "__origin__", None) is tuple
-    return click.Option([flag, name], type=_click_type(kind, meta), multiple=multiple, default=None, **kwargs)
+    return click.Option([flag, param], type=_click_type(kind, meta), multiple=multiple, default=None, **kwargs)
 
 
 def _click_type(kind: Any, meta: Any) -> Any:
@@ -118,7 +119,7 @@ def run_click_option(option: RunOption, configs: Mapping[str, type[StageConfig]]
     """The ``run`` twin of a stage field: same type and help, prefixed with the stages it feeds."""
     stage, name = option.targets[0]
     stages = ", ".join(s for s, _ in option.targets)
-    return click_option(configs[stage], name, flag="--" + option.name.replace("_", "-"),
+    return click_option(configs[stage], name, flag="--" + option.name.replace("_", "-"), param=option.name,
                         help_prefix=f"[{stages}] ")
 
 

@@ -52,10 +52,6 @@ class ReplayConfig(StageConfig, AnalysisSettings):
         0, minimum=0, metavar="N", identity=False,
         help="Check N sampled tasks against Hugging Face hidden states and report replay fidelity.")
 
-    def __post_init__(self) -> None:
-        check_ranges_and_choices(self)
-        super().__post_init__()  # --layers
-
     @property
     def folder(self) -> Path:
         return self.output_dir or self.layout.phase7_3
@@ -85,17 +81,3 @@ class ReplayConfig(StageConfig, AnalysisSettings):
 
     def record_dir(self) -> Path:
         return self.folder
-
-
-def check_ranges_and_choices(config: StageConfig) -> None:
-    """Each field's ``minimum`` and ``choices`` (as the command line checks them), as one-line InputErrors."""
-    # TODO(lead): the same loop is in gen/config.py; one copy in artifacts/settings.py at merge.
-    for f in fields(config):
-        meta, value = describe(f), getattr(config, f.name)
-        flag = meta.flag or "--" + f.name.replace("_", "-")
-        if value is None or isinstance(value, bool):
-            continue
-        if meta.choices and value not in meta.choices:
-            raise InputError(f"{flag} {value}: choose one of {', '.join(meta.choices)}")
-        if meta.minimum is not None and (value <= meta.minimum if meta.min_open else value < meta.minimum):
-            raise InputError(f"{flag} {value}: must be at least {meta.minimum:g}")

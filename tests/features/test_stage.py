@@ -236,7 +236,7 @@ def test_one_line_errors(tmp_path, data, saes):
         score(data, saes, compare_dir=tmp_path / "nowhere" / "task_activations")
     with pytest.raises(InputError, match=r"--sae for layer\(s\) \[3\]: the feature list names no feature there"):
         score(data, saes | {3: saes[16]})
-    with pytest.raises(InputError, match="--compare-site 'resid_mid': expected one of resid_pre, resid_post"):
+    with pytest.raises(InputError, match="--compare-site resid_mid: choose one of resid_pre, resid_post"):
         config(data, saes, compare_site="resid_mid")
     with pytest.raises(InputError, match="expected LAYER=PATH"):
         FeaturesConfig(sae_options=("16",))

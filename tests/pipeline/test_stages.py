@@ -41,7 +41,7 @@ def _sample(cls, f, tmp_path: Path):
     if isinstance(default, enum.Enum):
         default = default.value
     if meta.choices:
-        return [c for c in meta.choices if c != default][-1]
+        return [c for c in meta.choices if c != default][0]
     if kind is bool:
         return not default if isinstance(default, bool) else True
     if kind is Path:
@@ -116,7 +116,7 @@ def test_names_that_clash_are_prefixed_and_shared_ones_agree():
     configs = _configs()
     options = derive_run_options(list(configs.items()))
     assert {"split_seed", "generate_seed", "model", "replay_model", "revision", "replay_batch_size"} <= set(options)
-    for name in ("dtype", "layers", "data_dir"):
+    for name in ("dtype", "phase2_10_dir", "data_dir"):
         targets = options[name].targets
         assert len(targets) > 1
         assert len({str(field_type(configs[s], f)) for s, f in targets}) == 1, name

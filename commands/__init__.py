@@ -1,1 +1,0 @@
-"""The click layer: one module per command, each parsing options and calling one library function."""

@@ -20,6 +20,8 @@ from tests.conftest import DEMO_RUN_ENV, DEMO_RUN_LAYERS, DEMO_RUN_TASKS, REPO
 from tests.pipeline.contracts import check_all_contracts
 
 pytestmark = pytest.mark.slow
+# A default of the features stage, changed in a copy of the project: the command layer is the config.
+FEATURES_DEFAULT_EDIT = ("seed: int = setting(0,", "seed: int = setting(1,")
 
 
 def test_run_writes_every_contract_file(demo_run):

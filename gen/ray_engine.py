@@ -56,7 +56,8 @@ DEFAULT_BATCH_SIZE = 8
 # vLLM's 0.92 fails beside anything else (the KV cache itself is VLLM_CPU_KVCACHE_SPACE).
 CPU_MEMORY_FRACTION = 0.25
 STEP_WAIT_S = 1.0
-# Columns carried through the processor (names the engine stage does not write itself).
+# Output columns kept: our request id (a name the engine stage does not write: it writes its
+# own "request_id"), and the stage's generated ids and per-request engine seconds.
 ID_COLUMN = "pva_request_id"
 TOKENS_COLUMN = "generated_tokens"
 LLM_SECONDS_COLUMN = "time_taken_llm"
@@ -76,7 +77,10 @@ def require_ray() -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise InputError(f"--backend ray needs Ray ({module}: {exc}); install the cluster extra: {INSTALL_HINT}") from None
+            raise InputError(
+                f"the Ray backend (--backend ray, --data-parallel-size > 1) needs Ray ({module}: {exc}); "
+                f"install the cluster extra: {INSTALL_HINT}"
+            ) from None
 
 
 def ray_version() -> str | None:
@@ -326,6 +330,17 @@ def forwarded_env(config: EngineConfig, *, device: str, data_parallel_size: int)
     return env
 
 
+def replica_share(n_requests: int, *, data_parallel_size: int, max_num_seqs: int) -> int:
+    """Requests one replica may hold at once: its share of the wave, at most its ``max_num_seqs``.
+
+    Ray Data hands work to a replica as soon as that one has started, up to this many requests:
+    the replica up first must not take the whole wave while the others still load (the rest
+    waits in Ray Data's queue, and any replica with room takes it, so one that finishes early
+    takes more).
+    """
+    return max(1, min(max_num_seqs, math.ceil(n_requests / data_parallel_size)))
+
+
 class RayEngine:
     """``data_parallel_size`` vLLM replicas run by Ray Data LLM, behind the streaming engine protocol.
 
@@ -334,9 +349,8 @@ class RayEngine:
         data_parallel_size: engine replicas (the processor's fixed actor pool).
         device: ``cpu`` or ``cuda``; default the cluster's (:attr:`RayCluster.device`).
         batch_size: rows per Ray Data batch (completions come back a batch at a time).
-        requests_per_replica: requests one replica holds at once; default its ``max_num_seqs``.
-            Ray Data hands a replica no more batches than that, so a replica that starts first
-            does not take the work of the others.
+        requests_per_replica: requests one replica holds at once; default
+            :func:`replica_share` (its share of the wave, at most its ``max_num_seqs``).
         cpus_per_replica: CPU replicas' Ray CPUs (default an equal share of the cluster's).
         num_cpus: CPUs of a local Ray (default this machine's cores).
         stop_ids: the ids generation stops on, for the finish reason (default
@@ -389,10 +403,14 @@ class RayEngine:
             # Snapshots for the metadata, which is also written after close() (Ray gone by then).
             self.cluster_resources: dict[str, float] = self.cluster.resources
             self.cluster_nodes = self.cluster.n_nodes
-            self._processor = self._build_processor(requests_per_replica or self.replica_max_num_seqs, progress)
+            import ray.data
+
+            ray.data.DataContext.get_current().enable_progress_bars = progress
         except BaseException:
             self._disconnect()
             raise
+        self.requests_per_replica = requests_per_replica
+        self.wave_requests_per_replica: int | None = None  # what the last wave used
         self._sampling = sampling_row(config)
         self._waiting: dict[str, list[int]] = {}  # added, not yet submitted
         self._in_flight: set[str] = set()  # submitted, not yet returned
@@ -422,6 +440,7 @@ class RayEngine:
             "ray_replica_max_num_seqs": self.replica_max_num_seqs,
             "ray_replica_max_num_batched_tokens": self.max_num_batched_tokens,
             "ray_batch_size": self.batch_size,
+            "ray_requests_per_replica": self.wave_requests_per_replica,
             "ray_replica_env": self.env,
             "ray_startup_s": self.startup_s,
         }
@@ -495,11 +514,9 @@ class RayEngine:
             disconnect()
             self.cluster = RayCluster(self.cluster.address, started_here=False, local=self.cluster.local)
 
-    def _build_processor(self, requests_per_replica: int, progress: bool) -> Any:
-        import ray.data
+    def _build_processor(self, requests_per_replica: int) -> Any:
         from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-        ray.data.DataContext.get_current().enable_progress_bars = progress
         batches = max(1, math.ceil(requests_per_replica / self.batch_size))
         config = vLLMEngineProcessorConfig(
             model_source=self.config.model,
@@ -508,7 +525,7 @@ class RayEngine:
                 max_num_batched_tokens=self.max_num_batched_tokens,
             ),
             batch_size=self.batch_size,
-            # A fixed pool: int n would autoscale from 1, and the first replica up would take everything.
+            # A fixed pool of n replicas (an int n is a pool autoscaling from 1, which need not grow).
             concurrency=(self.data_parallel_size, self.data_parallel_size),
             max_concurrent_batches=batches,
             max_tasks_in_flight_per_actor=batches,
@@ -519,8 +536,8 @@ class RayEngine:
             tokenize_stage=False,
             detokenize_stage=False,
         )
-        # Defined here, not at module level, so that cloudpickle ships it by value: Ray's
-        # workers need not import this project.
+        # Defined here, not at module level, and naming the columns literally (no module
+        # globals), so that cloudpickle ships it by value: Ray's workers need not import this project.
         def keep_ids(row: dict[str, Any]) -> dict[str, Any]:
             return {
                 "pva_request_id": row["pva_request_id"],
@@ -544,7 +561,11 @@ class RayEngine:
         self._waiting = {}
         # About one block per batch, so batches reach the replicas as separate tasks.
         dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / self.batch_size)))
-        dataset = self._processor(dataset)
+        per_replica = self.requests_per_replica or replica_share(
+            len(rows), data_parallel_size=self.data_parallel_size, max_num_seqs=self.replica_max_num_seqs
+        )
+        self.wave_requests_per_replica = per_replica
+        dataset = self._build_processor(per_replica)(dataset)
         self._wave_start = time.perf_counter()
         self.n_waves += 1
         self._pump = threading.Thread(target=self._iterate, args=(dataset,), name="ray-engine-results", daemon=True)

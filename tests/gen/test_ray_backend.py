@@ -4,7 +4,9 @@ One local Ray and one processor run for the whole module (:func:`ray_run`, engin
 minutes on 2 shared cores), on the tiny random Gemma-2 in float32, configured exactly as the
 session's embedded engine (``tiny_vllm_run``), fed the same prompt ids and driven the way the
 generate stage drives every engine: :func:`gen.stream.run_stream` committing to a real
-:class:`gen.store.GenerationStore`. The embedded engine's output is the reference:
+:class:`gen.store.GenerationStore`. Two replicas (``--data-parallel-size 2``: one core each),
+the path every data-parallel run takes; one replica runs in ``test_ray_kill_resume.py``. The
+embedded engine's output is the reference:
 
 - every task's completion ids and finish reason equal the embedded engine's;
 - the committed parquet equals the embedded path's rows (every column but the times);
@@ -34,6 +36,7 @@ from gen.ray_engine import (
     finish_reason,
     forwarded_env,
     replica_bundles,
+    replica_share,
     require_ray,
     sampling_row,
 )
@@ -45,6 +48,7 @@ GENERATIONS = "generations.parquet"
 TIMING_COLUMNS = ["generation_time"]
 COMMIT_EVERY = 3
 BATCH_SIZE = 2  # several Ray Data batches, so rows come back in several waves of results
+REPLICAS = 2
 
 
 def _config() -> EngineConfig:
@@ -108,6 +112,14 @@ def test_replica_resources() -> None:
         {"GPU": 1.0, "CPU": 1.0}, {"GPU": 1.0, "CPU": 1.0}]
     with pytest.raises(InputError, match="only 8 CPUs"):
         replica_bundles(device="cpu", data_parallel_size=9, **share)
+
+
+def test_a_replica_takes_its_share_of_the_wave_at_most() -> None:
+    # The replica up first must leave the others their share; never more than its engine holds.
+    assert replica_share(388, data_parallel_size=2, max_num_seqs=256) == 194
+    assert replica_share(1000, data_parallel_size=2, max_num_seqs=256) == 256
+    assert replica_share(11, data_parallel_size=2, max_num_seqs=256) == 6
+    assert replica_share(1, data_parallel_size=4, max_num_seqs=256) == 1
 
 
 def test_replica_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,7 +211,7 @@ def ray_run(tiny_vllm_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) ->
     with pytest.MonkeyPatch.context() as mp:
         for name, value in TEST_ENV.items():
             mp.setenv(name, value)
-        engine = _Recording(RayEngine(tiny_vllm_run.config, batch_size=BATCH_SIZE))
+        engine = _Recording(RayEngine(tiny_vllm_run.config, data_parallel_size=REPLICAS, batch_size=BATCH_SIZE))
         try:
             stats = run_stream(
                 tasks=tasks_of(reference), engine=engine, store=store,
@@ -255,6 +267,11 @@ def test_ray_run_through_the_store_commits_the_embedded_rows(ray_run: RayRun, ti
     assert meta["ray_cluster_resources"]["CPU"] >= 1 and "memory" in meta["ray_cluster_resources"]
     # The embedded engine's scheduler limits (vLLM's LLM defaults on CPU), not the async engine's.
     assert (meta["ray_replica_max_num_seqs"], meta["ray_replica_max_num_batched_tokens"]) == (256, 4096)
+    # Two replicas on this machine's cores: one core each, threads unbound, half the wave each at most.
+    cpus = meta["ray_cluster_resources"]["CPU"]
+    assert meta["ray_replica_bundles"] == [{"CPU": float(cpus // REPLICAS)}]
+    assert meta["ray_replica_env"]["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    assert meta["ray_requests_per_replica"] == -(-n // REPLICAS)
     assert meta["ray_startup_s"] and 0 < meta["ray_startup_s"] < ray_run.seconds
     json.dumps(meta)  # ready for the metadata file
 

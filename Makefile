@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION ?= 0.13.9
 # The exact versions the suite passed on (constraints/gpu.txt is the GPU extra's).
 LOCK ?= constraints/cpu.txt
-EXTRAS ?= cpu,test,demo
+EXTRAS ?= cpu,test,demo,cluster
 # The sandbox program, and the installer used when it is missing (tests point them elsewhere).
 BWRAP ?= bwrap
 APT_GET ?= apt-get

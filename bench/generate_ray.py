@@ -68,10 +68,10 @@ def run(args: argparse.Namespace, tmp: Path) -> list[dict]:
     from gen.context import context_length
     from gen.device_policy import apply_cpu_env_defaults
     from gen.engine import EngineConfig
-    from gen.generate import build_tasks, select_rows
+    from gen.plan import build_tasks, select_rows
     from gen.ray_engine import RayEngine, cluster_address, require_ray
     from gen.stop_tokens import end_of_turn_ids
-    from gen.store import SETTINGS_KEYS, GenerationStore
+    from gen.store import GenerationStore
     from gen.stream import run_stream
     from gen.vllm_engine import VllmEngine
     from problems.split import read_problems
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[dict]:
 
     def stream(engine: Any, label: str) -> tuple[list[list[int]], float]:
         store = GenerationStore(tmp / label)
-        store.open({k: None for k in SETTINGS_KEYS}, overwrite=True)
+        store.open()
         stats = run_stream(tasks=tasks, engine=engine, store=store, decode=decode, progress=False)
         by_id = dict(zip(store.table.column("task_id").to_pylist(), store.table.column("completion_token_ids").to_pylist()))
         return [list(by_id[t.task_id]) for t in tasks], stats.engine_time_s

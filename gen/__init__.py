@@ -7,7 +7,7 @@ checkpoint, its revision and hash), ``tokenize`` (prompt text to ids with exactl
 ``stop_tokens`` (stop ids under a stop policy), ``context`` (the context length),
 ``device_policy`` (eager mode, CPU environment, determinism per device), ``engine`` (the
 streaming engine protocol; imports nothing from ``gen``), ``vllm_engine`` (vLLM behind it),
-``replicas`` (data-parallel replicas behind it), ``factory`` (the default engine factory),
-``store`` (the resumable parquet), ``stream`` (submit everything, commit as completions
-finish) and ``metadata`` (generations_metadata.json).
+``ray_engine`` (vLLM replicas as a Ray Data LLM job behind it), ``factory`` (the default
+engine factory: embedded, or Ray), ``store`` (the resumable parquet), ``stream`` (submit
+everything, commit as completions finish) and ``metadata`` (generations_metadata.json).
 """

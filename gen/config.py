@@ -17,10 +17,18 @@ DEFAULT_MAX_NEW_TOKENS = 2000
 DEFAULT_SEED = 0
 DEFAULT_COMMIT_EVERY = 16
 DEFAULT_COMMIT_SECONDS = 30.0
+EMBEDDED = "embedded"
+RAY = "ray"
+BACKENDS = (EMBEDDED, RAY)
 CHUNK_SIZE_DEPRECATION = (
     "--chunk-size is deprecated: generation now streams every prompt at once and commits as completions "
     "finish; it is read as --commit-every {value}"
 )
+
+
+def uses_ray(backend: str, data_parallel_size: int) -> bool:
+    """``--backend ray``, or more than one replica (vLLM's ``LLM`` runs one engine per process)."""
+    return backend == RAY or data_parallel_size > 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,11 @@ class GenerateConfig(StageConfig):
         1, minimum=1, identity=False, help="GPUs per model replica (vLLM tensor parallelism).")
     data_parallel_size: int = setting(
         1, minimum=1, identity=False,
-        help="Model replicas, each on its own GPUs or cores, fed from one queue of pending problems.")
+        help="Model replicas, each on its own GPUs or share of the cores; above 1 the Ray backend runs them.")
+    backend: str = setting(
+        EMBEDDED, choices=BACKENDS, identity=False,  # the same token ids either way
+        help="embedded: one vLLM engine in this process; ray: vLLM replicas as a Ray Data LLM job on the cluster "
+        "at RAY_ADDRESS, else on a local Ray started for the run (needs the cluster extra).")
     output_dir: Path | None = setting(None, identity=False, help="Output folder [default: DATA_DIR/phase7_3].")
     deterministic: bool = setting(
         False, help="Prefix caching off and vLLM's batch-invariant mode where the device supports it.")
@@ -83,6 +95,11 @@ class GenerateConfig(StageConfig):
     def commits_every(self) -> int:
         """``--commit-every``, or the deprecated ``--chunk-size`` when given."""
         return self.chunk_size if self.chunk_size is not None else self.commit_every
+
+    @property
+    def uses_ray(self) -> bool:
+        """Whether the replicas run on Ray (:func:`uses_ray`)."""
+        return uses_ray(self.backend, self.data_parallel_size)
 
     @property
     def style(self) -> PromptStyle:

@@ -67,6 +67,10 @@ def batch_invariant_support(device: str) -> tuple[bool, str]:
     if device == "cuda":
         import torch
 
+        from artifacts.device import detect_device
+
+        if detect_device() != "cuda":  # a Ray driver without a GPU of its own
+            return False, "no CUDA GPU on the driver to check vLLM's batch-invariant support; it stays off"
         major, minor = torch.cuda.get_device_capability(0)
         if major >= 8:
             return True, f"vLLM batch-invariant kernels on CUDA sm_{major}{minor}"

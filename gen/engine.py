@@ -2,7 +2,7 @@
 
 The protocol mirrors vLLM's offline engine (``LLM.llm_engine``: ``add_request``, ``step``,
 ``has_unfinished_requests``) so that :class:`gen.vllm_engine.VllmEngine` is a thin wrapper,
-:class:`gen.replicas.ReplicaPool` serves the same calls over several processes, and the
+:class:`gen.ray_engine.RayEngine` serves the same calls with replicas on Ray, and the
 tests drive the whole stage with a scripted engine in milliseconds. The driver
 (:func:`gen.stream.run_stream`) submits every pending prompt, then calls ``step`` until
 nothing is unfinished, committing completions as they come back.

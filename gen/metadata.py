@@ -15,9 +15,9 @@ from typing import Any
 
 from artifacts.files import sha256_file
 from artifacts.schema import generations as keys
-from gen.config import GenerateConfig
+from gen.config import EMBEDDED, RAY, GenerateConfig
 from gen.device_policy import apply_cpu_env_defaults, device_name
-from gen.engine import EngineConfig
+from gen.engine import Engine, EngineConfig
 from gen.plan import Plan
 from gen.store import GenerationStore
 from gen.stream import StreamStats
@@ -29,8 +29,9 @@ def run_info(config: GenerateConfig, plan: Plan, engine: EngineConfig) -> dict[s
     device = plan.resolved.device
     return {
         "started": _now(),
+        keys.BACKEND: RAY if config.uses_ray else EMBEDDED,
         keys.VLLM_VERSION: vllm_version(),
-        keys.DEVICE: device_name(device),
+        keys.DEVICE: run_device_name(config, device),
         "tensor_parallel_size": config.tensor_parallel_size,
         "data_parallel_size": config.data_parallel_size,
         "commit_every": config.commits_every,
@@ -48,6 +49,28 @@ def run_info(config: GenerateConfig, plan: Plan, engine: EngineConfig) -> dict[s
         keys.GENERATION_TIME_S: 0.0,
         keys.WALL_TIME_S: 0.0,
     }
+
+
+def run_device_name(config: GenerateConfig, device: str) -> str:
+    """:func:`gen.device_policy.device_name`; for a Ray cluster (``RAY_ADDRESS``) the replicas'
+    kind only: the driver may have no GPU (the run's ``ray_cluster_resources`` list the cluster's)."""
+    if config.uses_ray:
+        from gen.ray_engine import cluster_address
+
+        if cluster_address() is not None:
+            return f"{device}:ray cluster"
+    return device_name(device)
+
+
+def engine_metadata(engine: Engine | None) -> dict[str, Any]:
+    """What the engine reports about itself (the Ray backend: Ray version, cluster, replicas), else nothing."""
+    report = getattr(engine, "metadata", None)
+    return dict(report()) if callable(report) else {}
+
+
+def engine_startup_s(engine: Engine | None) -> float:
+    """Engine start that happened inside the run (Ray Data starts the replicas when the job starts)."""
+    return float(getattr(engine, "startup_s", None) or 0.0)
 
 
 def fixed_fields(config: GenerateConfig, plan: Plan, info: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -68,8 +91,9 @@ def fixed_fields(config: GenerateConfig, plan: Plan, info: dict[str, Any], previ
         "seed": config.seed,
         "temperature": 0.0,
         "deterministic": config.deterministic,
-        **{k: info[k] for k in ("enable_prefix_caching", "batch_invariant", "batch_invariant_note", "enforce_eager",
-                                "commit_every", "commit_seconds", "tensor_parallel_size", "data_parallel_size")},
+        **{k: info[k] for k in (keys.BACKEND, "enable_prefix_caching", "batch_invariant", "batch_invariant_note",
+                                "enforce_eager", "commit_every", "commit_seconds", "tensor_parallel_size",
+                                "data_parallel_size")},
         keys.STOP: config.stop,
         keys.IGNORE_EOS: r.stops.ignore_eos,
         keys.STOP_TOKEN_IDS: list(r.stops.ids),
@@ -120,21 +144,33 @@ class MetadataWriter:
         self.fixed = fixed
         self.info = fixed[keys.RUNS][-1]
         self.wall_start = wall_start
+        self.engine: Engine | None = None
+        self.load_time_s = 0.0
 
     def start(self) -> None:
         self.store.write_metadata({**self.fixed, **totals(self.store, complete=False, runs=self.fixed[keys.RUNS])})
 
-    def engine_started(self, load_time_s: float, max_num_seqs: int | None) -> None:
-        self.info.update({"engine_load_time_s": load_time_s, "max_num_seqs": max_num_seqs})
+    def engine_started(self, load_time_s: float, engine: Engine) -> None:
+        """Record the engine's start and what it reports about itself (:func:`engine_metadata`)."""
+        self.engine, self.load_time_s = engine, load_time_s
+        self.info.update({"engine_load_time_s": load_time_s, "max_num_seqs": getattr(engine, "max_num_seqs", None),
+                          **engine_metadata(engine)})
 
     def __call__(self, stats: StreamStats, *, complete: bool = False) -> dict[str, Any]:
-        """Record ``stats`` (this run's totals so far); the ``on_commit`` of :func:`gen.stream.run_stream`."""
+        """Record ``stats`` (this run's totals so far); the ``on_commit`` of :func:`gen.stream.run_stream`.
+
+        An engine that starts inside the run (:func:`engine_startup_s`) has that start moved
+        from the generation time to ``engine_load_time_s``.
+        """
+        startup = engine_startup_s(self.engine)
         self.info.update(
             {
+                **engine_metadata(self.engine),
                 "n_generated": stats.n_tasks,
                 "n_commits": stats.n_commits,
                 keys.N_COMPLETION_TOKENS: stats.n_completion_tokens,
-                keys.GENERATION_TIME_S: stats.engine_time_s,
+                "engine_load_time_s": self.load_time_s + startup,
+                keys.GENERATION_TIME_S: max(0.0, stats.engine_time_s - startup),
                 keys.WALL_TIME_S: time.perf_counter() - self.wall_start,
             }
         )

@@ -107,7 +107,7 @@ def resolve(config: GenerateConfig) -> Resolved:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source.path, revision=source.revision)
-    device = detect_device()
+    device = replica_device(config)
     eager = default_enforce_eager(device) if config.enforce_eager is None else config.enforce_eager
     invariant, note = batch_invariant_support(device) if config.deterministic else (False, None)
     return Resolved(
@@ -121,6 +121,16 @@ def resolve(config: GenerateConfig) -> Resolved:
         batch_invariant=invariant,
         batch_invariant_note=note,
     )
+
+
+def replica_device(config: GenerateConfig) -> str:
+    """Where the engine runs, so dtype and eager defaults follow its hardware: this machine, or
+    the Ray cluster's replicas (:func:`gen.ray_engine.cluster_device`)."""
+    if config.uses_ray:
+        from gen.ray_engine import cluster_device
+
+        return cluster_device()
+    return detect_device()
 
 
 def engine_config(config: GenerateConfig, resolved: Resolved) -> EngineConfig:

@@ -43,10 +43,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from artifacts.errors import InputError
+from artifacts.schema import generations as keys
+from gen.config import RAY
 from gen.device_policy import BATCH_INVARIANT_ENV, CPU_KVCACHE_ENV, CPU_RESERVED_ENV
 from gen.engine import Completion, EngineConfig
 
-BACKEND = "ray"
 INSTALL_HINT = "pip install 'pva-baseline[cluster]'"
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 CPU_BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
@@ -430,12 +431,12 @@ class RayEngine:
     def metadata(self) -> dict[str, Any]:
         """What the generate stage's metadata records about this backend (JSON-ready)."""
         return {
-            "backend": BACKEND,
-            "ray_version": self.ray_version,
+            keys.BACKEND: RAY,
+            keys.RAY_VERSION: self.ray_version,
             "ray_address": self.cluster.address,
             "ray_local_cluster": self.cluster.local,
             "ray_cluster_nodes": self.cluster_nodes,
-            "ray_cluster_resources": self.cluster_resources,
+            keys.RAY_CLUSTER_RESOURCES: self.cluster_resources,
             "ray_replica_bundles": self.bundles,
             "ray_replica_max_num_seqs": self.replica_max_num_seqs,
             "ray_replica_max_num_batched_tokens": self.max_num_batched_tokens,
@@ -597,7 +598,3 @@ class RayEngine:
         ids = tuple(int(i) for i in row[TOKENS_COLUMN])
         return Completion(request_id=request_id, token_ids=ids, finish_reason=finish_reason(ids, self._stop_ids))
 
-
-def build_ray_engine(config: EngineConfig, *, data_parallel_size: int = 1, device: str | None = None) -> RayEngine:
-    """An :class:`gen.engine.EngineFactory` for the Ray backend (``device`` None: the cluster's)."""
-    return RayEngine(config, data_parallel_size=data_parallel_size, device=device)

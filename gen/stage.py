@@ -10,6 +10,7 @@ write the metadata (:mod:`gen.metadata`). A crashed run resumes from its commits
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass
@@ -67,38 +68,54 @@ def run(config: GenerateConfig, *, engine_factory: EngineFactory | None = None, 
 
     Args:
         config: the stage's settings.
-        engine_factory: builds the engine (default :func:`gen.factory.build_engine`, vLLM);
-            called once, and only when work is left.
+        engine_factory: builds the engine (default :func:`gen.factory.build_engine`: embedded
+            vLLM, or replicas on Ray); called once, and only when work is left.
         progress: show a progress bar.
 
     Raises:
-        InputError: bad options, missing problems or model, vLLM missing, or earlier output
-            made with other settings, prompts or model.
+        InputError: bad options, missing problems or model, vLLM (or, for the Ray backend,
+            Ray) missing, or earlier output made with other settings, prompts or model.
     """
     wall_start = time.perf_counter()
     if config.chunk_size is not None:
         print(CHUNK_SIZE_DEPRECATION.format(value=config.chunk_size), file=sys.stderr)
-    factory = engine_factory or default_factory()
-    work = plan(config)  # bad input fails here, before the record or the folder is touched
-    with stage_run(config, overwrite=config.overwrite, resumes=True):
-        store = GenerationStore(config.folder)
-        previous = store.open()
-        check_same_prompts(store, work.tasks)
-        check_same_model(store, previous, work)
-        pending = [t for t in work.tasks if t.task_id not in store.done_ids]
-        if not pending and previous is not None and store.parquet_path.is_file():
-            return nothing_to_do(store, previous, work, time.perf_counter() - wall_start)
-        return generate(config, work, store, previous, pending, factory, wall_start=wall_start, progress=progress)
+    factory = engine_factory or default_factory(config)
+    try:
+        work = plan(config)  # bad input fails here, before the record or the folder is touched
+        with stage_run(config, overwrite=config.overwrite, resumes=True):
+            store = GenerationStore(config.folder)
+            previous = store.open()
+            check_same_prompts(store, work.tasks)
+            check_same_model(store, previous, work)
+            pending = [t for t in work.tasks if t.task_id not in store.done_ids]
+            if not pending and previous is not None and store.parquet_path.is_file():
+                return nothing_to_do(store, previous, work, time.perf_counter() - wall_start)
+            return generate(config, work, store, previous, pending, factory, wall_start=wall_start, progress=progress)
+    finally:
+        if config.uses_ray:  # a cluster joined to find its device, and no engine left to close it
+            from gen.ray_engine import disconnect
+
+            disconnect()
 
 
-def default_factory() -> EngineFactory:
-    """vLLM, one engine or data-parallel replicas (:func:`gen.factory.build_engine`)."""
+def default_factory(config: GenerateConfig) -> EngineFactory:
+    """:func:`gen.factory.build_engine` for ``config``'s backend, once what it needs is installed.
+
+    Ray replicas need Ray here, and vLLM here only when they run on a local Ray (a cluster's
+    nodes bring their own); the embedded engine needs vLLM.
+    """
+    from gen.ray_engine import DEFAULT_BATCH_SIZE, cluster_address, require_ray
     from gen.vllm_engine import require_vllm
 
-    require_vllm()
+    if config.uses_ray:
+        require_ray()
+    if not config.uses_ray or cluster_address() is None:
+        require_vllm()
     from gen.factory import build_engine
 
-    return build_engine
+    # Rows come back a Ray Data batch at a time: no batch larger than a commit.
+    batch = min(config.commits_every, DEFAULT_BATCH_SIZE)
+    return functools.partial(build_engine, backend=config.backend, ray_batch_size=batch)
 
 
 def check_same_prompts(store: GenerationStore, tasks: list[PromptTask]) -> None:
@@ -143,7 +160,7 @@ def generate(config: GenerateConfig, work: Plan, store: GenerationStore, previou
     if pending:
         load_start = time.perf_counter()
         engine = factory(engine_cfg, data_parallel_size=config.data_parallel_size, device=work.resolved.device)
-        writer.engine_started(time.perf_counter() - load_start, getattr(engine, "max_num_seqs", None))
+        writer.engine_started(time.perf_counter() - load_start, engine)
         try:
             stats = run_stream(
                 tasks=pending, engine=engine, store=store, decode=_decoder(work.resolved.tokenizer),
@@ -160,7 +177,7 @@ def generate(config: GenerateConfig, work: Plan, store: GenerationStore, previou
         parquet_path=store.parquet_path, metadata_path=store.metadata_path, n_selected=len(work.rows),
         n_generated=stats.n_tasks, n_skipped=len(work.tasks) - len(pending), n_excluded=len(work.excluded),
         n_completion_tokens=stats.n_completion_tokens, engine_load_time_s=info["engine_load_time_s"],
-        generation_time_s=stats.engine_time_s, wall_time_s=info[keys.WALL_TIME_S], metadata=metadata,
+        generation_time_s=info[keys.GENERATION_TIME_S], wall_time_s=info[keys.WALL_TIME_S], metadata=metadata,
         n_commits=stats.n_commits, max_num_seqs=info["max_num_seqs"],
     )
 

@@ -33,6 +33,9 @@ MODEL_HASH = "model_hash"  # sha256 over a local folder's files, else null
 DTYPE = "dtype"  # float32 | bfloat16 | float16
 VLLM_VERSION = "vllm_version"
 DEVICE = "device"
+BACKEND = "backend"  # embedded | ray (--backend; --data-parallel-size > 1 runs on ray)
+RAY_VERSION = "ray_version"  # runs on ray only
+RAY_CLUSTER_RESOURCES = "ray_cluster_resources"  # runs on ray only: the cluster's CPU, GPU, memory, ...
 
 # How the prompts were made and where generation stopped.
 PROMPT_STYLE = "prompt_style"  # raw | chat | raw-double-assert

@@ -41,6 +41,7 @@ FLAGS = [
     (["--max-model-len", "1024"], "max_model_len", 1024),
     (["--tensor-parallel-size", "2"], "tensor_parallel_size", 2),
     (["--data-parallel-size", "3"], "data_parallel_size", 3),
+    (["--backend", "ray"], "backend", "ray"),
     (["--output-dir", "/x/out"], "output_dir", Path("/x/out")),
     (["--problems", "/x/p.parquet"], "problems_path", Path("/x/p.parquet")),
     (["--overwrite"], "overwrite", True),
@@ -78,6 +79,7 @@ def test_defaults_follow_the_data_dir(captured: list, tmp_path: Path) -> None:
     assert config.commits_every == 16 and config.commit_seconds == 30.0 and config.stop == "end-of-turn"
     assert config.dtype is None and config.prompt_style == "raw"
     assert config.enforce_eager is None  # the stage picks: eager on CPU, compiled on GPU
+    assert config.backend == "embedded" and not config.uses_ray
     assert config.chunk_size is None
 
 

@@ -1,19 +1,10 @@
-"""The Ray backend (:mod:`gen.ray_engine`): Ray Data LLM behind the streaming engine protocol.
+"""The Ray backend (:mod:`gen.ray_engine`, ``generate --backend ray``) without starting Ray or an engine.
 
-One local Ray and one processor run for the whole module (:func:`ray_run`, engine start a few
-minutes on 2 shared cores), on the tiny random Gemma-2 in float32, configured exactly as the
-session's embedded engine (``tiny_vllm_run``), fed the same prompt ids and driven the way the
-generate stage drives every engine: :func:`gen.stream.run_stream` committing to a real
-:class:`gen.store.GenerationStore`. Two replicas (``--data-parallel-size 2``: one core each),
-the path every data-parallel run takes; one replica runs in ``test_ray_kill_resume.py``. The
-embedded engine's output is the reference:
-
-- every task's completion ids and finish reason equal the embedded engine's;
-- the committed parquet equals the embedded path's rows (every column but the times);
-- ``close`` stops the local Ray it started, with every process it spawned.
-
-The rest needs no engine: the one-line error when Ray is missing, and the pieces that keep the
-replicas' settings equal to the embedded engine's.
+The one-line error when Ray is missing (and exit 2 from the command line), which engine the
+factory builds for which settings, the stage's metadata for an engine that reports itself and
+starts inside the run, and the pieces that keep the replicas' settings equal to the embedded
+engine's. The real Ray runs (token ids equal the embedded engine's on every task, SIGKILL of
+the driver and resume) are ``test_ray_kill_resume.py``: two Ray runs, the suite's only ones.
 """
 
 from __future__ import annotations
@@ -21,17 +12,25 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+import gen.ray_engine
+import gen.vllm_engine
 from artifacts.errors import InputError
+from artifacts.schema import generations as keys
+from cli import cli
+from gen.config import GenerateConfig
 from gen.engine import Completion, EngineConfig
+from gen.factory import build_engine
 from gen.ray_engine import (
-    INSTALL_HINT,
     CPU_BIND_ENV,
+    INSTALL_HINT,
+    RAY_ADDRESS_ENV,
     engine_kwargs,
     finish_reason,
     forwarded_env,
@@ -40,15 +39,8 @@ from gen.ray_engine import (
     require_ray,
     sampling_row,
 )
-from gen.store import GenerationStore
-from gen.stream import PromptTask, StreamStats, run_stream
-from tests.gen.tiny_engine import TEST_ENV, TinyRun
-
-GENERATIONS = "generations.parquet"
-TIMING_COLUMNS = ["generation_time"]
-COMMIT_EVERY = 3
-BATCH_SIZE = 2  # several Ray Data batches, so rows come back in several waves of results
-REPLICAS = 2
+from gen.stage import default_factory, run
+from tests.gen.scripted_engine import ScriptedEngine, ScriptedFactory
 
 
 def _config() -> EngineConfig:
@@ -68,6 +60,99 @@ def test_missing_ray_is_a_one_line_error_naming_the_extra(monkeypatch: pytest.Mo
             attempt()
         message = str(caught.value)
         assert "\n" not in message and INSTALL_HINT in message and "pip install 'pva-baseline[cluster]'" in message
+
+
+@pytest.mark.parametrize("args", [["--backend", "ray"], ["--data-parallel-size", "2"]], ids=" ".join)
+def test_missing_ray_exits_2_from_the_command_line(args: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                   tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["generate", "--model", str(tiny_gemma2), "--problems", str(problems_parquet),
+                                      "--output-dir", str(out), "--limit", "1", *args])
+    assert result.exit_code == 2, result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "pip install 'pva-baseline[cluster]'" in error[0]
+    assert not out.exists()  # refused before anything was written
+
+
+class _Built:
+    """Stands in for an engine class: records how it was built, starts nothing."""
+
+    def __init__(self, config: EngineConfig, **kwargs: Any) -> None:
+        self.config, self.kwargs = config, kwargs
+
+
+@pytest.mark.parametrize(
+    ("backend", "replicas", "engine"),
+    [("embedded", 1, "VllmEngine"), ("ray", 1, "RayEngine"), ("embedded", 2, "RayEngine"), ("ray", 3, "RayEngine")],
+)
+def test_the_factory_builds_ray_for_the_ray_backend_and_for_several_replicas(
+    backend: str, replicas: int, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module, name in ((gen.vllm_engine, "VllmEngine"), (gen.ray_engine, "RayEngine")):
+        monkeypatch.setattr(module, name, type(name, (_Built,), {}))
+    made = build_engine(_config(), data_parallel_size=replicas, device="cpu", backend=backend, ray_batch_size=3)
+    assert type(made).__name__ == engine and made.config == _config()
+    if engine == "RayEngine":
+        assert made.kwargs == {"data_parallel_size": replicas, "device": "cpu", "batch_size": 3}
+
+
+def test_the_stage_binds_the_backend_and_a_ray_batch_no_larger_than_a_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
+    for settings, batch in (({"backend": "ray", "commit_every": 1}, 1), ({"data_parallel_size": 2}, 8)):
+        factory = default_factory(GenerateConfig(**settings))
+        assert factory.func is build_engine
+        assert factory.keywords == {"backend": settings.get("backend", "embedded"), "ray_batch_size": batch}
+
+
+class _ReportingEngine(ScriptedEngine):
+    """A scripted engine that, like :class:`gen.ray_engine.RayEngine`, reports itself and starts in its first step."""
+
+    STARTUP_S = 0.3
+
+    def __init__(self, config: EngineConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.startup_s: float | None = None
+
+    def step(self) -> list[Completion]:
+        if self.startup_s is None:
+            time.sleep(self.STARTUP_S)  # the replicas' engines start when the job does
+            self.startup_s = self.STARTUP_S
+        return super().step()
+
+    def metadata(self) -> dict[str, Any]:
+        return {keys.BACKEND: "ray", keys.RAY_VERSION: "9.9", keys.RAY_CLUSTER_RESOURCES: {"CPU": 2.0},
+                "ray_startup_s": self.startup_s}
+
+
+class _ReportingFactory(ScriptedFactory):
+    def __call__(self, config: EngineConfig, *, data_parallel_size: int, device: str) -> ScriptedEngine:
+        self.calls.append({"config": config, "data_parallel_size": data_parallel_size, "device": device})
+        self.engines.append(_ReportingEngine(config, max_num_seqs=self.max_num_seqs))
+        return self.engines[-1]
+
+
+def test_metadata_records_the_backend_and_what_the_engine_reports(
+    monkeypatch: pytest.MonkeyPatch, tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)  # a local Ray: the device is this machine's
+    common = dict(problems_path=problems_parquet, model=str(tiny_gemma2), limit=3, max_new_tokens=8)
+    result = run(GenerateConfig(output_dir=tmp_path / "ray", backend="ray", **common),
+                 engine_factory=_ReportingFactory(), progress=False)
+    meta = json.loads((tmp_path / "ray" / "generations_metadata.json").read_text())
+    info = meta[keys.RUNS][-1]
+    assert meta[keys.BACKEND] == info[keys.BACKEND] == "ray"
+    assert info[keys.RAY_VERSION] == "9.9" and info[keys.RAY_CLUSTER_RESOURCES] == {"CPU": 2.0}
+    assert info["ray_startup_s"] == _ReportingEngine.STARTUP_S  # read again after the run, not only at the start
+    # The start inside the run counts as engine start, not as generation.
+    assert info["engine_load_time_s"] >= _ReportingEngine.STARTUP_S > info[keys.GENERATION_TIME_S]
+    assert result.generation_time_s == info[keys.GENERATION_TIME_S] == meta[keys.GENERATION_TIME_S]
+    assert json.loads((tmp_path / "ray" / "generations_metadata.json").read_text()) == result.metadata
+
+    run(GenerateConfig(output_dir=tmp_path / "embedded", **common), engine_factory=ScriptedFactory(), progress=False)
+    embedded = json.loads((tmp_path / "embedded" / "generations_metadata.json").read_text())
+    assert embedded[keys.BACKEND] == embedded[keys.RUNS][-1][keys.BACKEND] == "embedded"
+    assert keys.RAY_VERSION not in embedded[keys.RUNS][-1]
 
 
 def test_sampling_is_the_embedded_engines() -> None:
@@ -134,147 +219,3 @@ def test_replica_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "VLLM_BATCH_INVARIANT"] == "1"
 
 
-# -- one Ray run, shared ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RayRun:
-    """What the module's one Ray run produced."""
-
-    out: Path
-    completions: list[Completion]  # as step() returned them, in arrival order
-    stats: StreamStats
-    metadata: dict
-    left_behind: list[str]  # processes Ray or vLLM left after close()
-    ray_connected_after_close: bool
-    seconds: float
-
-
-class _Recording:
-    """Passes every call to the engine and keeps what ``step`` returned."""
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-        self.max_num_seqs = engine.max_num_seqs
-        self.returned: list[Completion] = []
-
-    def add_request(self, request_id: str, prompt_token_ids) -> None:
-        self.engine.add_request(request_id, prompt_token_ids)
-
-    def step(self) -> list[Completion]:
-        done = self.engine.step()
-        self.returned.extend(done)
-        return done
-
-    def has_unfinished_requests(self) -> bool:
-        return self.engine.has_unfinished_requests()
-
-    def close(self) -> None:
-        self.engine.close()
-
-
-def tasks_of(table: pd.DataFrame) -> list[PromptTask]:
-    """The embedded run's tasks: the same prompts, the same ids."""
-    return [PromptTask(int(r.task_id), r.prompt, tuple(int(i) for i in r.prompt_token_ids)) for r in table.itertuples()]
-
-
-def _descendants() -> dict[int, str]:
-    """Every live process under this one: pid -> command line."""
-    import psutil
-
-    out = {}
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                out[proc.pid] = " ".join(proc.cmdline())[:100]
-        except psutil.Error:
-            continue
-    return out
-
-
-@pytest.fixture(scope="module")
-def ray_run(tiny_vllm_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> RayRun:
-    import ray
-    from transformers import AutoTokenizer
-
-    from gen.ray_engine import RayEngine
-
-    reference = pd.read_parquet(tiny_vllm_run.out / GENERATIONS)
-    settings = json.loads((tiny_vllm_run.out / "generations_metadata.json").read_text())["settings"]
-    tokenizer = AutoTokenizer.from_pretrained(tiny_vllm_run.model)
-    out = tmp_path_factory.mktemp("ray-generate")
-    store = GenerationStore(out)
-    store.open(settings, overwrite=False)
-    store.write_metadata({"settings": settings})
-    before = _descendants()  # e.g. multiprocessing's resource tracker, which lives as long as we do
-    start = time.perf_counter()
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in TEST_ENV.items():
-            mp.setenv(name, value)
-        engine = _Recording(RayEngine(tiny_vllm_run.config, data_parallel_size=REPLICAS, batch_size=BATCH_SIZE))
-        try:
-            stats = run_stream(
-                tasks=tasks_of(reference), engine=engine, store=store,
-                decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-                commit_every=COMMIT_EVERY, progress=False,
-            )
-        finally:
-            engine.close()
-    seconds = time.perf_counter() - start
-    def left_behind() -> list[str]:
-        return [f"{pid} {cmd}" for pid, cmd in _descendants().items() if pid not in before]
-
-    deadline = time.monotonic() + 60
-    while left_behind() and time.monotonic() < deadline:  # Ray's and vLLM's processes take a moment to go
-        time.sleep(1)
-    print(f"Ray run: {seconds:.0f}s, Ray Data start to the first request in an engine "
-          f"{engine.engine.startup_s:.0f}s, {stats.n_commits} commits")
-    return RayRun(out=out, completions=engine.returned, stats=stats, metadata=engine.engine.metadata(),
-                  left_behind=left_behind(), ray_connected_after_close=ray.is_initialized(), seconds=seconds)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_ray_token_ids_equal_the_embedded_engines_on_every_task(ray_run: RayRun, tiny_vllm_run: TinyRun) -> None:
-    reference = pd.read_parquet(tiny_vllm_run.out / GENERATIONS)
-    want = {str(t): ([int(i) for i in ids], reason) for t, ids, reason in
-            zip(reference["task_id"], reference["completion_token_ids"], reference["finish_reason"])}
-    got = {c.request_id: (list(c.token_ids), c.finish_reason) for c in ray_run.completions}
-    assert len(ray_run.completions) == len(got) == len(want)  # each task once
-    assert got == want
-    # The run is not trivial: completions stop at <end_of_turn> and at the context end.
-    assert {reason for _, reason in want.values()} == {"stop", "length"}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_ray_run_through_the_store_commits_the_embedded_rows(ray_run: RayRun, tiny_vllm_run: TinyRun) -> None:
-    import ray
-
-    reference = pd.read_parquet(tiny_vllm_run.out / GENERATIONS)
-    committed = pd.read_parquet(ray_run.out / GENERATIONS)
-    columns = [c for c in reference.columns if c not in TIMING_COLUMNS]
-    pd.testing.assert_frame_equal(committed[columns], reference[columns])
-    assert (committed["generation_time"] > 0).all()
-    n = len(reference)
-    assert ray_run.stats.n_tasks == n and ray_run.stats.n_completion_tokens == int(reference["n_completion_tokens"].sum())
-    assert 1 <= ray_run.stats.n_commits <= n  # batches arrive together: commits hold 3 rows or more
-    assert not list(ray_run.out.glob(".*.tmp"))
-
-    meta = ray_run.metadata
-    assert meta["backend"] == "ray" and meta["ray_version"] == ray.__version__
-    assert meta["ray_local_cluster"] is True and meta["ray_cluster_nodes"] == 1
-    assert meta["ray_cluster_resources"]["CPU"] >= 1 and "memory" in meta["ray_cluster_resources"]
-    # The embedded engine's scheduler limits (vLLM's LLM defaults on CPU), not the async engine's.
-    assert (meta["ray_replica_max_num_seqs"], meta["ray_replica_max_num_batched_tokens"]) == (256, 4096)
-    # Two replicas on this machine's cores: one core each, threads unbound, half the wave each at most.
-    cpus = meta["ray_cluster_resources"]["CPU"]
-    assert meta["ray_replica_bundles"] == [{"CPU": float(cpus // REPLICAS)}]
-    assert meta["ray_replica_env"]["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
-    assert meta["ray_requests_per_replica"] == -(-n // REPLICAS)
-    assert meta["ray_startup_s"] and 0 < meta["ray_startup_s"] < ray_run.seconds
-    json.dumps(meta)  # ready for the metadata file
-
-    # close() stopped the local Ray it started, and every process under this one went with it.
-    assert not ray_run.ray_connected_after_close
-    assert ray_run.left_behind == []

@@ -1,6 +1,7 @@
 """The stage with a scripted engine: selection, exclusion, resume, metadata, stop policy, prompt styles.
 
-The real vLLM engine runs in ``test_e2e_tiny.py`` and in the SIGKILL test (tests/pipeline).
+The real vLLM engine runs in ``test_e2e_tiny.py`` and in the SIGKILL tests (tests/pipeline; on
+Ray: ``test_ray_kill_resume.py``).
 """
 
 from __future__ import annotations
@@ -289,7 +290,9 @@ def test_chunk_size_is_read_as_commit_every(tiny_gemma2: Path, problems_parquet:
     assert meta["commit_every"] == 3 and "chunk_size" not in meta
 
 
-def test_options_reach_the_engine_config(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:
+def test_options_reach_the_engine_config(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # several replicas run on Ray: a local one, this machine
     factory = ScriptedFactory()
     scripted(tiny_gemma2, problems_parquet, tmp_path, factory, limit=1, enforce_eager=False, deterministic=True,
              seed=3, data_parallel_size=2, max_model_len=1024)
@@ -299,6 +302,7 @@ def test_options_reach_the_engine_config(tiny_gemma2: Path, problems_parquet: Pa
     assert (c.enforce_eager, c.enable_prefix_caching, c.seed, c.max_model_len, c.max_new_tokens) == (False, False, 3, 1024, MAX_NEW)
     meta = json.loads((tmp_path / "generations_metadata.json").read_text())
     assert meta["data_parallel_size"] == 2 and meta["deterministic"] and meta["batch_invariant"] is False
+    assert meta[keys.BACKEND] == "ray"  # more than one replica always runs on Ray
 
 
 def test_bad_input_leaves_the_output_folder_untouched(tiny_gemma2: Path, problems_parquet: Path, tmp_path: Path) -> None:

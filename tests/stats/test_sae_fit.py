@@ -19,15 +19,15 @@ def _reference(x: np.ndarray, sae: JumpReluSae) -> tuple[float, float]:
     return sse / sst, active / len(x)
 
 
-def _dyadic_case(seed: int, n: int = 70, d_model: int = 64, d_sae: int = 512):
+def _dyadic_case(seed: int, n: int = 70, d_model: int = 64, d_sae: int = 512, threshold_offset: float = 0.0):
     """Small multiples of 1/4 (thresholds offset by 1/8): every float32 product and sum is exact,
-    so no pre-activation sits within rounding of its threshold."""
+    in any order, so no pre-activation sits within rounding of its threshold."""
     rng = np.random.default_rng(seed)
     q = lambda *shape: rng.integers(-4, 5, size=shape).astype(np.float32) / 4  # noqa: E731
     sae = JumpReluSae(
         W_enc=q(d_model, d_sae),
         b_enc=q(d_sae),
-        threshold=np.abs(q(d_sae)) + np.float32(1 / 8),
+        threshold=np.abs(q(d_sae)) + np.float32(1 / 8 + threshold_offset),
         W_dec=q(d_sae, d_model),
         b_dec=q(d_model),
     )
@@ -45,6 +45,16 @@ def test_equals_the_plain_computation_exactly_on_exact_arithmetic(seed):
     assert fit.n_vectors == len(x)
     assert fit.l0 == l0
     assert fit.fvu == pytest.approx(fvu, rel=1e-12)
+
+
+def test_sparse_decoding_equals_the_plain_computation():
+    """High thresholds: few latents fire, so blocks decode with the active rows of W_dec only."""
+    x, sae = _dyadic_case(9, threshold_offset=32.0)  # ~27 of 512 latents per vector, 27 % per block
+    active = np.mean(encode(sae, x[:16]).any(axis=0))
+    assert 0 < active < 0.5  # the sparse path (SPARSE_DECODE_BELOW)
+    fit = sae_fit(x, sae, block_rows=16)
+    fvu, l0 = _reference(x, sae)
+    assert fit.l0 == l0 and fit.fvu == pytest.approx(fvu, rel=1e-12)  # exact sums: measured 1.1e-16
 
 
 def test_equals_the_plain_computation_on_gaussian_data():

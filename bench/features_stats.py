@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     start, cpu_start = time.perf_counter(), time.process_time()
 
     for layer in layers:
-        vectors = {site: _vectors(args.tasks, args.d_model, passed, np.random.default_rng((args.seed, layer, i))) for i, site in enumerate(SITES)}
+        vectors = {
+            site: _vectors(args.tasks, args.d_model, passed, np.random.default_rng((args.seed, layer, i)))
+            for i, site in enumerate(SITES)
+        }
         with _timed(seconds, "sae_draw"):
             sae = _sae(args, layer, vectors[SITES[0]])
         latents, correct = listed[layer]
@@ -126,7 +129,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with _timed(seconds, "paired"):
         for j in range(scores.shape[1]):
             paired_auroc_difference(
-                scores[:, j], positive[:, j], other[:, j], other_positive[:, j], n_resamples=args.bootstrap, seed=args.seed
+                scores[:, j],
+                positive[:, j],
+                other[:, j],
+                other_positive[:, j],
+                n_resamples=args.bootstrap,
+                seed=args.seed,
             )
     total = time.perf_counter() - start
 
@@ -143,11 +151,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "paired": f"{scores.shape[1]} features x {args.bootstrap}",
     }
     rows = [
-        {"step": step, "wall_s": seconds[step], "cpu_s": seconds[step + "/cpu"], "share": seconds[step] / total, "what": counts[step]}
+        {
+            "step": step,
+            "wall_s": seconds[step],
+            "cpu_s": seconds[step + "/cpu"],
+            "share": seconds[step] / total,
+            "what": counts[step],
+        }
         for step in counts
         if step in seconds
     ]
-    rows.append({"step": "total", "wall_s": total, "cpu_s": time.process_time() - cpu_start, "share": 1.0, "what": f"peak RSS {peak_mb:.0f} MB"})
+    cpu_total = time.process_time() - cpu_start
+    peak = f"peak RSS {peak_mb:.0f} MB"
+    rows.append({"step": "total", "wall_s": total, "cpu_s": cpu_total, "share": 1.0, "what": peak})
     stage = total - seconds["sae_draw"]
     load_after = os.getloadavg()
     print(
@@ -180,7 +196,9 @@ def _sae(args: argparse.Namespace, layer: int, calibration: np.ndarray) -> JumpR
     return JumpReluSae(sae.W_enc, sae.b_enc, np.full(args.d_sae, level, dtype=np.float32), sae.W_dec, sae.b_dec)
 
 
-def _listed_features(layers: list[int], n: int, d_sae: int, rng: np.random.Generator) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def _listed_features(
+    layers: list[int], n: int, d_sae: int, rng: np.random.Generator
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """``n`` features dealt round-robin over the layers, about half "correct", half "incorrect"."""
     out = {}
     for i, layer in enumerate(layers):

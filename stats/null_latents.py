@@ -15,7 +15,9 @@ from stats.bootstrap import Seed
 N_NULL_LATENTS = 1000
 
 
-def draw_null_latents(d_sae: int, n: int = N_NULL_LATENTS, *, exclude: Sequence[int] = (), seed: Seed = 0) -> np.ndarray:
+def draw_null_latents(
+    d_sae: int, n: int = N_NULL_LATENTS, *, exclude: Sequence[int] = (), seed: Seed = 0
+) -> np.ndarray:
     """``n`` distinct latent indices of a ``d_sae``-wide SAE, none of ``exclude``: Int[ndarray, "latent"].
 
     Ascending (so an SAE's columns are read in order); all the remaining latents when fewer

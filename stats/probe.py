@@ -15,9 +15,9 @@ n_train columns instead of d, the same optimum, the same held-out decision value
 
 p-value (a cheaper valid test than refitting under permuted labels). A label-permutation test
 of the pooled out-of-fold AUROC must refit every fold for each permutation: on 388 tasks x 2304
-dimensions one fit takes 20-90 ms on these 2-core machines (lbfgs, 100-200 iterations on
-realistically anisotropic vectors), so even 100 permutations cost ~30 s per probe and ~15
-minutes for the 28 residual probes of a Gemma-2-2B run. Instead each fold is tested on its own,
+dimensions one fit (in the row span) took 20-90 ms on these 2-core machines (lbfgs, 100-300
+iterations on realistically anisotropic vectors), so even 100 permutations (5 x 101 fits) cost
+~30 s per probe and ~14 minutes for the 28 residual probes of a Gemma-2-2B run. Instead each fold is tested on its own,
 exactly, without refitting:
 
 - Under the null hypothesis (labels independent of the vectors, tasks exchangeable), given the
@@ -51,7 +51,7 @@ from stats.permutation import N_PERMUTATIONS, permutation_p_value
 
 MAX_FOLDS = 5
 C = 1.0
-MAX_ITER = 1000  # lbfgs; scikit-learn's 100 stops short on anisotropic 2304-dim vectors
+MAX_ITER = 1000  # lbfgs; scikit-learn's 100 stops short on anisotropic vectors (measured 100-300)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def _n_folds(y: np.ndarray, max_folds: int) -> int:
 
 
 def _splits(x: np.ndarray, y: np.ndarray, k: int, seed: Seed) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified folds; their stream is ``(*seed, 0)``, the per-fold tests ``(*seed, 1, fold)``, the bootstrap ``(*seed, 2)``."""
+    """Stratified folds, from stream ``(*seed, 0)`` (the per-fold tests use ``(*seed, 1, fold)``,
+    the bootstrap ``(*seed, 2)``)."""
     state = int(np.random.default_rng((*_entropy(seed), 0)).integers(2**31))
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=state)
     return list(splitter.split(x, y))

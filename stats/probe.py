@@ -170,9 +170,10 @@ def probe(
         for fold, (train, test) in enumerate(_splits(x, y, k, seed)):
             scores[test] = _fold_scores(x, y, train, test, c)
             # Stratified folds hold at least one task of each class; the test is valid down to one.
+            fold_seed = (*_entropy(seed), 1, fold)
             fold_p.append(
                 permutation_p_value(
-                    scores[test], y[test], n_permutations=n_permutations, seed=(*_entropy(seed), 1, fold), min_per_class=1
+                    scores[test], y[test], n_permutations=n_permutations, seed=fold_seed, min_per_class=1
                 )
             )
     interval = bootstrap_auroc(scores, y, n_resamples=n_bootstrap, level=level, seed=(*_entropy(seed), 2))

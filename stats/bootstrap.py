@@ -12,18 +12,15 @@ scored (every feature of one task set shares the resamples).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from stats.auroc import auroc, auroc_columns, split_weighted_auroc, weighted_auroc
-from stats.labels import as_score_columns, as_scores_labels, enough_per_class, label_groups
+from stats.labels import Seed, as_score_columns, as_scores_labels, enough_per_class, label_groups
 
 N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
-
-Seed = int | Sequence[int]
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,16 @@ feature, or a Bool[ndarray, "task feature"] with one labelling per feature colum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 # A class needs two tasks: with one, an AUROC is the rank of a single task, its bootstrap
 # cannot vary that task, and cross-validation has no fold to hold it out in.
 MIN_PER_CLASS = 2
+
+# A seed: an int, or a sequence of ints from which independent streams are derived as (*seed, i).
+Seed = int | Sequence[int]
 
 
 def as_scores_labels(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

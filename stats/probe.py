@@ -2,7 +2,7 @@
 
 The probe is ``Pipeline(StandardScaler, LogisticRegression)`` (L2 with ``C`` = 1, scikit-learn's
 default strength, lbfgs; :func:`probe_pipeline`), fitted on the training folds of a seeded
-``StratifiedKFold`` with ``k = min(5, smaller class size)`` folds; the held-out decision values
+``StratifiedKFold`` with ``k = min(5, smaller class size)`` folds (:mod:`stats.folds`); the held-out decision values
 of all folds are pooled into one AUROC. The interval is the stratified bootstrap of that pooled
 AUROC over tasks (:mod:`stats.bootstrap`), the folds' fits held fixed.
 
@@ -40,16 +40,14 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from stats.bootstrap import CI_LEVEL, N_BOOTSTRAP, Seed, bootstrap_auroc
-from stats.labels import MIN_PER_CLASS
+from stats.folds import MAX_FOLDS, stratified_folds
 from stats.permutation import N_PERMUTATIONS, permutation_p_value
 
-MAX_FOLDS = 5
 C = 1.0
 MAX_ITER = 1000  # lbfgs; scikit-learn's 100 stops short on anisotropic vectors (measured 100-300)
 
@@ -96,17 +94,10 @@ def _fold_scores(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarr
     return logistic(c).fit(a_train, y[train]).decision_function(a_test)
 
 
-def _n_folds(y: np.ndarray, max_folds: int) -> int:
-    smaller = min(int(y.sum()), int((~y).sum()))
-    return min(max_folds, smaller) if smaller >= MIN_PER_CLASS else 0
-
-
-def _splits(x: np.ndarray, y: np.ndarray, k: int, seed: Seed) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified folds, from stream ``(*seed, 0)`` (the per-fold tests use ``(*seed, 1, fold)``,
-    the bootstrap ``(*seed, 2)``)."""
-    state = int(np.random.default_rng((*_entropy(seed), 0)).integers(2**31))
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=state)
-    return list(splitter.split(x, y))
+def _splits(y: np.ndarray, max_folds: int, seed: Seed) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds (:mod:`stats.folds`), from stream ``(*seed, 0)`` (the per-fold tests use
+    ``(*seed, 1, fold)``, the bootstrap ``(*seed, 2)``)."""
+    return stratified_folds(y, max_folds=max_folds, seed=(*_entropy(seed), 0))
 
 
 def out_of_fold_scores(
@@ -124,14 +115,14 @@ def out_of_fold_scores(
         tasks in a class or no input columns.
     """
     x, y = _inputs(x, positive)
-    k = _n_folds(y, max_folds)
-    if k == 0 or x.shape[1] == 0:
+    folds = _splits(y, max_folds, seed)
+    if not folds or x.shape[1] == 0:
         return np.full(y.size, np.nan), 0
     scores = np.empty(y.size)
     with threadpool_limits(limits=1, user_api="blas"):  # see _fold_scores
-        for train, test in _splits(x, y, k, seed):
+        for train, test in folds:
             scores[test] = _fold_scores(x, y, train, test, c)
-    return scores, k
+    return scores, len(folds)
 
 
 def probe(
@@ -160,14 +151,15 @@ def probe(
         NaNs with fewer than ``MIN_PER_CLASS`` tasks in a class, or no input columns.
     """
     x, y = _inputs(x, positive)
-    k = _n_folds(y, max_folds)
+    folds = _splits(y, max_folds, seed)
+    k = len(folds)
     if k == 0 or x.shape[1] == 0:
         nan = float("nan")
         return ProbeResult(nan, nan, nan, nan, 0)
     scores = np.empty(y.size)
     fold_p = []
     with threadpool_limits(limits=1, user_api="blas"):  # see _fold_scores
-        for fold, (train, test) in enumerate(_splits(x, y, k, seed)):
+        for fold, (train, test) in enumerate(folds):
             scores[test] = _fold_scores(x, y, train, test, c)
             # Stratified folds hold at least one task of each class; the test is valid down to one.
             fold_seed = (*_entropy(seed), 1, fold)

@@ -68,7 +68,7 @@ def test_fits_the_pipeline_exactly(d, monkeypatch):
     scores, k = out_of_fold_scores(x, y, seed=7)
     pipeline = probe_pipeline()
     pipeline.set_params(logreg=probe_module.logistic())
-    reference = cross_val_predict(pipeline, x, y, cv=probe_module._splits(x, y, k, 7), method="decision_function")
+    reference = cross_val_predict(pipeline, x, y, cv=probe_module._splits(y, k, 7), method="decision_function")
     assert np.abs(scores - reference).max() <= 1e-9 * np.abs(reference).max()
 
 

@@ -63,13 +63,13 @@ def score_run(run_name: str, run: Run, features: Sequence[ListedFeature], readou
     return pd.DataFrame([asdict(r) for r in rows], columns=list(fm.SCORE_COLUMNS))
 
 
-def _entry(run_name: str, run: Run, f: ListedFeature, site: str, readout: Readout, skipped: Mapping[int, str]) -> _Entry:
+def _entry(run_name: str, run: Run, f: ListedFeature, site: str, readout: Readout,
+           skipped: Mapping[int, str]) -> _Entry:
     positive_class = "passed" if f.group == "correct" else "failed"
     acts = readout.acts.get((run_name, site, f.layer))
     reason = None
     if acts is None:
-        reason = (skipped.get(f.layer) or run.vectors.not_stored.get((site, f.layer))
-                  or "no SAE for this layer")
+        reason = skipped.get(f.layer) or run.vectors.not_stored.get((site, f.layer)) or "no SAE for this layer"
     return _Entry(f, site, positive_class, acts, reason)
 
 
@@ -86,9 +86,10 @@ def _statistics(entries: Sequence[_Entry], seed: int) -> list[dict]:
         stats = score_columns(acts, positive, seed=seed)
         for j, i in enumerate(members):
             values[i].update(_oriented({k: v[j] for k, v in stats.items()}, entries[i].positive_class))
+            # The nulls were scored for "passed"; for a "failed" feature their AUROC is 1 - that.
             null = entries[i].acts.null_auroc
-            values[i]["null_percentile"] = null_percentile(values[i]["auroc"], null if entries[i].positive_class
-                                                           == "passed" else 1 - null)
+            null = null if entries[i].positive_class == "passed" else 1 - null
+            values[i]["null_percentile"] = null_percentile(values[i]["auroc"], null)
     q = bh_q_values(np.array([v["p_value"] for v in values]))
     for v, q_value in zip(values, q):
         v["q_value"] = float(q_value)

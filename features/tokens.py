@@ -54,7 +54,8 @@ class TokenSample:
             yield np.concatenate(pending)
 
 
-def sample_tokens(activations_dir: Path, layer: int, task_ids: Sequence[int], *, n: int, seed: Seed) -> TokenSample | None:
+def sample_tokens(activations_dir: Path, layer: int, task_ids: Sequence[int], *, n: int,
+                  seed: Seed) -> TokenSample | None:
     """A uniform sample of ``n`` positions (all when ``n`` is 0 or at least their number), or None
     when no task of ``task_ids`` has a ``sequence`` at ``layer``.
 

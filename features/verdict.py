@@ -7,7 +7,7 @@ Rules, in order (the first that applies decides; the report prints them from the
    tasks, or the layer's SAE does not fit this run's last-prompt vectors at the site:
    FVU above :data:`FVU_BOUND`, or, when a reference run is given (``--compare-activations``,
    normally the base model the SAEs were trained on), above the reference's FVU at the same layer
-   and site plus :data:`FVU_MARGIN`;
+   and site plus :data:`FVU_MARGIN`, and never above :data:`FVU_CEILING`;
 3. *carries over* when q < :data:`ALPHA` and the AUROC interval lies above 0.5;
 4. *does not carry over* when q >= :data:`ALPHA`;
 5. *cannot tell* otherwise (q < ALPHA but the interval reaches 0.5: the tests disagree).
@@ -27,8 +27,10 @@ Why these numbers:
   instruct model's vectors about as well as those of the model it was trained on, on the same
   tasks, positions and site (which removes the inflation above): at most 10 points more of the
   variance left unexplained. Kissane et al. ("SAEs (usually) transfer between base and chat
-  models") judge transfer the same way, base-trained SAE on base against chat activations; it
+  models") judge transfer the same way, a base-trained SAE on base against chat activations; it
   held for Mistral-7B and Qwen 1.5 0.5B and failed for Gemma v1 2B, so it must be measured here.
+- ``FVU_CEILING`` 1: an SAE that explains the vectors no better than their mean does not
+  describe them, however badly it does on the reference run too.
 - ``MIN_CLASS_TASKS`` 10: with fewer tasks in a class, the bootstrap interval resamples a handful
   of tasks and understates the uncertainty (with one task, every resample holds that task).
 """
@@ -42,21 +44,24 @@ from artifacts.schema import features as fm
 ALPHA = 0.05
 FVU_BOUND = 0.5
 FVU_MARGIN = 0.1
+FVU_CEILING = 1.0
 MIN_CLASS_TASKS = 10
 
 
 def rules(reference: str | None) -> dict:
     """The metadata's ``verdict_rules`` block: the constants, and the reference run's label (or None)."""
     return {fm.RULE_ALPHA: ALPHA, fm.RULE_FVU_BOUND: FVU_BOUND, fm.RULE_FVU_MARGIN: FVU_MARGIN,
-            fm.RULE_MIN_CLASS: MIN_CLASS_TASKS, fm.RULE_REFERENCE: reference}
+            fm.RULE_FVU_CEILING: FVU_CEILING, fm.RULE_MIN_CLASS: MIN_CLASS_TASKS, fm.RULE_REFERENCE: reference}
 
 
 def sae_fits(fvu: float, reference_fvu: float) -> tuple[bool, str]:
     """Whether the SAE fits (rule 2), and the comparison in words."""
     if math.isnan(fvu):
         return False, "no SAE fit on these vectors"
-    if not math.isnan(reference_fvu):
+    if not math.isnan(reference_fvu) and reference_fvu + FVU_MARGIN <= FVU_CEILING:
         limit, what = reference_fvu + FVU_MARGIN, f"the reference's {reference_fvu:.3g} + {FVU_MARGIN}"
+    elif not math.isnan(reference_fvu):
+        limit, what = FVU_CEILING, f"{FVU_CEILING} (the reference's {reference_fvu:.3g} + {FVU_MARGIN} is above it)"
     else:
         limit, what = FVU_BOUND, f"{FVU_BOUND}"
     if fvu <= limit:

@@ -35,8 +35,9 @@ def row(cells: Sequence[str]) -> str:
 def rules_lines(rules: dict) -> list[str]:
     """The verdict's rules, with the numbers the features stage used (metadata ``verdict_rules``)."""
     alpha, bound, margin = rules[fm.RULE_ALPHA], rules[fm.RULE_FVU_BOUND], rules[fm.RULE_FVU_MARGIN]
-    reference = rules.get(fm.RULE_REFERENCE)
-    fit = (f"FVU <= the FVU of {reference} (the reference run) at the same layer and site + {margin}" if reference
+    reference, ceiling = rules.get(fm.RULE_REFERENCE), rules.get(fm.RULE_FVU_CEILING)
+    fit = (f"FVU <= the FVU of {reference} (the reference run) at the same layer and site + {margin}, and never "
+           f"above {ceiling}" if reference
            else f"FVU <= {bound} (no reference run given; with the base model's run, FVU <= its FVU + {margin})")
     return [
         "Verdict rules, for each listed feature at each site (the first that applies decides):", "",
@@ -87,7 +88,10 @@ def probe_table(probes: pd.DataFrame, compare_label: str | None) -> list[str]:
     out = ["Probes for `passed` (cross-validated logistic regression, standardized, L2; out-of-fold AUROC, "
            "bootstrap interval, permutation p-value): on the residual vectors and on the layer's listed features.",
            "", row(head), row(["---"] * len(head))]
-    for (layer, site), group in probes.groupby(["layer", "hook_point"], sort=True):
+    keys = sorted({(int(r.layer), r.hook_point) for r in probes.itertuples()},
+                  key=lambda k: (k[0], HOOK_POINTS.index(k[1])))
+    for layer, site in keys:
+        group = probes[(probes["layer"] == layer) & (probes["hook_point"] == site)]
         cells = [str(layer), site]
         for run, _ in runs:
             for inputs in (fm.INPUTS_RESIDUAL, fm.INPUTS_LISTED):

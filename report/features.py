@@ -30,6 +30,7 @@ from report.fmt import NA
 from report.plots import SERIES_COLORS, save_figure
 
 TOP_PER_GROUP = 5  # rows of the table per group; every row is in feature_scores.parquet
+VERDICT_MARKS = {fm.VERDICT_CARRIES_OVER: "\u2713", fm.VERDICT_DOES_NOT: "\u2717", fm.VERDICT_CANNOT_TELL: "?"}
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,10 @@ def plot_features(
             for i in np.flatnonzero(~ok.to_numpy()):
                 ax.text(0.02, y[i] + dy, "not scored", transform=ax.get_yaxis_transform(), fontsize=7, color=color,
                         va="center")
+            if name == label:  # this run's verdicts in the right margin
+                for i, verdict in enumerate(merged["verdict"]):
+                    ax.text(1.01, y[i], VERDICT_MARKS.get(verdict, ""), transform=ax.get_yaxis_transform(),
+                            fontsize=8, va="center")
         ax.axvline(0.5, color="0.4", linestyle="--", linewidth=1)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(n - 0.5, -0.5)  # list order, top to bottom
@@ -340,7 +345,8 @@ def plot_features(
             ax.axhline(boundary + 0.5, color="0.6", linewidth=0.8)
     axes[0].set_yticks(y, [f"{g} #{r + 1}  L{l} {f}" for g, r, l, f in keys.itertuples(index=False)], fontsize=7)
     axes[-1].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Listed SAE features: AUROC for their class (correct: passed, incorrect: failed)", fontsize=11)
+    fig.suptitle("Listed SAE features: AUROC for their class (correct: passed, incorrect: failed); right margin: "
+                 "verdict (\u2713 carries over, \u2717 does not carry over, ? cannot tell)", fontsize=11)
     return save_figure(fig, path)
 
 
@@ -364,9 +370,10 @@ def plot_differences(differences: pd.DataFrame, path: Path, *, label: str, compa
         ax.axvline(0.0, color="0.4", linestyle="--", linewidth=1)
         ax.set_xlim(-1.02, 1.02)
         ax.set_ylim(n - 0.5, -0.5)
-        ax.set_xlabel(f"AUROC {label} - AUROC {compare_label or 'compare'} at {hook} (95% paired interval)")
+        ax.set_xlabel(f"AUROC difference at {hook} (95% paired interval)")
         ax.set_title(hook)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, [f"{g} #{r + 1}  L{l} {f}" for g, r, l, f in keys.itertuples(index=False)], fontsize=7)
-    fig.suptitle(f"Listed SAE features: {label} beside {compare_label or 'compare'} on shared tasks", fontsize=11)
+    fig.suptitle(f"Listed SAE features: AUROC of {label} minus AUROC of {compare_label or 'compare'}, on the tasks "
+                 "both runs hold", fontsize=11)
     return save_figure(fig, path)

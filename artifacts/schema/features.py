@@ -64,7 +64,8 @@ TOKEN_VECTORS = "token_vectors"  # token vectors sampled per layer x run for the
 RULES = "verdict_rules"  # {RULE_*}: the verdict's rule and its constants (features/verdict.py)
 RULE_ALPHA = "alpha"  # q below this: significant
 RULE_FVU_BOUND = "fvu_bound"  # without a reference run: the SAE fits when FVU <= this
-RULE_FVU_MARGIN = "fvu_margin"  # with one: the SAE fits when FVU <= the reference run's FVU + this
+RULE_FVU_MARGIN = "fvu_margin"  # with one: the SAE fits when FVU <= the reference run's FVU + this ...
+RULE_FVU_CEILING = "fvu_ceiling"  # ... and never when FVU > this
 RULE_MIN_CLASS = "min_class_tasks"  # fewer tasks in a class: cannot tell
 RULE_REFERENCE = "reference"  # label of the run whose FVU is the reference (the comparison run), or null
 STEP_SECONDS = "step_seconds"  # {step: seconds} of this run of the stage

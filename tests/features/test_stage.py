@@ -13,6 +13,7 @@ import pytest
 
 from artifacts.errors import InputError
 from artifacts.feature_list import read_feature_list
+from artifacts.layout import activation_file_name
 from artifacts.records import is_current, read_record
 from artifacts.schema import features as fm
 from artifacts.schema.activations import HOOK_POINTS
@@ -25,9 +26,9 @@ from tests.report.test_stage import assert_png
 
 D_MODEL = 32
 FEATURES = feature_list([(16, 14439), (16, 11225), (17, 9162)], [(19, 5441), (17, 13444), (20, 9996)])
-# FVU and L0 in float64 against the stage's float32 products: measured relative differences up to 3e-7 (FVU)
-# and exact L0 over these SAEs; the tolerance leaves a margin of 30x.
-FIT_RTOL = 1e-5
+# FVU in float64 against the stage's float32 products: relative differences measured up to 2.3e-8 over 4 seeds of
+# these runs and SAEs (L0 exact, FVU of the fitting SAEs exactly 0); the tolerance leaves a margin of 40x.
+FIT_RTOL = 1e-6
 
 
 def offline(**_):
@@ -145,7 +146,8 @@ def test_fvu_and_l0_equal_an_independent_computation(data, saes):
                        & (fits["positions"] == fm.POSITIONS_LAST_PROMPT)].iloc[0]
             fvu, l0 = reference_fit(vectors[site][:, layers.index(layer)], saes[layer])
             assert got["fvu"] == pytest.approx(fvu, rel=FIT_RTOL, abs=1e-9) and got["l0"] == pytest.approx(l0)
-    tokens = np.concatenate([np.load(data.activations_dir / "task_activations" / f"{t}_layer_19.npz")["sequence"][1:]
+    folder = data.activations_dir / "task_activations"
+    tokens = np.concatenate([np.load(folder / activation_file_name(t, 19))["sequence"][1:]
                              for t in data.task_ids]).astype(np.float32)
     got = fits[(fits["layer"] == 19) & (fits["positions"] == fm.POSITIONS_ALL_TOKENS)].iloc[0]
     fvu, l0 = reference_fit(tokens, saes[19])

@@ -7,6 +7,7 @@ import pytest
 
 from artifacts.errors import InputError
 from artifacts.files import write_npz
+from artifacts.layout import activation_file_name
 from features.tokens import sample_tokens
 
 
@@ -15,7 +16,7 @@ def write_tasks(folder, lengths: dict[int, int], layer: int = 16, d_model: int =
     for task, n in lengths.items():
         seq = np.zeros((n, d_model), dtype=np.float16)
         seq[:, 0], seq[:, 1] = task, np.arange(n)
-        write_npz(folder / "task_activations" / f"{task}_layer_{layer}.npz", sequence=seq,
+        write_npz(folder / "task_activations" / activation_file_name(task, layer), sequence=seq,
                   token_ids=np.arange(n, dtype=np.int32), arr_0=np.zeros((1, d_model), np.float32))
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from artifacts.schema import features as fm
-from features.verdict import ALPHA, FVU_BOUND, FVU_MARGIN, MIN_CLASS_TASKS, decide, rules
+from features.verdict import ALPHA, FVU_BOUND, FVU_CEILING, FVU_MARGIN, MIN_CLASS_TASKS, decide, rules
 
 CARRIES, DOES_NOT, CANNOT = fm.VERDICT_CARRIES_OVER, fm.VERDICT_DOES_NOT, fm.VERDICT_CANNOT_TELL
 GOOD = dict(scored=True, reason=None, n_passed=60, n_failed=140, q_value=0.001, ci_low=0.7, fvu=0.2)
@@ -45,6 +45,17 @@ def test_a_reference_run_replaces_the_absolute_bound_by_its_fvu_plus_the_margin(
     assert f"the reference's {reference:.3g} + {FVU_MARGIN}" in reason
 
 
+@pytest.mark.parametrize(("fvu", "reference", "verdict"), [
+    (0.98, 0.95, CARRIES),  # the reference's + margin is above the ceiling: the ceiling decides
+    (1.2, 1.3, CANNOT),  # no worse than on the reference, but no better than the vectors' mean
+    (430.0, 436.0, CANNOT),
+])
+def test_an_sae_explaining_no_more_than_the_mean_never_fits(fvu, reference, verdict):
+    got, reason = decide(**(GOOD | {"fvu": fvu}), reference_fvu=reference)
+    assert got == verdict and f"{FVU_CEILING} (the reference's" in reason
+
+
 def test_rules_block_names_the_constants_and_the_reference():
     assert rules("gemma-2-2b") == {fm.RULE_ALPHA: ALPHA, fm.RULE_FVU_BOUND: FVU_BOUND, fm.RULE_FVU_MARGIN: FVU_MARGIN,
-                                   fm.RULE_MIN_CLASS: MIN_CLASS_TASKS, fm.RULE_REFERENCE: "gemma-2-2b"}
+                                   fm.RULE_FVU_CEILING: FVU_CEILING, fm.RULE_MIN_CLASS: MIN_CLASS_TASKS,
+                                   fm.RULE_REFERENCE: "gemma-2-2b"}

@@ -53,8 +53,7 @@ class FeaturesConfig(StageConfig, AnalysisDirs):
         "stored) instead of the hub: for the demo model, which GemmaScope does not cover. The report marks them as "
         "stand-ins.")
     require_all: bool = setting(False, help="Fail when a layer's SAE cannot be had, instead of skipping its features.")
-    seed: int = setting(
-        0, help="Seed of the statistics: bootstrap, permutations, null latents, folds, token sample.")
+    seed: int = setting(0, help="Seed of the statistics: bootstrap, permutations, null latents, folds, token sample.")
     token_vectors: int = setting(
         2048, minimum=0,
         help="Token vectors sampled (seeded) per best layer and run for the SAE's fit on all tokens; 0: every token "

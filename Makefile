@@ -64,4 +64,4 @@ bench: setup
 	$(VPY) -m bench
 
 clean:
-	rm -rf data/phase0_1 data/phase7_3 data/.run
+	rm -rf data/phase0_1 data/phase7_3

@@ -87,7 +87,12 @@ class StageConfig:
                               identity=False)
 
     def __post_init__(self) -> None:
-        """Each field's ``minimum`` and ``choices``, checked as the command line checks them."""
+        """Paths given as strings become paths; each field's ``minimum`` and ``choices`` are checked."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str) and _unwrap_optional(hints[f.name]) is Path:
+                object.__setattr__(self, f.name, Path(value))  # frozen: set once, while constructing
         check_ranges_and_choices(self)
         chained = getattr(super(), "__post_init__", None)  # a settings mixin's own checks
         if chained is not None:

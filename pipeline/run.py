@@ -82,7 +82,7 @@ def run_pipeline(configs: Sequence[StageConfig], *, echo: Callable[[str], None] 
     """
     timings = []
     for config in configs:
-        if is_current(config):
+        if not config.overwrite and is_current(config):
             echo(f"== {config.STAGE}: already done, skipped")
             timings.append(StageTiming(config.STAGE, 0.0, False))
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -135,3 +136,18 @@ def test_code_version_covers_the_import_closure_and_nothing_else(tmp_path: Path)
     records._code_version.cache_clear()
     after = {pkg: code_version(pkg, root) for pkg in before}
     assert all(after[pkg] != before[pkg] for pkg in before)
+
+
+def test_paths_given_as_strings_become_paths(tmp_path: Path):
+    config = ToyConfig(data_dir=str(tmp_path), source="in.txt")  # a notebook user's call
+    assert config.data_dir == tmp_path and config.source == Path("in.txt")
+
+
+def test_run_skips_a_current_stage_unless_told_to_overwrite(toy: ToyConfig):
+    from pipeline.run import run_pipeline
+
+    _run(toy)
+    noop = (sys.executable, "-c", "pass")  # stands in for the stage's process
+    assert [t.ran for t in run_pipeline([toy], child=noop, echo=lambda _: None)] == [False]
+    forced = ToyConfig(data_dir=toy.data_dir, overwrite=True)
+    assert [t.ran for t in run_pipeline([forced], child=noop, echo=lambda _: None)] == [True]

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--token-vectors", type=int, default=2048, help="the stage's --token-vectors")
     parser.add_argument("--l0", type=float, default=70)
     parser.add_argument("--pass-rate", type=float, default=0.35)
+    parser.add_argument("--compare", action="store_true",
+                        help="also --compare-activations: the same run as its own comparison (a base-beside-instruct cost)")
     args = parser.parse_args(argv)
     data = args.work_dir / f"t{args.tasks}_d{args.d_model}_s{args.d_sae}_k{args.tokens}"
     features, list_dir = _feature_list(data, args)
@@ -143,6 +145,10 @@ def _vectors(n: int, d: int, passed: np.ndarray, rng: np.random.Generator) -> np
 def _run_stage(data: Path, list_dir: Path, saes: dict[int, Path], args: argparse.Namespace) -> list[dict]:
     command = [sys.executable, "cli.py", "features", "--data-dir", str(data), "--overwrite",
                "--token-vectors", str(args.token_vectors), *(w for l, p in saes.items() for w in ("--sae", f"{l}={p}"))]
+    if args.compare:
+        phase = data / "phase7_3"
+        command += ["--compare-activations", str(phase / "activations"),
+                    "--compare-dataset", str(phase / "dataset_instruct_temp_0_0.parquet")]
     env = {**os.environ, PHASE2_10_ENV: str(list_dir), "HF_HUB_OFFLINE": "1"}
     load_before = os.getloadavg()
     start = time.perf_counter()
@@ -155,7 +161,7 @@ def _run_stage(data: Path, list_dir: Path, saes: dict[int, Path], args: argparse
     rows.append({"step": "process (start to exit)", "wall_s": wall, "peak_rss_mb": peak_mb})
     load_after = os.getloadavg()
     print(f"\n== features stage: {args.tasks} tasks, {len(saes)} layers x 2 sites, d_model {args.d_model}, "
-          f"d_sae {args.d_sae}, --token-vectors {args.token_vectors}")
+          f"d_sae {args.d_sae}, --token-vectors {args.token_vectors}" + (", with a comparison run" if args.compare else ""))
     print(format_table(rows))
     print(f"command: PVA_PHASE2_10_DIR={list_dir} {' '.join(command[1:6])} ... (--sae per layer)")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "

@@ -13,8 +13,9 @@ import sys
 
 from bench.table import format_table
 
-BENCHMARKS = ("generate", "replay", "evaluate")
-QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128", "--repeats", "1", "--hf-n", "8", "--hf-max-new-tokens", "64"], "replay": ["--n", "8"], "evaluate": []}
+BENCHMARKS = ("generate", "replay", "evaluate", "features")
+QUICK_ARGS = {"generate": ["--n", "16", "--max-new-tokens", "128", "--repeats", "1", "--hf-n", "8", "--hf-max-new-tokens", "64"], "replay": ["--n", "8"], "evaluate": [],
+              "features": ["--tasks", "60", "--d-model", "256", "--tokens", "40"]}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

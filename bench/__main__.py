@@ -13,12 +13,13 @@ import sys
 
 from bench.table import format_table
 
-BENCHMARKS = ("generate", "generate_ray", "replay", "evaluate")
+BENCHMARKS = ("generate", "generate_ray", "replay", "evaluate", "features")
 QUICK_ARGS = {
     "generate": ["--n", "16", "--max-new-tokens", "128", "--repeats", "1", "--hf-n", "8", "--hf-max-new-tokens", "64"],
     "generate_ray": ["--n", "16", "--max-new-tokens", "64", "--repeats", "1"],
     "replay": ["--n", "8"],
     "evaluate": [],
+    "features": ["--tasks", "60", "--d-model", "256", "--tokens", "40"],
 }
 
 

@@ -29,13 +29,17 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from artifacts.layout import MBPP_ENV, TASK_IDS_ENV, Layout
 from bench.table import format_table
+
+if TYPE_CHECKING:  # for the type hints only: each part imports what it runs, when it runs
+    from gen.stream import PromptTask
 
 VARIANTS = ("streaming", "chunked", "one-call")
 
@@ -72,23 +76,46 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dict]:
+def _tokenized_tasks(model: str, problems: Path, limit: int) -> tuple[Any, list[PromptTask]]:
+    """The model's tokenizer and the first ``limit`` validation problems as raw-prompt tasks."""
     from transformers import AutoTokenizer
 
-    from gen.context import context_length
-    from gen.device_policy import apply_cpu_env_defaults
-    from gen.engine import EngineConfig
     from gen.plan import build_tasks, select_rows
-    from gen.stop_tokens import end_of_turn_ids
-    from gen.store import GenerationStore
-    from gen.stream import run_stream
-    from gen.vllm_engine import VllmEngine
     from problems.split import read_problems
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    tasks = build_tasks(select_rows(read_problems(problems), start=None, end=None, limit=args.n), tokenizer, "raw")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    rows = select_rows(read_problems(problems), start=None, end=None, limit=limit)
+    return tokenizer, build_tasks(rows, tokenizer, "raw")
+
+
+def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dict]:
+    """Part (a): one engine driven three ways over the same prompts, alternated; prints the table."""
+    from gen.device_policy import apply_cpu_env_defaults
+
+    tokenizer, tasks = _tokenized_tasks(args.model, problems, args.n)
     prompts = [list(t.token_ids) for t in tasks]
     apply_cpu_env_defaults()
+    engine, start_s = _start_engine(args, tokenizer)
+    # Warm-up, untimed: the first requests through a fresh engine pay one-off allocation costs.
+    engine.generate_batch(prompts[:8])
+    drivers = _drivers(engine, tasks, tokenizer, args.chunk_size, tmp)
+    try:
+        timings, tokens, loads = _alternate(drivers, args.repeats)
+    finally:
+        max_num_seqs = engine.max_num_seqs
+        engine.close()
+    rows = _engine_rows(timings, tokens, loads, n_prompts=len(prompts), start_s=start_s)
+    _print_engine_summary(args, rows, [len(t) for t in tokens["one-call"]], max_num_seqs)
+    return rows
+
+
+def _start_engine(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, float]:
+    """The vLLM engine of every variant (float32, eager) and the seconds it took to start."""
+    from gen.context import context_length
+    from gen.engine import EngineConfig
+    from gen.stop_tokens import end_of_turn_ids
+    from gen.vllm_engine import VllmEngine
+
     config = EngineConfig(
         model=args.model, revision=None, dtype="float32", max_model_len=context_length(args.model),
         max_new_tokens=args.max_new_tokens, stop_token_ids=end_of_turn_ids(args.model, tokenizer).ids,
@@ -96,9 +123,16 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
     )
     start = time.perf_counter()
     engine = VllmEngine(config)
-    start_s = time.perf_counter() - start
-    # Warm-up, untimed: the first requests through a fresh engine pay one-off allocation costs.
-    engine.generate_batch(prompts[:8])
+    return engine, time.perf_counter() - start
+
+
+def _drivers(engine: Any, tasks: list[PromptTask], tokenizer: Any, chunk_size: int,
+             tmp: Path) -> dict[str, Callable[[int], list[list[int]]]]:
+    """Each variant as ``run index -> completion token ids in task order``."""
+    from gen.store import GenerationStore
+    from gen.stream import run_stream
+
+    prompts = [list(t.token_ids) for t in tasks]
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
 
     def streaming(run: int) -> list[list[int]]:
@@ -109,72 +143,79 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
         return [list(by_id[t.task_id]) for t in tasks]
 
     def chunked(run: int) -> list[list[int]]:
-        step = args.chunk_size
+        step = chunk_size
         return [list(c.token_ids) for s in range(0, len(prompts), step) for c in engine.generate_batch(prompts[s : s + step])]
 
     def one_call(run: int) -> list[list[int]]:
         return [list(c.token_ids) for c in engine.generate_batch(prompts)]
 
-    drivers = {"streaming": streaming, "chunked": chunked, "one-call": one_call}
+    return {"streaming": streaming, "chunked": chunked, "one-call": one_call}
+
+
+def _alternate(drivers: dict[str, Callable[[int], list[list[int]]]],
+               repeats: int) -> tuple[dict[str, list[float]], dict[str, list[list[int]]], list[float]]:
+    """Run every variant ``repeats`` times, rotating which goes first: wall times, tokens, load averages."""
     timings: dict[str, list[float]] = {v: [] for v in VARIANTS}
     tokens: dict[str, list[list[int]]] = {}
     loads = [_load()]
-    try:
-        for run in range(args.repeats):
-            order = VARIANTS[run % len(VARIANTS):] + VARIANTS[: run % len(VARIANTS)]  # rotate who goes first
-            for variant in order:
-                t0 = time.perf_counter()
-                out = drivers[variant](run)
-                timings[variant].append(time.perf_counter() - t0)
-                tokens.setdefault(variant, out)
-                if out != tokens[variant]:
-                    raise RuntimeError(f"{variant}: greedy tokens changed between repeats")
-                loads.append(_load())
-                print(f"  run {run + 1} {variant}: {timings[variant][-1]:.1f}s", flush=True)
-    finally:
-        max_num_seqs = engine.max_num_seqs
-        engine.close()
+    for run in range(repeats):
+        order = VARIANTS[run % len(VARIANTS):] + VARIANTS[: run % len(VARIANTS)]  # rotate who goes first
+        for variant in order:
+            t0 = time.perf_counter()
+            out = drivers[variant](run)
+            timings[variant].append(time.perf_counter() - t0)
+            tokens.setdefault(variant, out)
+            if out != tokens[variant]:
+                raise RuntimeError(f"{variant}: greedy tokens changed between repeats")
+            loads.append(_load())
+            print(f"  run {run + 1} {variant}: {timings[variant][-1]:.1f}s", flush=True)
+    return timings, tokens, loads
 
+
+def _engine_rows(timings: dict[str, list[float]], tokens: dict[str, list[list[int]]], loads: list[float], *,
+                 n_prompts: int, start_s: float) -> list[dict]:
+    """One table row per variant: its runs' wall times and tokens/s, each against ``one-call``."""
     n_tokens = sum(len(t) for t in tokens["one-call"])
     identical = all(tokens[v] == tokens["one-call"] for v in VARIANTS)
-    lengths = [len(t) for t in tokens["one-call"]]
     base_tps = [n_tokens / s for s in timings["one-call"]]
     rows = []
     for variant in VARIANTS:
         tps = [n_tokens / s for s in timings[variant]]
         rows.append({
-            "variant": variant, "problems": len(prompts), "tokens": n_tokens,
+            "variant": variant, "problems": n_prompts, "tokens": n_tokens,
             "wall_s": " / ".join(f"{s:.1f}" for s in timings[variant]),
             "tok_s": " / ".join(f"{x:.0f}" for x in tps),
             "vs_one_call": " / ".join(f"{a / b:.2f}" for a, b in zip(tps, base_tps)),
             "identical": identical, "engine_start_s": round(start_s, 1),
             "load_avg_1m": f"{min(loads):.2f}-{max(loads):.2f}",
         })
+    return rows
+
+
+def _print_engine_summary(args: argparse.Namespace, rows: list[dict], lengths: list[int],
+                          max_num_seqs: int | None) -> None:
+    """The table, the decode-step counts from the real completion lengths, and whether tokens matched."""
+    n_prompts, identical = rows[0]["problems"], rows[0]["identical"]
     width = max_num_seqs or len(lengths)
     steps_chunked = chunked_steps(lengths, args.chunk_size)
     steps_one = continuous_steps(lengths, width)
     caching = "on" if args.prefix_caching else "off"
-    print(f"\n== generate, one engine: {len(prompts)} problems x {args.max_new_tokens} tokens, float32, eager, "
+    print(f"\n== generate, one engine: {n_prompts} problems x {args.max_new_tokens} tokens, float32, eager, "
           f"prefix caching {caching}, {args.model}; {args.repeats} alternated runs (tok/s of each run)")
     print(format_table(rows))
     print(f"decode steps from these completion lengths: chunks of {args.chunk_size} {steps_chunked}, "
           f"one continuous batch (max_num_seqs {width}) {steps_one}: {steps_chunked / max(1, steps_one):.2f}x")
     print(f"identical greedy tokens across streaming, chunked and one-call: {identical}")
-    return rows
 
 
 def run_hf_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list[dict]:
-    from transformers import AutoTokenizer
-
+    """Part (b): ``generate`` with its defaults against Hugging Face one problem at a time; prints the table."""
     from demo.hf_reference import hf_greedy
     from gen.config import GenerateConfig
-    from gen.plan import build_tasks, select_rows
     from gen.stage import run as generate
     from gen.stop_tokens import end_of_turn_ids
-    from problems.split import read_problems
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    tasks = build_tasks(select_rows(read_problems(problems), start=None, end=None, limit=args.hf_n), tokenizer, "raw")
+    tokenizer, tasks = _tokenized_tasks(args.model, problems, args.hf_n)
     stops = end_of_turn_ids(args.model, tokenizer).ids
 
     # The baseline first, in a process vLLM has not touched yet.

@@ -31,7 +31,7 @@ from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE, Layout
 from artifacts.feature_list import find_feature_list, parse_layers
 from replay.generations import read_generations
 from replay.config import ReplayConfig
-from replay.stage import run as replay
+from replay.stage import ReplayResult, run as replay
 from replay.store import activation_path, read_activations
 from replay.verify import relative_error
 from bench.table import format_table
@@ -39,7 +39,42 @@ from bench.table import format_table
 REPO = Path(__file__).resolve().parents[1]
 
 
+# One variant: its name, its batch size and the feature-list folders replay is given.
+Variant = tuple[str, int, dict[str, Path]]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
+    """Replay the same tasks with every variant (best of ``--repeat`` rounds); print and return the table."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    layers = parse_layers(args.layers)
+    variants = _variants(args, sizes, parser)
+    generations = args.generations or _generate(args.work_dir, model=args.model, n=args.n, max_new_tokens=args.max_new_tokens)
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        tmp = Path(tmp)
+        subset = _first_tasks(generations, args.n, tmp / "input")
+        tasks = read_generations(subset)
+        # Warm-up (first-call kernel set-up and file cache), not timed.
+        warm = _first_tasks(generations, 2, tmp / "warm")
+        replay(ReplayConfig(generations_path=warm, output_dir=tmp / "warm", layers=args.layers, device=args.device,
+                            **_no_feature_list()), show_progress=False)
+        best_runs = _best_runs(args, variants, subset, tmp)
+        rows = [
+            _row(name, size, best_runs[i], _differences(tasks, layers, tmp / "variant_0", tmp / f"variant_{i}"))
+            for i, (name, size, _) in enumerate(variants)
+        ]
+        for row in rows:
+            row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
+    load = os.getloadavg()
+    print(f"\n== replay: {len(tasks)} tasks, layers {list(layers)}, best of {args.repeat} round(s), "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    print(format_table(rows))
+    return rows
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
     parser.add_argument("--n", type=int, default=64, help="tasks to replay (default 64)")
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated; the first is the baseline (default 1,8)")
@@ -57,63 +92,58 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--feature-list-dir", type=Path, default=None,
                         help="folder with the top_20_features.json naming the listed layers "
                         "(default $PVA_PHASE2_10_DIR or DATA_DIR/phase2_10, then phase2_5)")
-    args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.batch_sizes.split(",")]
-    layers = parse_layers(args.layers)
-    none = Path(tempfile.gettempdir()) / "bench-replay-no-feature-list"  # --layers alone: no listed layers
-    best: dict[str, Path] = {"phase2_10_dir": none, "phase2_5_dir": none}
-    if args.feature_layers:
-        layout = Layout.default()
-        found = find_feature_list([args.feature_list_dir] if args.feature_list_dir else [layout.phase2_10, layout.phase2_5])
-        if found is None:
-            parser.error("--feature-layers: no top_20_features.json found (pass --feature-list-dir)")
-        listed = {"phase2_10_dir": found.parent, "phase2_5_dir": none}
-        variants = [("best layers only", sizes[0], best), ("+ listed layers", sizes[0], listed)]
-    else:
-        variants = [("one-by-one" if size == 1 else "batched", size, best) for size in sizes]
+    return parser
 
-    generations = args.generations or _generate(args.work_dir, model=args.model, n=args.n, max_new_tokens=args.max_new_tokens)
-    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
-        tmp = Path(tmp)
-        subset = _first_tasks(generations, args.n, tmp / "input")
-        tasks = read_generations(subset)
-        # Warm-up (first-call kernel set-up and file cache), not timed.
-        warm = _first_tasks(generations, 2, tmp / "warm")
-        replay(ReplayConfig(generations_path=warm, output_dir=tmp / "warm", layers=args.layers, device=args.device,
-                            **best), show_progress=False)
-        best_runs = {}
-        for round_ in range(args.repeat):
-            # Alternate the order so a load change on a shared machine does not favour one variant.
-            order = list(enumerate(variants))
-            for i, (_, size, dirs) in order if round_ % 2 == 0 else order[::-1]:
-                config = ReplayConfig(generations_path=subset, output_dir=tmp / f"variant_{i}", layers=args.layers,
-                                      device=args.device, batch_size=size, overwrite=True, **dirs)
-                result = replay(config, show_progress=False)
-                if i not in best_runs or result.wall_time_s < best_runs[i].wall_time_s:
-                    best_runs[i] = result
-        rows = []
-        for i, (name, size, _) in enumerate(variants):
-            result = best_runs[i]
-            rows.append({
-                "variant": name,
-                "batch_size": size,
-                "device": result.metadata["device"],
-                "dtype": result.metadata["dtype"],
-                "forward_through": result.metadata["forward_through_layer"],
-                "vector_layers": len(result.metadata["feature_vectors"]["layers"]),
-                "tasks": result.n_replayed,
-                "tokens": result.n_tokens_replayed,
-                "wall_s": result.wall_time_s,
-                "tokens_per_s": result.tokens_per_s,
-                **_differences(tasks, layers, tmp / "variant_0", tmp / f"variant_{i}"),
-            })
-        for row in rows:
-            row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
-    load = os.getloadavg()
-    print(f"\n== replay: {len(tasks)} tasks, layers {list(layers)}, best of {args.repeat} round(s), "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
-    print(format_table(rows))
-    return rows
+
+def _no_feature_list() -> dict[str, Path]:
+    """Feature-list folders that hold no list: replay stores the ``--layers`` alone."""
+    none = Path(tempfile.gettempdir()) / "bench-replay-no-feature-list"
+    return {"phase2_10_dir": none, "phase2_5_dir": none}
+
+
+def _variants(args: argparse.Namespace, sizes: list[int], parser: argparse.ArgumentParser) -> list[Variant]:
+    """One variant per batch size, or (``--feature-layers``) best layers alone against best + listed layers."""
+    best = _no_feature_list()
+    if not args.feature_layers:
+        return [("one-by-one" if size == 1 else "batched", size, best) for size in sizes]
+    layout = Layout.default()
+    found = find_feature_list([args.feature_list_dir] if args.feature_list_dir else [layout.phase2_10, layout.phase2_5])
+    if found is None:
+        parser.error("--feature-layers: no top_20_features.json found (pass --feature-list-dir)")
+    listed = {"phase2_10_dir": found.parent, "phase2_5_dir": best["phase2_5_dir"]}
+    return [("best layers only", sizes[0], best), ("+ listed layers", sizes[0], listed)]
+
+
+def _best_runs(args: argparse.Namespace, variants: list[Variant], subset: Path, tmp: Path) -> dict[int, ReplayResult]:
+    """Each variant's fastest replay of ``subset`` over ``--repeat`` rounds, into ``tmp/variant_<i>``."""
+    best_runs: dict[int, ReplayResult] = {}
+    for round_ in range(args.repeat):
+        # Alternate the order so a load change on a shared machine does not favour one variant.
+        order = list(enumerate(variants))
+        for i, (_, size, dirs) in order if round_ % 2 == 0 else order[::-1]:
+            config = ReplayConfig(generations_path=subset, output_dir=tmp / f"variant_{i}", layers=args.layers,
+                                  device=args.device, batch_size=size, overwrite=True, **dirs)
+            result = replay(config, show_progress=False)
+            if i not in best_runs or result.wall_time_s < best_runs[i].wall_time_s:
+                best_runs[i] = result
+    return best_runs
+
+
+def _row(name: str, size: int, result: ReplayResult, differences: dict[str, float]) -> dict:
+    """One table row: the variant's fastest run and how far its activations are from the first variant's."""
+    return {
+        "variant": name,
+        "batch_size": size,
+        "device": result.metadata["device"],
+        "dtype": result.metadata["dtype"],
+        "forward_through": result.metadata["forward_through_layer"],
+        "vector_layers": len(result.metadata["feature_vectors"]["layers"]),
+        "tasks": result.n_replayed,
+        "tokens": result.n_tokens_replayed,
+        "wall_s": result.wall_time_s,
+        "tokens_per_s": result.tokens_per_s,
+        **differences,
+    }
 
 
 def _generate(work: Path, *, model: str, n: int, max_new_tokens: int) -> Path:

@@ -186,14 +186,9 @@ def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any
     Raises:
         RuntimeError: a loader fails or the engines disagree.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from artifacts.device import detect_device
     from demo.hf_reference import hf_greedy
-    from gen.device_policy import apply_cpu_env_defaults
-    from gen.engine import EngineConfig
-    from gen.vllm_engine import VllmEngine
     from gen.stop_tokens import end_of_turn_ids
     from gen.tokenize import prompt_token_ids
 
@@ -201,35 +196,45 @@ def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ids = prompt_token_ids(VERIFY_PROMPT, tokenizer, "raw")
     stops = end_of_turn_ids(folder, tokenizer).ids
+    tl_diff, scale = transformer_lens_logit_diff(folder, ids)
+    expected = hf_greedy(folder, [ids], max_new_tokens=n_tokens, stop_token_ids=stops)[0]
+    got = _vllm_greedy(folder, ids, n_tokens=n_tokens, stops=stops)
+    report = {"transformer_lens_max_abs_logit_diff": tl_diff, "vllm_tokens": got, "hf_tokens": expected}
+    if tl_diff > 1e-3 * max(1.0, scale):
+        raise RuntimeError(f"{folder}: TransformerLens logits differ from Hugging Face's by {tl_diff:.3g}")
+    if got != expected:
+        raise RuntimeError(f"{folder}: vLLM greedy tokens {got} differ from Hugging Face's {expected}")
+    return report
+
+
+def transformer_lens_logit_diff(folder: str, ids: list[int]) -> tuple[float, float]:
+    """Max abs difference of TransformerLens' and Hugging Face's float32 logits on ``ids``, and their scale."""
+    import torch
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoModelForCausalLM
 
     hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     hf.eval()
     with torch.no_grad():
         hf_logits = hf(torch.tensor([ids])).logits[0]
     del hf
-
-    from transformer_lens.model_bridge import TransformerBridge
-
     bridge = TransformerBridge.boot_transformers(folder, device="cpu", dtype=torch.float32)
     with torch.no_grad():
         tl_logits = bridge(torch.tensor([ids]))[0]
-    tl_diff = float((tl_logits - hf_logits).abs().max())
-    del bridge
+    return float((tl_logits - hf_logits).abs().max()), float(hf_logits.abs().max())
 
-    expected = hf_greedy(folder, [ids], max_new_tokens=n_tokens, stop_token_ids=stops)[0]
+
+def _vllm_greedy(folder: str, ids: list[int], *, n_tokens: int, stops: tuple[int, ...]) -> list[int]:
+    from artifacts.device import detect_device
+    from gen.device_policy import apply_cpu_env_defaults
+    from gen.engine import EngineConfig
+    from gen.vllm_engine import VllmEngine
+
     if detect_device() == "cpu":
         apply_cpu_env_defaults()
-    engine = VllmEngine(
-        EngineConfig(model=folder, revision=None, dtype="float32", max_model_len=512, max_new_tokens=n_tokens,
-                     stop_token_ids=stops, enforce_eager=True)
-    )
+    engine = VllmEngine(EngineConfig(model=folder, revision=None, dtype="float32", max_model_len=512,
+                                     max_new_tokens=n_tokens, stop_token_ids=stops, enforce_eager=True))
     try:
-        got = list(engine.generate_batch([ids])[0].token_ids)
+        return list(engine.generate_batch([ids])[0].token_ids)
     finally:
         engine.close()
-    report = {"transformer_lens_max_abs_logit_diff": tl_diff, "vllm_tokens": got, "hf_tokens": expected}
-    if tl_diff > 1e-3 * max(1.0, float(hf_logits.abs().max())):
-        raise RuntimeError(f"{folder}: TransformerLens logits differ from Hugging Face's by {tl_diff:.3g}")
-    if got != expected:
-        raise RuntimeError(f"{folder}: vLLM greedy tokens {got} differ from Hugging Face's {expected}")
-    return report

@@ -81,6 +81,23 @@ import os
 import resource
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for the type hints only: the runner imports nothing it does not use
+    from collections.abc import Callable, Iterator
+
+    Send = Callable[..., None]  # send(*fields)
+    SendValue = Callable[[int, bytes], None]  # send_value(index, payload)
+    Report = Callable[..., None]  # report(kind, where, exc, error_type=None)
+    RunCompiled = Callable[[object, dict], BaseException | None]
+    RunSource = Callable[[str, str, bool, dict], tuple[object, BaseException | None]]
+    Stage = Callable[[str, dict], bool]
+    RunChecks = Callable[[list, dict, bool], None]
+    Encode = Callable[[object], bytes]
+    Add = Callable[[bytes], None]
+    Walk = Callable[[object, int, Add], None]
+    ScalarEncoder = Callable[[object, Add], None]
+    ContainerEncoder = Callable[[object, int, Add, Walk], None]
+
 # Record kinds and fields; the launcher parses with :func:`parse_records`.
 READY = "ready"
 STAGE = "stage"
@@ -130,13 +147,9 @@ class UnsupportedValue(Exception):
     """The value cannot be sent as plain data; its message says why (runner side)."""
 
 
-def main() -> None:  # noqa: C901 - one linear script; state stays in locals on purpose
+def main() -> None:
     """Run one job from stdin (only ever inside the sandbox)."""
-    job = marshal.loads(sys.stdin.buffer.read())
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-
+    job = _read_job()
     nonce = job["nonce"]
     results_fd = int(job["results_fd"])
     checks = [(str(kind), str(source)) for kind, source in job["checks"]]
@@ -147,49 +160,80 @@ def main() -> None:  # noqa: C901 - one linear script; state stays in locals on 
     workdir = job["workdir"]
     run_as = job["run_as"]
     process_mode = bool(job["process_mode"])
-    del job  # the nonce lives only in this frame from here on
+    del job  # the nonce lives only in this frame (and the sender's closure) from here on
 
-    # Everything used after the program starts is bound here, before it can be rebound.
-    write = os.write
+    # Everything used after the program starts is bound here, before it can be rebound: each
+    # step is a closure over references its factory takes now, and once the program has
+    # started this frame names no global or builtin (a test checks both).
     exit_now = os._exit
-    compile_ = compile
-    exec_ = exec
-    eval_ = eval
-    type_ = type
-    str_ = str
-    len_ = len
-    range_ = range
-    issubclass_ = issubclass
-    hex_ = bytes.hex
-    base_exception = BaseException
-    assertion_error = AssertionError
-    memory_error = MemoryError
-    syntax_error = SyntaxError
-    value_error = ValueError
-    recursion_error = RecursionError
-    unsupported_value = UnsupportedValue
-    settrace = sys.settrace
-    setprofile = sys.setprofile
-    setrecursionlimit = sys.setrecursionlimit
-    recursion_limit = sys.getrecursionlimit()
-    builtins_dict = builtins.__dict__
-    builtins_snapshot = dict(builtins_dict)
-    clear_builtins = builtins_dict.clear
-    update_builtins = builtins_dict.update
-    builtins_module = builtins
-    getpid = os.getpid
+    done_kind = DONE
+    n_tests = len(checks)
+    send, send_value = _make_sender(nonce, results_fd)
+    report = _make_reporter(send)
+    run_compiled, run_source = _make_executors()
+    run_code, run_setup = _make_stages(report, run_compiled, run_source)
     encode = _make_encoder(MAX_VALUE_BYTES, MAX_VALUE_DEPTH)
-    ready, stage_kind, test_kind, part_kind, value_kind, done_kind, ok = READY, STAGE, TEST, PART, VALUE, DONE, OK
-    stage_code, stage_setup, check_value = STAGE_CODE, STAGE_SETUP, CHECK_VALUE
-    syntax_error_type, assertion_failed, runtime_error, memory = SYNTAX_ERROR, ASSERTION_FAILED, RUNTIME_ERROR, MEMORY
-    max_message, piece = MAX_MESSAGE_CHARS, VALUE_PIECE_CHARS
+    run_checks = _make_check_runner(send, send_value, report, run_source, encode)
+
+    _confine(limits, workdir, run_as, process_mode)
+    send(READY)
+    namespace = _new_namespace(legacy)
+    if run_code(code, namespace) and (legacy or run_setup(setup_code, namespace)):
+        run_checks(checks, namespace, legacy)
+    send(done_kind, n_tests)
+    exit_now(0)
+
+
+def _read_job() -> dict:
+    """The job from stdin, which then becomes ``/dev/null``: the program cannot read what the launcher sent."""
+    job = marshal.loads(sys.stdin.buffer.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return job
+
+
+def _confine(limits: dict, workdir: str, run_as: list | None, process_mode: bool) -> None:
+    """Resource limits, the unprivileged uid (when root), process-mode guards, then the work dir."""
+    _apply_limits(limits)
+    if run_as is not None and os.geteuid() == 0:
+        _drop_privileges(int(run_as[0]), int(run_as[1]), workdir)
+    if process_mode:
+        _process_mode_guards()
+    # Count the processes this uid already has, so a fork limit is per program.
+    _limit_processes(int(limits["max_processes"]))
+    os.chdir(workdir)
+
+
+def _new_namespace(legacy: bool) -> dict:
+    """Where the program runs: a fresh module ``solution``, or (legacy) a plain fresh dict."""
+    if legacy:
+        return {}  # exec(code, {}) as the earlier tool did
+    module = type(sys)(SOLUTION_MODULE)  # a module object without importing ``types``
+    sys.modules[SOLUTION_MODULE] = module
+    namespace = module.__dict__
+    namespace["__builtins__"] = builtins
+    return namespace
+
+
+# The factories below run before the program does. Each binds the references its steps use
+# to locals of its own, so the returned closures name no global or builtin: a program that
+# rebinds builtins or this module's globals cannot change what they do or send.
+
+
+def _make_sender(nonce: str, results_fd: int) -> "tuple[Send, SendValue]":
+    """``send(*fields)``: one record on the result channel; ``send_value(index, payload)``: a value in pieces."""
+    write, getpid, str_, len_, hex_ = os.write, os.getpid, str, len, bytes.hex
+    part_kind, value_kind, piece = PART, VALUE, VALUE_PIECE_CHARS
 
     def send(*fields: object) -> None:
+        """Write one record with a single ``os.write`` (records never interleave)."""
         # The pid is read per record: a forked copy of this runner reports under its own.
         line = " ".join([nonce, str_(getpid()), *[str_(f) for f in fields]]) + "\n"
         write(results_fd, line.encode("utf-8", "replace"))
 
     def send_value(index: int, payload: bytes) -> None:
+        """Send an encoded value as hex: ``part`` records, then the last piece as ``value``."""
         text = hex_(payload)
         start = 0
         while len_(text) - start > piece:
@@ -197,7 +241,18 @@ def main() -> None:  # noqa: C901 - one linear script; state stays in locals on 
             start += piece
         send(value_kind, index, text[start:])
 
+    return send, send_value
+
+
+def _make_reporter(send: "Send") -> "Report":
+    """``report(kind, where, exc, error_type=None)``: a failure record with the exception's error type and text."""
+    type_, str_, issubclass_ = type, str, issubclass
+    base_exception, assertion_error, memory_error = BaseException, AssertionError, MemoryError
+    assertion_failed, memory, runtime_error = ASSERTION_FAILED, MEMORY, RUNTIME_ERROR
+    max_message = MAX_MESSAGE_CHARS
+
     def describe(exc: BaseException) -> str:
+        """``Type: message`` cut to the record limit, as hex; never raises, whatever the exception does."""
         try:
             name = type_(exc).__name__
             text = str_(exc)
@@ -207,6 +262,7 @@ def main() -> None:  # noqa: C901 - one linear script; state stays in locals on 
         return message[:max_message].encode("utf-8", "replace").hex()
 
     def classify(exc: BaseException) -> str:
+        """The error type of an exception the program raised."""
         kind = type_(exc)
         if issubclass_(kind, assertion_error):
             return assertion_failed
@@ -214,134 +270,149 @@ def main() -> None:  # noqa: C901 - one linear script; state stays in locals on 
             return memory
         return runtime_error
 
+    def report(kind: str, where: object, exc: BaseException, error_type: str | None = None) -> None:
+        """Send ``kind where error_type message``; the error type is the exception's unless given."""
+        send(kind, where, classify(exc) if error_type is None else error_type, describe(exc))
+
+    return report
+
+
+def _make_executors() -> "tuple[RunCompiled, RunSource]":
+    """``run_compiled(code, namespace)`` and ``run_source(source, filename, evaluate, namespace)``.
+
+    Both catch everything the program raises (``SystemExit`` and ``KeyboardInterrupt`` too)
+    and then restore what it may have rebound: the builtins module (from a snapshot taken
+    now), the recursion limit and the trace and profile hooks.
+    """
+    compile_, exec_, eval_, base_exception = compile, exec, eval, BaseException
+    settrace, setprofile, setrecursionlimit = sys.settrace, sys.setprofile, sys.setrecursionlimit
+    recursion_limit = sys.getrecursionlimit()
+    builtins_module = builtins
+    builtins_snapshot = dict(builtins.__dict__)
+    clear_builtins, update_builtins = builtins.__dict__.clear, builtins.__dict__.update
+
     def restore() -> None:
-        # Undo what the program may have rebound before the runner uses any builtin again.
+        """Undo what the program may have rebound before the runner uses any builtin again."""
         settrace(None)
         setprofile(None)
         clear_builtins()
         update_builtins(builtins_snapshot)
         setrecursionlimit(recursion_limit)
 
-    _apply_limits(limits)
-    if run_as is not None and os.geteuid() == 0:
-        _drop_privileges(int(run_as[0]), int(run_as[1]), workdir)
-    if process_mode:
-        _process_mode_guards()
-    # Count the processes this uid already has, so a fork limit is per program.
-    _limit_processes(int(limits["max_processes"]))
-    os.chdir(workdir)
-    send(ready)
-
-    if legacy:
-        namespace: dict = {}  # exec(code, {}) as the earlier tool did
-    else:
-        module = type(sys)(SOLUTION_MODULE)  # a module object without importing ``types``
-        sys.modules[SOLUTION_MODULE] = module
-        namespace = module.__dict__
-        namespace["__builtins__"] = builtins_module
-    n_tests = len_(checks)
-
-    try:
-        compiled = compile_(code, "<solution>", "exec", dont_inherit=True, optimize=0)
-    except (syntax_error, value_error, recursion_error, memory_error) as exc:
-        send(stage_kind, stage_code, syntax_error_type, describe(exc))
-        send(done_kind, n_tests)
-        exit_now(0)
-    try:
-        exec_(compiled, namespace)
-        failure = None
-    except base_exception as exc:  # SystemExit and KeyboardInterrupt fail the stage too
-        failure = exc
-    restore()
-    if failure is not None:
-        namespace.clear()  # frees what a memory bomb holds, so reporting can allocate
-        send(stage_kind, stage_code, classify(failure), describe(failure))
-        send(done_kind, n_tests)
-        exit_now(0)
-
-    if setup_code.strip() and not legacy:
-        namespace["__builtins__"] = builtins_module
+    def run_compiled(code: object, namespace: dict) -> BaseException | None:
+        """Run the program's compiled code in ``namespace``; what it raised, else None."""
         try:
-            exec_(compile_(setup_code, "<test_setup_code>", "exec", dont_inherit=True, optimize=0), namespace)
+            exec_(code, namespace)
             failure = None
         except base_exception as exc:
             failure = exc
         restore()
-        if failure is not None:
-            send(stage_kind, stage_setup, classify(failure), describe(failure))
-            send(done_kind, n_tests)
-            exit_now(0)
+        return failure
 
-    for index in range_(n_tests):
-        kind, source = checks[index]
+    def run_source(source: str, filename: str, evaluate: bool, namespace: dict) -> tuple[object, BaseException | None]:
+        """Compile and evaluate (or execute) ``source`` with the real builtins: its value and what it raised."""
         namespace["__builtins__"] = builtins_module
         value = None
         try:
-            if kind == check_value:
-                value = eval_(compile_(source, f"<test {index}>", "eval", dont_inherit=True, optimize=0), namespace)
+            if evaluate:
+                value = eval_(compile_(source, filename, "eval", dont_inherit=True, optimize=0), namespace)
             else:
-                exec_(compile_(source, f"<test {index}>", "exec", dont_inherit=True, optimize=0), namespace)
+                exec_(compile_(source, filename, "exec", dont_inherit=True, optimize=0), namespace)
             failure = None
         except base_exception as exc:
             failure = exc
         restore()
+        return value, failure
+
+    return run_compiled, run_source
+
+
+def _make_stages(report: "Report", run_compiled: "RunCompiled",
+                 run_source: "RunSource") -> "tuple[Stage, Stage]":
+    """``run_code(code, namespace)``, ``run_setup(setup_code, namespace)``: False once the stage failed (reported)."""
+    compile_ = compile
+    syntax_error, value_error, recursion_error, memory_error = SyntaxError, ValueError, RecursionError, MemoryError
+    stage_kind, stage_code, stage_setup, syntax_error_type = STAGE, STAGE_CODE, STAGE_SETUP, SYNTAX_ERROR
+
+    def run_code(code: str, namespace: dict) -> bool:
+        """Compile the program (``assert`` kept: ``optimize=0``) and run it in ``namespace``."""
+        try:
+            compiled = compile_(code, "<solution>", "exec", dont_inherit=True, optimize=0)
+        except (syntax_error, value_error, recursion_error, memory_error) as exc:
+            report(stage_kind, stage_code, exc, syntax_error_type)
+            return False
+        failure = run_compiled(compiled, namespace)
         if failure is not None:
-            send(test_kind, index, classify(failure), describe(failure))
-            if legacy:
-                break
-            continue
+            namespace.clear()  # frees what a memory bomb holds, so reporting can allocate
+            report(stage_kind, stage_code, failure)
+            return False
+        return True
+
+    def run_setup(setup_code: str, namespace: dict) -> bool:
+        """Run ``test_setup_code``, when there is any, in the program's namespace."""
+        if not setup_code.strip():
+            return True
+        failure = run_source(setup_code, "<test_setup_code>", False, namespace)[1]
+        if failure is not None:
+            report(stage_kind, stage_setup, failure)
+            return False
+        return True
+
+    return run_code, run_setup
+
+
+def _make_check_runner(send: "Send", send_value: "SendValue", report: "Report",
+                       run_source: "RunSource", encode: "Encode") -> "RunChecks":
+    """``run_checks(checks, namespace, legacy)``: every check on its own, each reported (legacy stops at a failure)."""
+    range_, len_, str_ = range, len, str
+    unsupported_value, memory_error, recursion_error = UnsupportedValue, MemoryError, RecursionError
+    test_kind, ok, check_value, assertion_failed = TEST, OK, CHECK_VALUE, ASSERTION_FAILED
+    max_message = MAX_MESSAGE_CHARS
+
+    def run_check(index: int, kind: str, source: str, namespace: dict) -> bool:
+        """Run check ``index`` and send its record(s); False when it raised."""
+        value, failure = run_source(source, f"<test {index}>", kind == check_value, namespace)
+        if failure is not None:
+            report(test_kind, index, failure)
+            return False
         if kind != check_value:
             send(test_kind, index, ok)
-            continue
+            return True
         try:
             payload = encode(value)
         except unsupported_value as exc:  # the runner's own exception: its text is safe to read
             send(test_kind, index, assertion_failed, str_(exc)[:max_message].encode("utf-8", "replace").hex())
-            continue
+            return True
         except (memory_error, recursion_error) as exc:
-            send(test_kind, index, classify(exc), describe(exc))
-            continue
-        value = None
+            report(test_kind, index, exc)
+            return True
+        value = None  # the program's object is not needed to send its encoding
         send_value(index, payload)
-    send(done_kind, n_tests)
-    exit_now(0)
+        return True
+
+    def run_checks(checks: list, namespace: dict, legacy: bool) -> None:
+        """Run the checks in order; under ``legacy`` the first failing one ends the run."""
+        for index in range_(len_(checks)):
+            kind, source = checks[index]
+            if not run_check(index, kind, source, namespace) and legacy:
+                break
+
+    return run_checks
 
 
-def _make_encoder(max_bytes: int, max_depth: int):  # noqa: C901 - one dispatch, kept in one closure
+def _make_encoder(max_bytes: int, max_depth: int) -> "Encode":
     """The plain-data encoder, bound to references taken now (before any program runs).
 
-    The returned function uses only these locals, never a global or builtin name (hence no
-    annotations inside: they would be looked up at each call), so a program that rebinds
-    builtins or this module's globals cannot change what it sends (a test checks its code).
+    Neither the returned function nor any step it calls uses a global or builtin name, only
+    references bound when the encoder is made (hence no annotations on ``add``, made at each
+    call: they would be looked up then), so a program that rebinds builtins or this module's
+    globals cannot change what it sends (a test checks their code).
     """
-    none, true, false = TAG_NONE, TAG_TRUE, TAG_FALSE
-    tag_int, tag_float, tag_complex, tag_str, tag_bytes = TAG_INT, TAG_FLOAT, TAG_COMPLEX, TAG_STR, TAG_BYTES
-    tag_list, tag_tuple, tag_set, tag_frozenset, tag_dict = TAG_LIST, TAG_TUPLE, TAG_SET, TAG_FROZENSET, TAG_DICT
-    end, length_end, complex_sep = END, LENGTH_END, COMPLEX_SEP
-    type_, issubclass_, len_ = type, issubclass, len
-    bool_, int_, float_, complex_, str_, bytes_ = bool, int, float, complex, str, bytes
-    list_, tuple_, set_, frozenset_, dict_, none_type = list, tuple, set, frozenset, dict, type(None)
-    int_index, int_format, int_bit_length = int.__index__, int.__format__, int.bit_length
-    float_hex, complex_complex, str_str, str_encode = float.hex, complex.__complex__, str.__str__, str.encode
-    bytes_bytes, bytes_join = bytes.__bytes__, bytes.join
-    list_iter, tuple_iter, set_iter, frozenset_iter, dict_items = (
-        list.__iter__, tuple.__iter__, set.__iter__, frozenset.__iter__, dict.items,
-    )
-    list_len, tuple_len, set_len, frozenset_len, dict_len = (
-        list.__len__, tuple.__len__, set.__len__, frozenset.__len__, dict.__len__,
-    )
-    type_name = type.__dict__["__name__"].__get__
-    unsupported, base_exception = UnsupportedValue, BaseException
-    sequences = ((list_, tag_list, list_iter, list_len), (tuple_, tag_tuple, tuple_iter, tuple_len))
-    sets = ((set_, tag_set, set_iter, set_len), (frozenset_, tag_frozenset, frozenset_iter, frozenset_len))
+    walk = _make_walker(max_bytes, max_depth)
+    len_, bytes_join, unsupported = len, bytes.join, UnsupportedValue
 
-    def name_of(kind):
-        try:
-            return str_str(type_name(kind))
-        except base_exception:
-            return "?"
-
-    def encode(value):
+    def encode(value: object) -> bytes:
+        """``value`` as plain data; :class:`UnsupportedValue` when it is not, or is too large or too deep."""
         out = []
         size = [0]
 
@@ -351,82 +422,145 @@ def _make_encoder(max_bytes: int, max_depth: int):  # noqa: C901 - one dispatch,
                 raise unsupported(f"the value is larger than {max_bytes} bytes as plain data")
             out.append(chunk)
 
-        def number(text):
-            add(str_encode(text, "ascii"))
-
-        def walk(v, depth):
-            if depth > max_depth:
-                raise unsupported(f"the value is nested deeper than {max_depth} levels")
-            kind = type_(v)
-            if kind is none_type:
-                add(none)
-                return
-            if kind is bool_:
-                add(true if v else false)
-                return
-            if issubclass_(kind, int_):
-                n = int_index(v)
-                if int_bit_length(n) > 4 * max_bytes:
-                    raise unsupported(f"the value is larger than {max_bytes} bytes as plain data")
-                add(tag_int)
-                number(int_format(n, "x"))
-                add(end)
-                return
-            if issubclass_(kind, float_):
-                add(tag_float)
-                number(float_hex(v))
-                add(end)
-                return
-            if issubclass_(kind, complex_):
-                c = complex_complex(v)
-                add(tag_complex)
-                number(float_hex(c.real))
-                add(complex_sep)
-                number(float_hex(c.imag))
-                add(end)
-                return
-            if issubclass_(kind, str_):
-                s = str_str(v)
-                if len_(s) > max_bytes:
-                    raise unsupported(f"the value is larger than {max_bytes} bytes as plain data")
-                data = str_encode(s, "utf-8", "surrogatepass")
-                add(tag_str)
-                number(int_format(len_(data), "x"))
-                add(length_end)
-                add(data)
-                return
-            if issubclass_(kind, bytes_):
-                data = bytes_bytes(v)
-                add(tag_bytes)
-                number(int_format(len_(data), "x"))
-                add(length_end)
-                add(data)
-                return
-            for base, tag, iterate, length in sequences + sets:
-                if issubclass_(kind, base):
-                    add(tag)
-                    number(int_format(length(v), "x"))
-                    add(end)
-                    for item in iterate(v):
-                        walk(item, depth + 1)
-                    return
-            if issubclass_(kind, dict_):
-                add(tag_dict)
-                number(int_format(dict_len(v), "x"))
-                add(end)
-                for key, item in dict_items(v):
-                    walk(key, depth + 1)
-                    walk(item, depth + 1)
-                return
-            raise unsupported(
-                f"returned an object of type {name_of(kind)}; only None, bool, int, float, complex, str, "
-                "bytes, list, tuple, dict, set and frozenset values (or subclasses of them) can be compared"
-            )
-
-        walk(value, 0)
+        walk(value, 0, add)
         return bytes_join(b"", out)
 
     return encode
+
+
+def _make_walker(max_bytes: int, max_depth: int) -> "Walk":
+    """``walk(v, depth, add)``: ``v``'s encoding through ``add``, chosen by its exact type or builtin base."""
+    type_, issubclass_, bool_, none_type = type, issubclass, bool, type(None)
+    none, true, false = TAG_NONE, TAG_TRUE, TAG_FALSE
+    unsupported, base_exception, str_str = UnsupportedValue, BaseException, str.__str__
+    type_name = type.__dict__["__name__"].__get__
+    # In the order the bases are tried: int, float, complex, str, bytes, then the containers.
+    scalars, containers = _scalar_encoders(max_bytes), _container_encoders()
+
+    def name_of(kind: type) -> str:
+        """The type's own ``__name__`` (never a metaclass's override), or ``?``."""
+        try:
+            return str_str(type_name(kind))
+        except base_exception:
+            return "?"
+
+    def walk(v: object, depth: int, add: "Add") -> None:
+        """Encode ``v``, nested ``depth`` containers deep."""
+        if depth > max_depth:
+            raise unsupported(f"the value is nested deeper than {max_depth} levels")
+        kind = type_(v)
+        if kind is none_type:
+            add(none)
+            return
+        if kind is bool_:
+            add(true if v else false)
+            return
+        for base, encode_scalar in scalars:
+            if issubclass_(kind, base):
+                encode_scalar(v, add)
+                return
+        for base, encode_items in containers:
+            if issubclass_(kind, base):
+                encode_items(v, depth, add, walk)
+                return
+        raise unsupported(
+            f"returned an object of type {name_of(kind)}; only None, bool, int, float, complex, str, "
+            "bytes, list, tuple, dict, set and frozenset values (or subclasses of them) can be compared"
+        )
+
+    return walk
+
+
+def _scalar_encoders(max_bytes: int) -> "tuple[tuple[type, ScalarEncoder], ...]":
+    """``(base, encode(v, add))`` for int, float, complex, str and bytes: ``v`` read through the base's own methods."""
+    tag_int, tag_float, tag_complex, tag_str, tag_bytes = TAG_INT, TAG_FLOAT, TAG_COMPLEX, TAG_STR, TAG_BYTES
+    end, length_end, complex_sep = END, LENGTH_END, COMPLEX_SEP
+    int_index, int_format, int_bit_length = int.__index__, int.__format__, int.bit_length
+    float_hex, complex_complex, str_str, str_encode = float.hex, complex.__complex__, str.__str__, str.encode
+    bytes_bytes, len_, unsupported = bytes.__bytes__, len, UnsupportedValue
+
+    def integer(v: int, add: "Add") -> None:
+        """``i<hex>;`` (hex: ints beyond the ``str()`` digit limit survive)."""
+        n = int_index(v)
+        if int_bit_length(n) > 4 * max_bytes:
+            raise unsupported(f"the value is larger than {max_bytes} bytes as plain data")
+        add(tag_int)
+        add(str_encode(int_format(n, "x"), "ascii"))
+        add(end)
+
+    def floating(v: float, add: "Add") -> None:
+        """``f<float.hex()>;`` (exact)."""
+        add(tag_float)
+        add(str_encode(float_hex(v), "ascii"))
+        add(end)
+
+    def complex_number(v: complex, add: "Add") -> None:
+        """``c<real hex>,<imaginary hex>;``."""
+        c = complex_complex(v)
+        add(tag_complex)
+        add(str_encode(float_hex(c.real), "ascii"))
+        add(complex_sep)
+        add(str_encode(float_hex(c.imag), "ascii"))
+        add(end)
+
+    def sized(tag: bytes, data: bytes, add: "Add") -> None:
+        """``<tag><hex length>:<data>``."""
+        add(tag)
+        add(str_encode(int_format(len_(data), "x"), "ascii"))
+        add(length_end)
+        add(data)
+
+    def string(v: str, add: "Add") -> None:
+        """UTF-8, surrogates kept."""
+        s = str_str(v)
+        if len_(s) > max_bytes:
+            raise unsupported(f"the value is larger than {max_bytes} bytes as plain data")
+        sized(tag_str, str_encode(s, "utf-8", "surrogatepass"), add)
+
+    def raw_bytes(v: bytes, add: "Add") -> None:
+        """The bytes as they are."""
+        sized(tag_bytes, bytes_bytes(v), add)
+
+    return ((int, integer), (float, floating), (complex, complex_number), (str, string), (bytes, raw_bytes))
+
+
+def _container_encoders() -> "tuple[tuple[type, ContainerEncoder], ...]":
+    """``(base, encode(v, depth, add, walk))`` for list, tuple, set, frozenset, dict (read by the base's methods)."""
+    int_format, str_encode, end, tag_dict = int.__format__, str.encode, END, TAG_DICT
+    dict_items, dict_len = dict.items, dict.__len__
+
+    def mapping(v: dict, depth: int, add: "Add", walk: "Walk") -> None:
+        """``d<hex count>;`` then key, value, key, value..."""
+        add(tag_dict)
+        add(str_encode(int_format(dict_len(v), "x"), "ascii"))
+        add(end)
+        for key, item in dict_items(v):
+            walk(key, depth + 1, add)
+            walk(item, depth + 1, add)
+
+    return (
+        (list, _items_encoder(TAG_LIST, list.__iter__, list.__len__)),
+        (tuple, _items_encoder(TAG_TUPLE, tuple.__iter__, tuple.__len__)),
+        (set, _items_encoder(TAG_SET, set.__iter__, set.__len__)),
+        (frozenset, _items_encoder(TAG_FROZENSET, frozenset.__iter__, frozenset.__len__)),
+        (dict, mapping),
+    )
+
+
+def _items_encoder(tag: bytes, iterate: "Callable[[object], Iterator[object]]",
+                   length: "Callable[[object], int]") -> "ContainerEncoder":
+    """The encoder of one sequence or set type: ``<tag><hex count>;`` then the items."""
+    int_format, str_encode, end = int.__format__, str.encode, END
+
+    def encode_items(v: object, depth: int, add: "Add", walk: "Walk") -> None:
+        """Encode the items ``depth + 1`` deep."""
+        add(tag)
+        add(str_encode(int_format(length(v), "x"), "ascii"))
+        add(end)
+        for item in iterate(v):
+            walk(item, depth + 1, add)
+
+    return encode_items
 
 
 def _apply_limits(limits: dict) -> None:

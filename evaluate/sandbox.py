@@ -291,16 +291,36 @@ class Sandbox:
         if self._compiles_here:
             message = compile_failure(program.code)
             if message is not None:
-                records = {"ready": True, "stage": (harness.STAGE_CODE, harness.SYNTAX_ERROR, message), "tests": {},
-                           "values": {}, "done": len(checks)}
-                return decide(program.tests, checks, records, Ending(timed_out=False, exit_status=0))
+                return _not_compiled(program, checks, message)
         nonce = secrets.token_hex(16)
         read_fd, write_fd = os.pipe()
         workdir = SANDBOX_WORKDIR if self._bwrap else tempfile.mkdtemp(prefix="pva-eval-")
+        job = self._job(program, checks, nonce, write_fd, workdir)
+        start = time.monotonic()
+        proc = self._launch(read_fd, write_fd, workdir)
+        try:
+            code = self._harness_code
+            _send_job(proc, b"%d\n" % len(code) + code + marshal.dumps(job))
+            streams, timed_out, exit_status = self._collect(proc, read_fd, start)
+        finally:
+            _kill_group(proc)
+            os.close(read_fd)
+            self._remove_workdir(workdir)
+        wall = time.monotonic() - start
+        records = harness.parse_records(streams.get("results"), nonce)
+        output = streams.text()
+        if not records["ready"] and not timed_out:
+            raise SandboxError(f"the test runner did not start (exit status {exit_status}): {output[-500:]}")
+        return decide(program.tests, checks, records, self._ending(timed_out, exit_status, output, wall))
+
+    # Internals ----------------------------------------------------------------------------
+
+    def _job(self, program: Program, checks: tuple[Check, ...], nonce: str, results_fd: int, workdir: str) -> dict:
+        """The runner's job (see the harness docstring): the tests' expressions, never their literals."""
         legacy = program.verdict is Verdict.LEGACY
-        job = {
+        return {
             "nonce": nonce,
-            "results_fd": write_fd,
+            "results_fd": results_fd,
             "code": program.code,
             "setup_code": "" if legacy else program.setup_code,
             "checks": [[check.kind.value, check.source] for check in checks],  # never the literals
@@ -310,10 +330,12 @@ class Sandbox:
             "run_as": self._run_as() if self._switch_uid else None,
             "process_mode": self.kind is SandboxKind.PROCESS,
         }
+
+    def _launch(self, read_fd: int, write_fd: int, workdir: str) -> subprocess.Popen:
+        """Start the runner holding the only write end of the result pipe (closed here either way)."""
         command = [*self._bwrap_prefix, self.python, "-u", "-S", "-s", "-B", "-c", BOOTSTRAP]
-        start = time.monotonic()
         try:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -325,26 +347,19 @@ class Sandbox:
             )
         except OSError:
             os.close(read_fd)
-            if not self._bwrap:
-                shutil.rmtree(workdir, ignore_errors=True)
+            self._remove_workdir(workdir)
             raise
         finally:
             os.close(write_fd)  # the child holds the only write end now
-        try:
-            code = self._harness_code
-            _send_job(proc, b"%d\n" % len(code) + code + marshal.dumps(job))
-            streams, timed_out, exit_status = self._collect(proc, read_fd, start)
-        finally:
-            _kill_group(proc)
-            os.close(read_fd)
-            if not self._bwrap:
-                shutil.rmtree(workdir, ignore_errors=True)
-        wall = time.monotonic() - start
-        records = harness.parse_records(streams.get("results"), nonce)
-        output = streams.text()
-        if not records["ready"] and not timed_out:
-            raise SandboxError(f"the test runner did not start (exit status {exit_status}): {output[-500:]}")
-        ending = Ending(
+
+    def _remove_workdir(self, workdir: str) -> None:
+        """Remove a ``process`` run's temporary work dir (bwrap's tmpfs vanishes by itself)."""
+        if not self._bwrap:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _ending(self, timed_out: bool, exit_status: int | None, output: str, wall: float) -> Ending:
+        """How the run ended, with the limits the verdict's messages name."""
+        return Ending(
             timed_out=timed_out,
             exit_status=exit_status,
             output=output,
@@ -353,9 +368,6 @@ class Sandbox:
             cpu_s=self.limits.cpu_s,
             memory_mib=self.limits.address_space_bytes >> 20,
         )
-        return decide(program.tests, checks, records, ending)
-
-    # Internals ----------------------------------------------------------------------------
 
     def _run_as(self) -> list[int]:
         with self._lock:
@@ -503,6 +515,13 @@ def _compiled_harness(python: str) -> bytes:
     except (OSError, subprocess.SubprocessError) as exc:
         raise InputError(f"{python}: cannot compile the test runner ({_one_line(str(exc))}); use Python 3.11+") from exc
     return done.stdout
+
+
+def _not_compiled(program: Program, checks: tuple[Check, ...], message: str) -> ExecutionResult:
+    """The result the runner would report for code that does not compile (its first stage)."""
+    records = {"ready": True, "stage": (harness.STAGE_CODE, harness.SYNTAX_ERROR, message), "tests": {},
+               "values": {}, "done": len(checks)}
+    return decide(program.tests, checks, records, Ending(timed_out=False, exit_status=0))
 
 
 def _send_job(proc: subprocess.Popen, payload: bytes) -> None:

@@ -8,7 +8,8 @@ from typing import ClassVar
 
 from artifacts.errors import InputError
 from artifacts.feature_list import FILE_NAMES, AnalysisDirs, find_best_layers
-from artifacts.layout import ACTIVATIONS_SUBDIR, DATASET_FILE, TASK_ACTIVATIONS_SUBDIR
+from artifacts.layout import ACTIVATIONS_SUBDIR, TASK_ACTIVATIONS_SUBDIR
+from artifacts.schema import dataset as dataset_keys
 from artifacts.schema import features as fm
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, HOOK_POINTS
 from artifacts.settings import StageConfig, setting
@@ -17,17 +18,24 @@ from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
 
 @dataclass(frozen=True)
 class FeaturesConfig(StageConfig, AnalysisDirs):
-    """AUROC (95% bootstrap interval), firing rate and cross-validated F1 of each listed SAE feature vs test_passed.
+    """Each listed SAE feature vs test_passed: AUROC with a bootstrap interval, permutation p-value, BH q-value,
+    percentile among random latents and a verdict; the SAE's fit (FVU, L0) and dense probes beside them.
 
     The feature list is the one that gave the best layers (Phase 2.10, else 2.5); each of its
-    layers' GemmaScope SAE encodes the last-prompt-token vectors at resid_pre and resid_post.
+    layers' GemmaScope SAE (whole, one layer at a time) encodes the last-prompt-token vectors at
+    resid_pre and resid_post, and a sample of the stored token vectors at the best layers.
     """
 
     STAGE: ClassVar[str] = "features"
 
+    model_type: str = setting(
+        dataset_keys.MODEL_TYPE_INSTRUCT, choices=dataset_keys.MODEL_TYPE_CHOICES,
+        help="What made the completions: picks the default dataset "
+        f"({dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_INSTRUCT]} or "
+        f"{dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_BASE]}).")
     dataset_path: Path | None = setting(
         None, flag="--dataset",
-        help=f"Evaluated dataset (task_id, test_passed) [default: DATA_DIR/phase7_3/{DATASET_FILE}].")
+        help="Evaluated dataset (task_id, test_passed) [default: DATA_DIR/phase7_3/ and the --model-type's file].")
     activations_dir: Path | None = setting(
         None, help="This run's activations folder: feature_layer_vectors.npz, else task_activations/ "
         f"[default: {ACTIVATIONS_SUBDIR}/ beside the dataset].")
@@ -45,7 +53,11 @@ class FeaturesConfig(StageConfig, AnalysisDirs):
         "stored) instead of the hub: for the demo model, which GemmaScope does not cover. The report marks them as "
         "stand-ins.")
     require_all: bool = setting(False, help="Fail when a layer's SAE cannot be had, instead of skipping its features.")
-    seed: int = setting(0, help="Seed of the bootstrap and the cross-validation folds.")
+    seed: int = setting(0, help="Seed of the statistics: bootstrap, permutations, null latents, folds, token sample.")
+    token_vectors: int = setting(
+        2048, minimum=0,
+        help="Token vectors sampled (seeded) per best layer and run for the SAE's fit on all tokens; 0: every token "
+        "(minutes per layer at Gemma-2-2B size).")
     compare_dir: Path | None = setting(
         None, flag="--compare-activations",
         help="Another run's task_activations folder (e.g. the base model's): score the same features there too.")
@@ -59,10 +71,12 @@ class FeaturesConfig(StageConfig, AnalysisDirs):
     def __post_init__(self) -> None:
         super().__post_init__()
         parse_sae_options(self.sae_options, check_files=False)
+        # One spelling in the record, whichever was given.
+        object.__setattr__(self, "model_type", dataset_keys.normalize_model_type(self.model_type))
 
     @property
     def dataset(self) -> Path:
-        return self.dataset_path or self.layout.phase7_3 / DATASET_FILE
+        return self.dataset_path or self.layout.phase7_3 / dataset_keys.dataset_file_name(self.model_type)
 
     @property
     def activations(self) -> Path:
@@ -120,8 +134,8 @@ class FeaturesConfig(StageConfig, AnalysisDirs):
         return [self.dataset, self.activations, *candidates, *local, *compare]
 
     def outputs(self) -> list[Path]:
-        return [self.folder / name for name in (fm.FEATURE_SCORES_FILE, fm.COMPARE_SCORES_FILE,
-                                                fm.FEATURES_METADATA_FILE)]
+        return [self.folder / name for name in (fm.FEATURE_SCORES_FILE, fm.COMPARE_SCORES_FILE, fm.SAE_FIT_FILE,
+                                                fm.PROBES_FILE, fm.DIFFERENCES_FILE, fm.FEATURES_METADATA_FILE)]
 
     def record_dir(self) -> Path:
         return self.folder

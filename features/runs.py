@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json, sha256_file
 from artifacts.layout import DATASET_METADATA_FILE
 from artifacts.schema import dataset as keys
 from artifacts.schema import features as fm
-from artifacts.schema.activations import MODEL
+from artifacts.schema.activations import HOOK_POINT, HOOK_POINTS, MODEL
 from artifacts.tables import read_dataset
 from features.vectors import RunVectors, read_run_vectors
 
@@ -26,6 +28,7 @@ class Run:
     dataset_path: Path
     passed: dict[int, bool]
     vectors: RunVectors
+    sequence_site: str | None = None  # the site of the per-task `sequence` arrays (and arr_0), None if unknown
 
     def counts(self) -> dict:
         """Tasks with vectors at some listed layer (and of them passed / failed), and tasks without."""
@@ -56,6 +59,10 @@ class Run:
             raise InputError(f"{self.vectors.activations_dir}: vectors of different widths {sorted(widths)}")
         return widths.pop()
 
+    def passed_of(self, task_ids: np.ndarray) -> np.ndarray:
+        """Bool[ndarray, "task"]: whether each of ``task_ids`` passed."""
+        return np.array([self.passed[int(t)] for t in task_ids], dtype=bool)
+
     def model(self) -> str | None:
         """The model of ``activations_metadata.json``, or None."""
         return (self.vectors.metadata or {}).get(MODEL)
@@ -67,7 +74,8 @@ def read_run(dataset_path: Path, activations_dir: Path, layers: Sequence[int], *
     dataset = read_dataset(dataset_path, required=(keys.TASK_ID, keys.TEST_PASSED))
     passed = dict(zip(dataset[keys.TASK_ID].tolist(), dataset[keys.TEST_PASSED].tolist()))
     vectors = read_run_vectors(activations_dir, layers=layers, task_ids=list(passed), arr0_site=arr0_site)
-    return Run(label, Path(dataset_path), passed, vectors)
+    site = (vectors.metadata or {}).get(HOOK_POINT) or arr0_site
+    return Run(label, Path(dataset_path), passed, vectors, site if site in HOOK_POINTS else None)
 
 
 def read_compare_run(dataset_path: Path, activations_dir: Path, layers: Sequence[int], site: str | None) -> Run:
@@ -77,7 +85,7 @@ def read_compare_run(dataset_path: Path, activations_dir: Path, layers: Sequence
     meta = read_optional_json(Path(dataset_path).parent / DATASET_METADATA_FILE) or {}
     model = meta.get(keys.MODEL_NAME) or run.model()
     label = Path(str(model)).name if model else f"compare ({Path(dataset_path).stem})"
-    return Run(label, run.dataset_path, run.passed, run.vectors)
+    return Run(label, run.dataset_path, run.passed, run.vectors, run.sequence_site)
 
 
 def inputs_block(run: Run, feature_list_path: Path) -> dict:

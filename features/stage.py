@@ -1,24 +1,31 @@
-"""The features stage: score every listed SAE feature against ``test_passed``.
+"""The features stage: does each listed SAE feature of the base model separate this run's outcomes?
 
-For each layer of the feature list (Phase 2.10's, else 2.5's) the layer's SAE columns are
-loaded (``features/sae_source.py`` finds the SAE, ``features/sae.py`` reads or builds it), the
-run's last-prompt-token vectors are encoded at both hook sites (``resid_pre`` first: the
-features were selected there; ``resid_post``: where GemmaScope's SAEs were trained), and each
-feature is scored (``features/table.py``, ``features/score.py``). With a comparison run
-(another model's activations and dataset) the same features are scored there too. Files,
-written atomically, metadata last: ``feature_scores.parquet``, ``compare_feature_scores.parquet``
-(with a comparison) and ``features_metadata.json`` (keys in ``artifacts/schema/features.py``).
+For each layer of the feature list (Phase 2.10's, else 2.5's), one layer at a time, the layer's
+whole SAE is loaded (``features/sae_source.py`` finds it, ``features/sae.py`` reads or builds it)
+and used for everything it is needed for (``features/readout.py``): its fit (FVU, L0) on this
+run's last-prompt vectors at both hook sites (``resid_pre`` first: the features were selected
+there; ``resid_post``: where GemmaScope's SAEs were trained) and on a sample of the stored token
+vectors, the listed and null latents' activations, and dense probes. Then each listed feature x
+site is scored (``features/table.py``, ``features/score.py``: AUROC, bootstrap interval,
+permutation p-value, BH q-value, null percentile) and given a verdict (``features/verdict.py``).
+With a comparison run (another model's activations and dataset, normally the base model's) the
+same is done there, and each feature's AUROC difference gets a paired interval
+(``features/compare.py``). Files, written atomically, metadata last: ``feature_scores.parquet``,
+``sae_fit.parquet``, ``probes.parquet``, with a comparison ``compare_feature_scores.parquet`` and
+``feature_differences.parquet``, and ``features_metadata.json`` (names in
+``artifacts/schema/features.py``).
 
-The stage recomputes whenever it runs (seconds); ``run`` skips it when its completion record
-is current (``artifacts/records.py``).
+The stage recomputes whenever it runs; ``run`` skips it when its completion record is current
+(``artifacts/records.py``).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,15 +37,32 @@ from artifacts.files import write_json, write_parquet
 from artifacts.records import stage_run
 from artifacts.schema import features as fm
 from artifacts.schema.activations import HOOK_POINTS
+from features.compare import difference_table
 from features.config import FeaturesConfig
+from features.readout import Readout, ReadoutSettings, read_out_layer
 from features.runs import Run, compare_block, inputs_block, read_compare_run, read_run
 from features.sae import LoadedSae, load_layer_sae
 from features.sae_source import (
     Downloader, SaeFile, SaeUnavailable, StandInSae, hf_download, locate_saes, stand_in_saes,
 )
-from features.score import MAX_FOLDS, N_BOOTSTRAP
 from features.stand_in import STAND_IN_SEED
 from features.table import score_run
+from features.verdict import rules
+from stats.bootstrap import N_BOOTSTRAP
+from stats.folds import MAX_FOLDS
+from stats.null_latents import N_NULL_LATENTS
+from stats.permutation import N_PERMUTATIONS
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables the stage writes (the comparison's None without one)."""
+
+    scores: pd.DataFrame
+    fits: pd.DataFrame
+    probes: pd.DataFrame
+    compare_scores: pd.DataFrame | None = None
+    differences: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -46,20 +70,38 @@ class FeaturesResult:
     """What the stage wrote."""
 
     output_dir: Path
-    scores_path: Path
-    compare_path: Path | None
-    metadata_path: Path
-    scores: pd.DataFrame
-    compare_scores: pd.DataFrame | None
+    tables: Tables
     metadata: dict
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        return self.tables.scores
+
+    @property
+    def compare_scores(self) -> pd.DataFrame | None:
+        return self.tables.compare_scores
+
+    @property
+    def scores_path(self) -> Path:
+        return self.output_dir / fm.FEATURE_SCORES_FILE
+
+    @property
+    def compare_path(self) -> Path | None:
+        return self.output_dir / fm.COMPARE_SCORES_FILE if self.tables.compare_scores is not None else None
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.output_dir / fm.FEATURES_METADATA_FILE
 
     def summary(self) -> str:
         meta = self.metadata
         stand_in = " (demo stand-in SAEs, not GemmaScope)" if meta[fm.STAND_IN_SAES] else ""
+        verdicts = Counter(self.scores.loc[self.scores["hook_point"] == HOOK_POINTS[0], "verdict"])
         lines = [
             f"features: {meta[fm.N_SCORED]} of {len(self.scores)} feature x hook-point rows scored on "
             f"{meta[fm.N_TASKS]} tasks ({meta[fm.N_PASSED]} passed){stand_in}; scored in {meta[fm.WALL_TIME_S]:.1f}s "
-            f"-> {self.scores_path}"
+            f"-> {self.scores_path}",
+            f"verdicts at {HOOK_POINTS[0]}: " + ", ".join(f"{verdicts.get(v, 0)} {v}" for v in fm.VERDICTS),
         ]
         if self.compare_scores is not None:
             compare = meta[fm.COMPARE]
@@ -72,9 +114,9 @@ class FeaturesResult:
 
 @dataclass(frozen=True)
 class _Saes:
-    """The layers' SAEs, loaded, and the layers without one."""
+    """Where each layer's SAE comes from, and the layers without one."""
 
-    loaded: dict[int, LoadedSae]
+    found: list[SaeFile | StandInSae]
     unavailable: list[SaeUnavailable]
 
     @property
@@ -83,7 +125,7 @@ class _Saes:
 
 
 def run(config: FeaturesConfig, *, download: Downloader = hf_download) -> FeaturesResult:
-    """Score the listed features on this run (and on a comparison run) under the stage's completion record.
+    """Read out and score the listed features on this run (and a comparison run) under the stage's completion record.
 
     Args:
         config: the stage's settings.
@@ -99,11 +141,12 @@ def run(config: FeaturesConfig, *, download: Downloader = hf_download) -> Featur
         start = time.perf_counter()
         features = read_feature_list(feature_list)
         ours, other = _read_runs(config, sorted({f.layer for f in features}))
-        saes = _load_saes(config, features, local, (ours, other), download)
-        scores = score_run(ours, features, saes.loaded, saes.skipped, config.seed)
-        compare_scores = None if other is None else score_run(other, features, saes.loaded, saes.skipped, config.seed)
-        result = _write(config, scores, compare_scores, _metadata(
-            config, feature_list, features, ours, other, saes, scores, wall=round(time.perf_counter() - start, 3)))
+        saes = _find_saes(config, features, local, download)
+        readout, records = _read_out(config, features, saes, ours, other)
+        tables = _score(config, features, readout, records, saes, ours, other)
+        metadata = _metadata(config, feature_list, features, (ours, other), records, saes, tables,
+                             seconds=dict(readout.seconds), wall=round(time.perf_counter() - start, 3))
+        result = _write(config, tables, metadata)
     for skipped in saes.unavailable:
         print(f"warning: layer {skipped.layer} not scored: {skipped.reason}", file=sys.stderr)
     return result
@@ -118,60 +161,93 @@ def _read_runs(config: FeaturesConfig, layers: Sequence[int]) -> tuple[Run, Run 
     return ours, other
 
 
-def _load_saes(config: FeaturesConfig, features: Sequence[ListedFeature], local: dict[int, Path],
-               runs: tuple[Run, Run | None], download: Downloader) -> _Saes:
-    """Find every layer's SAE, load its listed columns and check them against both runs' vectors."""
+def _find_saes(config: FeaturesConfig, features: Sequence[ListedFeature], local: dict[int, Path],
+               download: Downloader) -> _Saes:
+    """Where every layer's SAE comes from: ``--sae`` files, stand-ins (``--demo-saes``) or the hub."""
     layers = sorted({f.layer for f in features})
-    d_model = runs[0].d_model()
     if config.demo_saes:
-        found: list[SaeFile | StandInSae] = stand_in_saes(layers, local=local, seed=STAND_IN_SEED)
-        unavailable: list[SaeUnavailable] = []
-    else:
-        found, unavailable = locate_saes(layers, local=local, repo=config.sae_repo, download=download)
+        return _Saes(stand_in_saes(layers, local=local, seed=STAND_IN_SEED), [])
+    found, unavailable = locate_saes(layers, local=local, repo=config.sae_repo, download=download)
     if unavailable and config.require_all:
         detail = "; ".join(f"layer {u.layer}: {u.reason}" for u in unavailable)
         raise InputError(f"--require-all: {len(unavailable)} layer(s) without an SAE ({detail})")
-    loaded = {}
-    for source in found:
-        sae = load_layer_sae(source, [f.feature_idx for f in features if f.layer == source.layer], d_model=d_model)
-        for scored in (r for r in runs if r is not None):
-            _check_d_model(sae, scored)
-        loaded[sae.layer] = sae
-    return _Saes(loaded, unavailable)
+    return _Saes(list(found), unavailable)
 
 
-def _check_d_model(sae: LoadedSae, run: Run) -> None:
+def _read_out(config: FeaturesConfig, features: Sequence[ListedFeature], saes: _Saes, ours: Run,
+              other: Run | None) -> tuple[Readout, dict[int, dict]]:
+    """Each layer's SAE, loaded one at a time, read out on both runs; the metadata's record of each SAE."""
+    runs = [(fm.RUN_THIS, ours)] + ([(fm.RUN_COMPARE, other)] if other is not None else [])
+    settings = ReadoutSettings(seed=config.seed, token_vectors=config.token_vectors)
+    readout, records = Readout(), {}
+    for source in saes.found:
+        listed = [f.feature_idx for f in features if f.layer == source.layer]
+        start = time.perf_counter()
+        loaded = load_layer_sae(source, listed, d_model=ours.d_model())
+        readout.seconds["sae_load"] += time.perf_counter() - start
+        for _, scored in runs:
+            _check_d_model(loaded, scored)
+        read_out_layer(loaded, listed, runs, settings, readout)
+        records[loaded.layer] = _sae_record(loaded, len(set(listed)))
+        del loaded  # one layer's matrices at a time
+    return readout, records
+
+
+def _check_d_model(loaded: LoadedSae, run: Run) -> None:
     for (hook, layer), v in run.vectors.vectors.items():
-        if layer == sae.layer and v.d_model != sae.columns.d_model:
+        if layer == loaded.layer and v.d_model != loaded.sae.d_model:
             raise InputError(
-                f"SAE of layer {layer} ({sae.sae_id}) has d_model {sae.columns.d_model}, but {run.label}'s {hook} "
+                f"SAE of layer {layer} ({loaded.sae_id}) has d_model {loaded.sae.d_model}, but {run.label}'s {hook} "
                 f"vectors have {v.d_model}; pass --sae {layer}=PATH with an SAE of this model (the demo: --demo-saes)"
             )
 
 
-def _sae_record(sae: LoadedSae) -> dict:
+def _score(config: FeaturesConfig, features: Sequence[ListedFeature], readout: Readout, records: dict[int, dict],
+           saes: _Saes, ours: Run, other: Run | None) -> Tables:
+    """The score tables of both runs, the comparison's differences, and the fit and probe tables."""
+    start = time.perf_counter()
+    ids = {layer: r[fm.SAE_ID] for layer, r in records.items()}
+    reference = fm.RUN_COMPARE if other is not None else None
+    scores = score_run(fm.RUN_THIS, ours, features, readout, ids, saes.skipped, config.seed, reference=reference)
+    fits = pd.DataFrame([asdict(r) for r in readout.fits], columns=list(fm.SAE_FIT_COLUMNS))
+    probes = pd.DataFrame([asdict(r) for r in readout.probes], columns=list(fm.PROBE_COLUMNS))
+    readout.seconds["statistics"] += time.perf_counter() - start
+    if other is None:
+        return Tables(scores, fits, probes)
+    start = time.perf_counter()
+    compare_scores = score_run(fm.RUN_COMPARE, other, features, readout, ids, saes.skipped, config.seed)
+    differences = difference_table(features, readout.acts, config.seed)
+    readout.seconds["compare"] += time.perf_counter() - start
+    return Tables(scores, fits, probes, compare_scores, differences)
+
+
+def _sae_record(loaded: LoadedSae, n_listed: int) -> dict:
     """One entry of the metadata's ``saes``."""
-    source, columns = sae.source, sae.columns
+    source = loaded.source
     where = ({"path": str(source.path), "size": source.path.stat().st_size, "mtime_ns": source.path.stat().st_mtime_ns}
              if isinstance(source, SaeFile) else {"seed": source.seed})
-    return {fm.SAE_LAYER: sae.layer, fm.SAE_ID: sae.sae_id, **where, fm.SAE_SHA256: sae.sha256,
-            fm.SAE_FORMAT: columns.file_format, fm.SAE_STAND_IN: columns.stand_in, "d_model": columns.d_model,
-            "d_sae": columns.d_sae, "n_columns": int(columns.feature_idx.size), "description": columns.description}
+    return {fm.SAE_LAYER: loaded.layer, fm.SAE_ID: loaded.sae_id, **where, fm.SAE_SHA256: loaded.sha256,
+            fm.SAE_FORMAT: loaded.file_format, fm.SAE_STAND_IN: loaded.stand_in, "d_model": loaded.sae.d_model,
+            "d_sae": loaded.sae.d_sae, "n_listed": n_listed, "description": loaded.description}
 
 
-def _metadata(config: FeaturesConfig, feature_list: Path, features: Sequence[ListedFeature], ours: Run,
-              other: Run | None, saes: _Saes, scores: pd.DataFrame, *, wall: float) -> dict:
+def _metadata(config: FeaturesConfig, feature_list: Path, features: Sequence[ListedFeature],
+              runs: tuple[Run, Run | None], records: dict[int, dict], saes: _Saes, tables: Tables, *,
+              seconds: dict[str, float], wall: float) -> dict:
     """``features_metadata.json`` (keys in ``artifacts/schema/features.py``)."""
-    records = [_sae_record(saes.loaded[layer]) for layer in sorted(saes.loaded)]
+    ours, other = runs
+    listed = [records[layer] for layer in sorted(records)]
     return {
         fm.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fm.INPUTS: inputs_block(ours, feature_list),
         fm.MODEL: ours.model(),
         fm.PRIMARY_HOOK_POINT: HOOK_POINTS[0],
         fm.SEED: config.seed, fm.N_BOOTSTRAP: N_BOOTSTRAP, fm.MAX_FOLDS: MAX_FOLDS,
+        fm.N_PERMUTATIONS: N_PERMUTATIONS, fm.N_NULL_LATENTS: N_NULL_LATENTS, fm.TOKEN_VECTORS: config.token_vectors,
+        fm.RULES: rules(None if other is None else other.label),
         fm.HOOK_POINTS_KEY: list(HOOK_POINTS),
-        fm.SAES: records,
-        fm.STAND_IN_SAES: any(r[fm.SAE_STAND_IN] for r in records),
+        fm.SAES: listed,
+        fm.STAND_IN_SAES: any(r[fm.SAE_STAND_IN] for r in listed),
         fm.SKIPPED_LAYERS: [
             {fm.SKIPPED_LAYER: u.layer, fm.SKIPPED_REASON: u.reason,
              fm.SKIPPED_FEATURES: _feature_names(features, u.layer)}
@@ -179,9 +255,10 @@ def _metadata(config: FeaturesConfig, feature_list: Path, features: Sequence[Lis
         ],
         **ours.counts(),
         fm.N_FEATURES: len(features),
-        fm.N_SCORED: int(scores["scored"].sum()),
+        fm.N_SCORED: int(tables.scores["scored"].sum()),
         fm.VECTOR_SOURCES: ours.vectors.sources,
         fm.COMPARE: None if other is None else {**compare_block(other), **other.counts()},
+        fm.STEP_SECONDS: {step: round(value, 3) for step, value in sorted(seconds.items())},
         fm.WALL_TIME_S: wall,
     }
 
@@ -190,17 +267,16 @@ def _feature_names(features: Sequence[ListedFeature], layer: int) -> list[str]:
     return [f"{f.group}[{f.rank}] #{f.feature_idx}" for f in features if f.layer == layer]
 
 
-def _write(config: FeaturesConfig, scores: pd.DataFrame, compare_scores: pd.DataFrame | None,
-           metadata: dict) -> FeaturesResult:
-    """Write the score tables, then the metadata; remove a comparison that no longer applies."""
+def _write(config: FeaturesConfig, tables: Tables, metadata: dict) -> FeaturesResult:
+    """Write the tables, then the metadata; remove comparison files that no longer apply."""
     folder = config.folder
-    scores_path, compare_path = folder / fm.FEATURE_SCORES_FILE, folder / fm.COMPARE_SCORES_FILE
-    write_parquet(scores_path, scores)
-    if compare_scores is not None:
-        write_parquet(compare_path, compare_scores)
-    elif compare_path.is_file():
-        compare_path.unlink()  # a comparison of an earlier run that no longer applies
-    metadata_path = folder / fm.FEATURES_METADATA_FILE
-    write_json(metadata_path, metadata)
-    return FeaturesResult(folder, scores_path, compare_path if compare_scores is not None else None, metadata_path,
-                          scores, compare_scores, metadata)
+    write_parquet(folder / fm.FEATURE_SCORES_FILE, tables.scores)
+    write_parquet(folder / fm.SAE_FIT_FILE, tables.fits)
+    write_parquet(folder / fm.PROBES_FILE, tables.probes)
+    for name, table in ((fm.COMPARE_SCORES_FILE, tables.compare_scores), (fm.DIFFERENCES_FILE, tables.differences)):
+        if table is not None:
+            write_parquet(folder / name, table)
+        elif (folder / name).is_file():
+            (folder / name).unlink()  # a comparison of an earlier run that no longer applies
+    write_json(folder / fm.FEATURES_METADATA_FILE, metadata)
+    return FeaturesResult(folder, tables, metadata)

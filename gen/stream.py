@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from tqdm import tqdm
@@ -115,58 +115,111 @@ def run_stream(
         ValueError: a bad commit setting or a repeated task id.
         RuntimeError: the engine returned an unknown request id, or stopped with tasks unreturned.
     """
+    _check_commit_settings(commit_every, commit_seconds)
+    unfinished = _by_request_id(tasks)
+    start = clock()
+    submitted = _submit_all(tasks, engine, clock)
+    commits = _Commits(store=store, clock=clock, on_commit=on_commit, every=commit_every, seconds=commit_seconds,
+                       start=start, last_commit=clock())
+    with tqdm(total=total or len(tasks), initial=initial, unit="problem", disable=not progress, desc="generate") as bar:
+        try:
+            _step_until_done(engine, unfinished, submitted, decode, commits, bar)
+        finally:
+            # Rows that finished before an error or Ctrl-C are kept; only requests in flight are lost.
+            if commits.rows:
+                commits.commit()
+    if unfinished:
+        raise RuntimeError(f"engine stopped with {len(unfinished)} task(s) unreturned: {sorted(unfinished)[:10]}")
+    return commits.stats()
+
+
+def _check_commit_settings(commit_every: int, commit_seconds: float) -> None:
+    """Refuse a commit count below one or a commit interval that is not positive."""
     if commit_every < 1:
         raise ValueError("commit_every must be at least 1")
     if commit_seconds <= 0:
         raise ValueError("commit_seconds must be positive")
+
+
+def _by_request_id(tasks: Sequence[PromptTask]) -> dict[str, PromptTask]:
+    """The pending tasks by request id; a repeated task id is refused."""
     unfinished = {t.request_id: t for t in tasks}
     if len(unfinished) != len(tasks):
         raise ValueError("task ids repeat")
-    start = clock()
+    return unfinished
+
+
+def _submit_all(tasks: Sequence[PromptTask], engine: Engine, clock: Callable[[], float]) -> dict[str, float]:
+    """Add every task to ``engine`` at once; return each request's submission time."""
     submitted: dict[str, float] = {}
     for task in tasks:
         submitted[task.request_id] = clock()
         engine.add_request(task.request_id, task.token_ids)
+    return submitted
 
-    buffer: list[dict] = []
-    n_rows = n_commits = n_tokens = 0
-    last_finish = start
-    last_commit = clock()
 
-    def commit() -> None:
-        nonlocal buffer, n_rows, n_commits, n_tokens, last_commit
-        rows, buffer = buffer, []
-        store.commit(rows)
-        n_rows += len(rows)
-        n_tokens += sum(r[cols.COL_N_COMPLETION_TOKENS] for r in rows)
-        n_commits += 1
-        last_commit = clock()
-        if on_commit is not None:
-            on_commit(StreamStats(n_rows, n_commits, n_tokens, last_finish - start))
+@dataclass
+class _Commits:
+    """The finished rows waiting for a commit, the totals committed so far and when to commit next."""
 
-    with tqdm(total=total or len(tasks), initial=initial, unit="problem", disable=not progress, desc="generate") as bar:
-        try:
-            seen_tokens = 0
-            while engine.has_unfinished_requests():
-                done = engine.step()
-                now = clock()
-                for completion in done:
-                    task = unfinished.pop(completion.request_id, None)
-                    if task is None:
-                        raise RuntimeError(f"engine returned request {completion.request_id!r}, which is not pending")
-                    buffer.append(completion_row(task, completion, now - submitted[task.request_id], decode))
-                    seen_tokens += len(completion.token_ids)
-                if done:
-                    last_finish = now
-                    bar.update(len(done))
-                    elapsed = now - start
-                    bar.set_postfix(tok_s=f"{seen_tokens / elapsed:.1f}" if elapsed > 0 else "-", unfinished=len(unfinished))
-                if buffer and (len(buffer) >= commit_every or now - last_commit >= commit_seconds):
-                    commit()
-        finally:
-            # Rows that finished before an error or Ctrl-C are kept; only requests in flight are lost.
-            if buffer:
-                commit()
-    if unfinished:
-        raise RuntimeError(f"engine stopped with {len(unfinished)} task(s) unreturned: {sorted(unfinished)[:10]}")
-    return StreamStats(n_rows, n_commits, n_tokens, last_finish - start)
+    store: GenerationStore
+    clock: Callable[[], float]
+    on_commit: Callable[[StreamStats], None] | None
+    every: int
+    seconds: float
+    start: float
+    last_commit: float
+    rows: list[dict] = field(default_factory=list)
+    n_rows: int = 0
+    n_commits: int = 0
+    n_tokens: int = 0
+    last_finish: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last_finish = self.start  # no finish yet: no engine time
+
+    def due(self, now: float) -> bool:
+        """Rows wait, and either enough of them or enough time since the last commit."""
+        return bool(self.rows) and (len(self.rows) >= self.every or now - self.last_commit >= self.seconds)
+
+    def commit(self) -> None:
+        """Commit the waiting rows atomically, then report the totals to ``on_commit``."""
+        rows, self.rows = self.rows, []
+        self.store.commit(rows)
+        self.n_rows += len(rows)
+        self.n_tokens += sum(r[cols.COL_N_COMPLETION_TOKENS] for r in rows)
+        self.n_commits += 1
+        self.last_commit = self.clock()
+        if self.on_commit is not None:
+            self.on_commit(self.stats())
+
+    def stats(self) -> StreamStats:
+        """The totals committed so far; engine time runs from the first submission to the last finish."""
+        return StreamStats(self.n_rows, self.n_commits, self.n_tokens, self.last_finish - self.start)
+
+
+def _step_until_done(engine: Engine, unfinished: dict[str, PromptTask], submitted: dict[str, float],
+                     decode: Callable[[list[int]], str], commits: _Commits, bar: tqdm) -> None:
+    """Step ``engine`` until nothing is unfinished, queueing each finished row and committing when due."""
+    seen_tokens = 0
+    while engine.has_unfinished_requests():
+        done = engine.step()
+        now = commits.clock()
+        for completion in done:
+            task = unfinished.pop(completion.request_id, None)
+            if task is None:
+                raise RuntimeError(f"engine returned request {completion.request_id!r}, which is not pending")
+            # Appended one by one: rows queued before an unknown id are still committed on the way out.
+            commits.rows.append(completion_row(task, completion, now - submitted[task.request_id], decode))
+            seen_tokens += len(completion.token_ids)
+        if done:
+            commits.last_finish = now
+            _show_progress(bar, len(done), seen_tokens, now - commits.start, len(unfinished))
+        if commits.due(now):
+            commits.commit()
+
+
+def _show_progress(bar: tqdm, n_done: int, seen_tokens: int, elapsed: float, n_unfinished: int) -> None:
+    """Advance the bar by the tasks that just finished; show tokens/s so far and what is unfinished."""
+    bar.update(n_done)
+    bar.set_postfix(tok_s=f"{seen_tokens / elapsed:.1f}" if elapsed > 0 else "-", unfinished=n_unfinished)

@@ -26,7 +26,7 @@ import click
 
 from artifacts.settings import StageConfig, describe, field_type
 
-SHARED = frozenset({"data_dir", "layers", "phase2_10_dir", "phase2_5_dir", "dtype"})
+SHARED = frozenset({"data_dir", "layers", "phase2_10_dir", "phase2_5_dir", "dtype", "model_type"})
 WIRED = frozenset({"output_dir", "problems_path", "generations_path", "dataset_path", "activations_dir"})
 RENAMED = {("replay-activations", "batch_size"): "replay_batch_size", ("generate", "model"): "model"}
 PREFIX = {"replay-activations": "replay"}

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from artifacts.layout import (
-    ACTIVATIONS_METADATA_FILE, ACTIVATIONS_SUBDIR, DATASET_FILE, DATASET_METADATA_FILE, GENERATIONS_FILE,
+    ACTIVATIONS_METADATA_FILE, ACTIVATIONS_SUBDIR, DATASET_METADATA_FILE, GENERATIONS_FILE,
     GENERATIONS_METADATA_FILE, REPORT_SUBDIR, TASK_ACTIVATIONS_SUBDIR,
 )
+from artifacts.schema import dataset as dataset_keys
 from artifacts.schema import features as fm
 from artifacts.settings import StageConfig, setting
 
@@ -19,6 +20,7 @@ PASS_RATE_PLOT = "pass_rate_by_complexity.png"
 COMPLETION_LENGTH_PLOT = "completion_length.png"
 COMPARE_TABLE = "compare_tasks.csv"
 FEATURES_PLOT = "feature_auroc.png"
+FEATURES_DIFFERENCE_PLOT = "feature_auroc_difference.png"  # with the features stage's comparison run
 LAYER_PLOT_PATTERN = "layer_*_separation.png"
 OWNED_PATTERNS = (REPORT_FILE, PASS_RATE_PLOT, COMPLETION_LENGTH_PLOT, COMPARE_TABLE, LAYER_PLOT_PATTERN)
 
@@ -34,10 +36,15 @@ class ReportConfig(StageConfig):
 
     STAGE: ClassVar[str] = "report"
 
+    model_type: str = setting(
+        dataset_keys.MODEL_TYPE_INSTRUCT, choices=dataset_keys.MODEL_TYPE_CHOICES,
+        help="What made the completions: picks the default dataset "
+        f"({dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_INSTRUCT]} or "
+        f"{dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_BASE]}).")
     dataset_path: Path | None = setting(
         None, flag="--dataset",
         help="Evaluated dataset; metadata.json, generations.parquet and generations_metadata.json "
-        f"are read beside it when present [default: DATA_DIR/phase7_3/{DATASET_FILE}].")
+        "are read beside it when present [default: DATA_DIR/phase7_3/ and the --model-type's file].")
     activations_dir: Path | None = setting(
         None, help="Folder with activations_metadata.json and task_activations/ "
         "[default: activations/ beside the dataset].")
@@ -48,9 +55,14 @@ class ReportConfig(StageConfig):
     output_dir: Path | None = setting(
         None, help=f"Destination folder [default: DATA_DIR/phase7_3/{REPORT_SUBDIR}].", identity=False)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # One spelling in the record, whichever was given.
+        object.__setattr__(self, "model_type", dataset_keys.normalize_model_type(self.model_type))
+
     @property
     def dataset(self) -> Path:
-        return self.dataset_path or self.layout.phase7_3 / DATASET_FILE
+        return self.dataset_path or self.layout.phase7_3 / dataset_keys.dataset_file_name(self.model_type)
 
     @property
     def activations(self) -> Path:
@@ -70,13 +82,14 @@ class ReportConfig(StageConfig):
                                                           GENERATIONS_METADATA_FILE)]
         activations = [self.activations / ACTIVATIONS_METADATA_FILE, self.activations / TASK_ACTIVATIONS_SUBDIR]
         features = [self.features_dir / name for name in (fm.FEATURES_METADATA_FILE, fm.FEATURE_SCORES_FILE,
-                                                          fm.COMPARE_SCORES_FILE)]
+                                                          fm.COMPARE_SCORES_FILE, fm.SAE_FIT_FILE, fm.PROBES_FILE,
+                                                          fm.DIFFERENCES_FILE)]
         compare = [self.compare_path, self.compare_path.parent / DATASET_METADATA_FILE] if self.compare_path else []
         return [self.dataset, *beside, *activations, *features, *compare]
 
     def outputs(self) -> list[Path]:
         fixed = [self.folder / name for name in (REPORT_FILE, PASS_RATE_PLOT, COMPLETION_LENGTH_PLOT, COMPARE_TABLE,
-                                                 FEATURES_PLOT)]
+                                                 FEATURES_PLOT, FEATURES_DIFFERENCE_PLOT)]
         return [*fixed, *sorted(self.folder.glob(LAYER_PLOT_PATTERN))]
 
     def record_dir(self) -> Path:

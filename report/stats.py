@@ -17,7 +17,7 @@ from artifacts.schema import dataset as keys
 from artifacts.schema import activations as act_keys
 from artifacts.schema import generations as gen_keys
 from report.load import LayerActivations, ReportInputs
-from report.separation import CrossValidated, cross_validated_auroc, in_sample_projection, rank_auroc
+from report.separation import CrossValidated, class_auroc, cross_validated_auroc, in_sample_projection
 
 
 class ComplexityGroup(str, Enum):
@@ -332,8 +332,8 @@ def layer_separation(acts: LayerActivations, df: pd.DataFrame) -> LayerSeparatio
         passed=passed,
         norms=norms,
         projections=projections,
-        norm_auroc=rank_auroc(norms[passed], norms[~passed]),
-        projection_auroc=None if projections is None else rank_auroc(projections[passed], projections[~passed]),
+        norm_auroc=class_auroc(norms, passed),
+        projection_auroc=None if projections is None else class_auroc(projections, passed),
         cross_validated=cross_validated_auroc(x, passed),
     )
 

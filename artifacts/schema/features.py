@@ -1,6 +1,7 @@
-"""Keys of ``features_metadata.json`` and the columns of ``feature_scores.parquet``.
+"""Keys of ``features_metadata.json`` and the columns of the features stage's tables.
 
-Written by the features stage (``features/stage.py``); read by the report (``report/features.py``).
+Written by the features stage (``features/stage.py``); read by the report (``report/features.py``,
+``report/feature_tables.py``).
 Hook sites (``resid_pre``, ``resid_post``) are the activations schema's
 (``artifacts/schema/activations.py``: ``RESID_PRE``, ``RESID_POST``, ``HOOK_POINTS``).
 """
@@ -14,6 +15,21 @@ FEATURES_SUBDIR = "features"
 FEATURE_SCORES_FILE = "feature_scores.parquet"  # this run's activations
 COMPARE_SCORES_FILE = "compare_feature_scores.parquet"  # --compare-activations: the other run's
 FEATURES_METADATA_FILE = "features_metadata.json"
+SAE_FIT_FILE = "sae_fit.parquet"  # SaeFitRow: each SAE's FVU and L0 on each run's vectors
+PROBES_FILE = "probes.parquet"  # ProbeRow: cross-validated logistic probes per layer x site
+DIFFERENCES_FILE = "feature_differences.parquet"  # DifferenceRow: --compare-activations, paired AUROC differences
+
+# Values of the tables' label columns.
+RUN_THIS = "this"  # SaeFitRow.run / ProbeRow.run: this run's vectors
+RUN_COMPARE = "compare"  # ... the --compare-activations run's
+POSITIONS_LAST_PROMPT = "last_prompt"  # the last prompt token of each task (the vectors features are scored on)
+POSITIONS_ALL_TOKENS = "all_tokens"  # token vectors of the stored sequence arrays (position 0 left out)
+INPUTS_RESIDUAL = "residual"  # ProbeRow.inputs: the raw residual vectors
+INPUTS_LISTED = "listed_features"  # ... the layer's listed SAE features' activations
+VERDICT_CARRIES_OVER = "carries over"
+VERDICT_DOES_NOT = "does not carry over"
+VERDICT_CANNOT_TELL = "cannot tell"
+VERDICTS = (VERDICT_CARRIES_OVER, VERDICT_DOES_NOT, VERDICT_CANNOT_TELL)
 
 # Keys of features_metadata.json.
 CREATED = "creation_timestamp"
@@ -42,6 +58,17 @@ N_SCORED = "n_scored_rows"  # rows of feature_scores.parquet with scored = true
 SEED = "seed"
 N_BOOTSTRAP = "n_bootstrap"
 MAX_FOLDS = "max_folds"
+N_PERMUTATIONS = "n_permutations"  # label permutations of each p-value
+N_NULL_LATENTS = "n_null_latents"  # random latents per layer, the null of null_percentile
+TOKEN_VECTORS = "token_vectors"  # token vectors sampled per layer x run for the all_tokens fit (0: every token)
+RULES = "verdict_rules"  # {RULE_*}: the verdict's rule and its constants (features/verdict.py)
+RULE_ALPHA = "alpha"  # q below this: significant
+RULE_FVU_BOUND = "fvu_bound"  # without a reference run: the SAE fits when FVU <= this
+RULE_FVU_MARGIN = "fvu_margin"  # with one: the SAE fits when FVU <= the reference run's FVU + this ...
+RULE_FVU_CEILING = "fvu_ceiling"  # ... and never when FVU > this
+RULE_MIN_CLASS = "min_class_tasks"  # fewer tasks in a class: cannot tell
+RULE_REFERENCE = "reference"  # label of the run whose FVU is the reference (the comparison run), or null
+STEP_SECONDS = "step_seconds"  # {step: seconds} of this run of the stage
 VECTOR_SOURCES = "vector_sources"  # {hook_point: where the vectors came from}
 COMPARE = "compare"  # null, or {label, dataset, dataset_sha256, activations_dir, vector_sources,
 #                       n_tasks, n_passed, n_failed, n_tasks_without_vectors}
@@ -83,6 +110,75 @@ class ScoreRow:
     f1_cv_folds: int  # 0 when not computable (< 2 tasks in a class)
     f1_threshold: float  # threshold maximizing F1 on all tasks (fires above it)
     f1_all_positive: float  # baseline: F1 of calling every task positive, 2 n_pos / (n_tasks + n_pos)
+    p_value: float  # one-sided label-permutation p-value of the AUROC (N_PERMUTATIONS, seeded)
+    q_value: float  # Benjamini-Hochberg across every scored feature x site of the run
+    null_percentile: float  # percentile (0-100) of the AUROC among N_NULL_LATENTS random latents' of the same SAE
+    sae_fvu: float  # the layer's SAE on this run's last-prompt vectors at this site (SaeFitRow.fvu)
+    verdict: str  # one of VERDICTS (features/verdict.py; the rules are in the metadata's RULES)
+    verdict_reason: str  # the rule that decided it, with the numbers
 
 
 SCORE_COLUMNS = tuple(f.name for f in fields(ScoreRow))
+
+
+@dataclass(frozen=True)
+class SaeFitRow:
+    """One row of ``sae_fit.parquet``: a layer's SAE on one run's vectors at one site and set of positions.
+
+    ``FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2`` with the JumpReLU reconstruction
+    ``x_hat = acts @ W_dec + b_dec``; L0: mean number of active latents per vector.
+    """
+
+    run: str  # RUN_THIS or RUN_COMPARE
+    layer: int
+    hook_point: str  # resid_pre or resid_post
+    positions: str  # POSITIONS_LAST_PROMPT or POSITIONS_ALL_TOKENS
+    n_vectors: int
+    fvu: float
+    l0: float
+
+
+SAE_FIT_COLUMNS = tuple(f.name for f in fields(SaeFitRow))
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One row of ``probes.parquet``: a cross-validated logistic probe for ``passed`` at one layer and site."""
+
+    run: str  # RUN_THIS or RUN_COMPARE
+    layer: int
+    hook_point: str
+    inputs: str  # INPUTS_RESIDUAL or INPUTS_LISTED
+    n_tasks: int
+    n_folds: int  # 0 when not computable (< 2 tasks in a class)
+    auroc: float  # pooled out-of-fold AUROC
+    auroc_ci_low: float  # stratified bootstrap over tasks, the folds' fits held fixed
+    auroc_ci_high: float
+    p_value: float  # per-fold exact permutation tests, Bonferroni over the folds (stats/probe.py)
+
+
+PROBE_COLUMNS = tuple(f.name for f in fields(ProbeRow))
+
+
+@dataclass(frozen=True)
+class DifferenceRow:
+    """One row of ``feature_differences.parquet``: a listed feature's AUROC here minus in the comparison run.
+
+    On the tasks both runs have vectors for; the paired bootstrap resamples those tasks once for
+    both runs (stats/paired.py). NaN when either run has fewer than 2 tasks in a class.
+    """
+
+    group: str
+    rank: int
+    layer: int
+    feature_idx: int
+    hook_point: str
+    n_shared_tasks: int
+    auroc_this: float
+    auroc_compare: float
+    auroc_difference: float  # auroc_this - auroc_compare
+    difference_ci_low: float  # 2.5th percentile of the paired bootstrap
+    difference_ci_high: float
+
+
+DIFFERENCE_COLUMNS = tuple(f.name for f in fields(DifferenceRow))

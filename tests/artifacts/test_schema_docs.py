@@ -58,6 +58,15 @@ def test_feature_score_columns_are_the_documented_ones():
     assert _table_names("`feature_scores.parquet`") == list(features.SCORE_COLUMNS)
 
 
+@pytest.mark.parametrize(("heading", "columns"), [
+    ("`sae_fit.parquet`", features.SAE_FIT_COLUMNS),
+    ("`probes.parquet`", features.PROBE_COLUMNS),
+    ("`feature_differences.parquet`", features.DIFFERENCE_COLUMNS),
+])
+def test_features_tables_columns_are_the_documented_ones(heading, columns):
+    assert _table_names(heading) == list(columns)
+
+
 @pytest.mark.parametrize("module", [generations, activations, dataset, features, layout], ids=lambda m: m.__name__)
 def test_every_schema_name_is_documented(module):
     text = README.read_text()

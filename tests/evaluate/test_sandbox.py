@@ -430,6 +430,38 @@ def test_patched_builtins_do_not_turn_a_wrong_answer_into_a_pass(any_box, patch)
     assert result.n_tests_passed == 0
 
 
+def test_the_runner_names_no_global_once_the_program_runs():
+    # The runner's steps are closures made before the program runs and called after it: they
+    # may use only references their factory bound, and attributes of objects the runner made
+    # itself (str.join/encode, bytes.hex, dict.clear, list.append, complex.real ...) or of the
+    # exception's own type (``__name__``, read inside a try).
+    import dis
+    import types
+
+    def names(code: types.CodeType) -> set[str]:
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                found |= names(const)
+        return found
+
+    allowed = {"join", "encode", "hex", "__name__", "clear", "strip", "append", "real", "imag"}
+    functions = [
+        f for f in vars(harness).values() if isinstance(f, types.FunctionType) and f.__module__ == harness.__name__
+    ]
+    steps = {
+        (function.__name__, const.co_name): names(const)
+        for function in functions if function is not harness.main
+        for const in function.__code__.co_consts if isinstance(const, types.CodeType)
+    }
+    assert len(steps) > 15 and {key: found - allowed for key, found in steps.items() if found - allowed} == {}
+    # main itself: once it calls its first step, it names only locals.
+    instructions = list(dis.get_instructions(harness.main))
+    first = next(i for i, ins in enumerate(instructions) if ins.opname == "LOAD_FAST" and ins.argval == "run_code")
+    later = [ins.argval for ins in instructions[first:] if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF")]
+    assert later == []
+
+
 # Verdicts decided in the parent (issue 15) ---------------------------------------------------------
 
 ALWAYS_EQUAL = "class Anything:\n    def __eq__(self, other):\n        return True\ndef add_one(x):\n    return Anything()"
@@ -633,10 +665,10 @@ def test_another_interpreter_compiles_its_own_runner(monkeypatch):
 def test_harness_source_is_standard_library_only():
     import ast
 
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(ast.parse(HARNESS_SOURCE))
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    }
+    imported = set()
+    for node in ast.walk(ast.parse(HARNESS_SOURCE)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):  # the module, not the names taken from it
+            imported.add(node.module.split(".")[0])
     assert imported <= set(sys.stdlib_module_names)

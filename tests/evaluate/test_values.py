@@ -167,7 +167,9 @@ def test_short_repr_cuts_and_survives_huge_ints():
 
 
 def test_the_encoder_uses_no_global_or_builtin_name():
-    # Everything it calls was bound before any program ran (see harness._make_encoder).
+    # Everything it calls was bound before any program ran (see harness._make_encoder): the
+    # names of its code, of the functions it defines, and of every step it reaches through
+    # its closure (the walker and the per-type encoders).
     def names(code) -> set[str]:
         found = set(code.co_names)
         for const in code.co_consts:
@@ -175,5 +177,20 @@ def test_the_encoder_uses_no_global_or_builtin_name():
                 found |= names(const)
         return found
 
+    def reached(value, seen: set[int]) -> set[str]:
+        if id(value) in seen:
+            return set()
+        seen.add(id(value))
+        if isinstance(value, tuple):
+            return set().union(*(reached(item, seen) for item in value))
+        if not hasattr(value, "__code__"):
+            return set()
+        found = names(value.__code__)
+        for cell in value.__closure__ or ():
+            found |= reached(cell.cell_contents, seen)
+        return found
+
     attributes = {"real", "imag", "append"}  # of exact complex and list objects it made itself
-    assert names(encode.__code__) <= attributes
+    steps: set[int] = set()
+    assert reached(encode, steps) <= attributes
+    assert len(steps) > 10  # the walker, the scalar and container encoders were all followed

@@ -2,7 +2,8 @@
 
 ``write_run`` writes a data folder as the pipeline leaves it: the evaluated dataset
 (``task_id``, ``test_passed``), the compact ``feature_layer_vectors.npz`` and/or per-task
-contract files, and a feature list. ``gemmascope_sae`` writes a JumpReLU SAE in GemmaScope's
+contract files (with a ``sequence`` of ``n_tokens`` token vectors at ``hook_point``, the last
+one the last-prompt vector), and a feature list. ``gemmascope_sae`` writes a JumpReLU SAE in GemmaScope's
 ``params.npz`` layout. Along ``direction(layer)`` passed tasks are shifted by ``shift``, so a
 latent whose encoder column is that direction separates them; everything else is noise.
 """
@@ -63,6 +64,8 @@ def write_run(
     contract_layers: tuple[int, ...] | None = None,
     hook_point: str | None = "resid_post",
     model: str = "google/gemma-2-2b-it",
+    dataset_name: str = DATASET,
+    n_tokens: int = 6,
 ) -> SyntheticRun:
     """Write a run's dataset, vectors and feature list under ``phase_dir`` (module docstring)."""
     rng = np.random.default_rng(seed)
@@ -71,7 +74,7 @@ def write_run(
     passed[rng.choice(n_tasks, size=n_passed, replace=False)] = True
     layers = tuple(sorted({e["layer"] for g in ("correct", "incorrect") for e in features[g]}))
     phase_dir.mkdir(parents=True, exist_ok=True)
-    dataset_path = phase_dir / DATASET
+    dataset_path = phase_dir / dataset_name
     write_parquet(dataset_path, pd.DataFrame({
         "task_id": task_ids, "temperature": 0.0, "test_passed": passed,
         "cyclomatic_complexity": np.ones(n_tasks, dtype=np.int64),
@@ -92,9 +95,12 @@ def write_run(
             if contract_layers is not None and layer not in contract_layers:
                 continue
             for i, task_id in enumerate(task_ids):
-                arrays = {"arr_0": sites[hook_point or FV_RESID_POST][i, j][None, :],
-                          "sequence": np.zeros((3, d_model), dtype=np.float16),
-                          "token_ids": np.arange(3, dtype=np.int32), "n_prompt_tokens": np.int64(2)}
+                last = sites[hook_point or FV_RESID_POST][i, j]
+                tokens = rng.normal(size=(n_tokens, d_model)) + 2.0
+                tokens[0] *= 50  # the first position's outlier norm, as in real runs (left out of the fit)
+                tokens[-1] = last
+                arrays = {"arr_0": last[None, :], "sequence": tokens.astype(np.float16),
+                          "token_ids": np.arange(n_tokens, dtype=np.int32), "n_prompt_tokens": np.int64(n_tokens)}
                 if contract == "last":
                     arrays["resid_pre_last"] = sites[FV_RESID_PRE][i, j][None, :]
                     arrays["resid_post_last"] = sites[FV_RESID_POST][i, j][None, :]
@@ -117,21 +123,35 @@ def gemmascope_sae(
     d_sae: int = D_SAE,
     seed: int = 0,
     negative_thresholds: bool = False,
+    fits: bool = False,
     dtype=np.float32,
 ) -> Path:
     """A JumpReLU SAE in GemmaScope's params.npz layout; ``planted[idx]`` becomes ``W_enc[:, idx]``.
 
-    Random columns have norm ~1; planted latents get ``b_enc`` = 0 and threshold 0.5.
+    Random encoder columns have norm ~1; planted latents get ``b_enc`` = 0 and threshold 0.5.
+    The decoder is random (the SAE reconstructs nothing: FVU far above 1) unless ``fits``: then
+    latents ``0..2 d_model - 1`` are the pairs ``+e_i`` / ``-e_i`` (threshold 0, decoder rows
+    ``+e_i`` / ``-e_i``) and every other decoder row is 0, so ``x_hat = relu(x) - relu(-x) = x``
+    (FVU 0 up to rounding) whatever the other latents do.
     """
     rng = np.random.default_rng(seed)
-    W_enc = (rng.normal(size=(d_model, d_sae)) / np.sqrt(d_model)).astype(dtype)
-    b_enc = rng.normal(scale=0.5, size=d_sae).astype(dtype)
+    W_enc = rng.normal(size=(d_model, d_sae)) / np.sqrt(d_model)
+    b_enc = rng.normal(scale=0.5, size=d_sae)
     low = -1.0 if negative_thresholds else 0.0
-    threshold = rng.uniform(low, 1.0, size=d_sae).astype(dtype)
+    threshold = rng.uniform(low, 1.0, size=d_sae)
+    W_dec = rng.normal(scale=0.1, size=(d_sae, d_model))
+    b_dec = rng.normal(size=d_model)
+    if fits:
+        eye = np.eye(d_model)
+        W_enc[:, : 2 * d_model] = np.hstack([eye, -eye])
+        b_enc[: 2 * d_model] = threshold[: 2 * d_model] = 0.0
+        W_dec[:] = 0.0
+        W_dec[: 2 * d_model] = np.vstack([eye, -eye])
+        b_dec[:] = 0.0
     for idx, vec in (planted or {}).items():
         W_enc[:, idx] = vec
         b_enc[idx] = 0.0
         threshold[idx] = 0.5
-    write_npz(path, W_enc=W_enc, b_enc=b_enc, threshold=threshold,
-              W_dec=np.zeros((d_sae, d_model), dtype=dtype), b_dec=np.zeros(d_model, dtype=dtype))
+    write_npz(path, W_enc=W_enc.astype(dtype), b_enc=b_enc.astype(dtype), threshold=threshold.astype(dtype),
+              W_dec=W_dec.astype(dtype), b_dec=b_dec.astype(dtype))
     return path

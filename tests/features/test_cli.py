@@ -67,6 +67,7 @@ class Done:
 FLAG_VALUES = {
     "data_dir": ("--data-dir", "/tmp/d", Path("/tmp/d")),
     "overwrite": ("--overwrite", None, True),
+    "model_type": ("--model-type", "base", "base"),
     "dataset_path": ("--dataset", "/tmp/x.parquet", Path("/tmp/x.parquet")),
     "activations_dir": ("--activations-dir", "/tmp/acts", Path("/tmp/acts")),
     "output_dir": ("--output-dir", "/tmp/out", Path("/tmp/out")),
@@ -77,6 +78,7 @@ FLAG_VALUES = {
     "demo_saes": ("--demo-saes", None, True),
     "require_all": ("--require-all", None, True),
     "seed": ("--seed", "7", 7),
+    "token_vectors": ("--token-vectors", "0", 0),
     "compare_dir": ("--compare-activations", "/tmp/other", Path("/tmp/other")),
     "compare_dataset": ("--compare-dataset", "/tmp/o.parquet", Path("/tmp/o.parquet")),
     "compare_site": ("--compare-site", "resid_post", "resid_post"),
@@ -120,3 +122,20 @@ def test_missing_feature_list_is_a_one_line_error(tmp_path, monkeypatch):
     result = invoke("--data-dir", str(tmp_path), catch_exceptions=True)
     assert result.exit_code == 2 and "no top_20_features.json or top_20_latents.json" in result.output
     assert not (tmp_path / "phase7_3" / "features").exists()
+
+
+def test_run_model_type_base_feeds_evaluate_features_and_report(tmp_path, monkeypatch):
+    """`run --model google/gemma-2-2b --model-type base`: every stage reads and writes the base dataset."""
+    import pipeline.run as run_module
+
+    seen = {}
+    monkeypatch.setattr(run_module, "check_sandbox", lambda values: None)
+    monkeypatch.setattr(run_module, "run_pipeline", lambda configs, **kw: seen.setdefault("configs", configs) and [])
+    result = CliRunner().invoke(cli, ["run", "--data-dir", str(tmp_path), "--model", "google/gemma-2-2b",
+                                      "--model-type", "base"])
+    assert result.exit_code == 0, result.output
+    by_stage = {c.STAGE: c for c in seen["configs"]}
+    base = tmp_path / "phase7_3" / "dataset_base_temp_0_0.parquet"
+    assert by_stage["evaluate"].dataset_path == base
+    assert by_stage["features"].dataset == base and by_stage["report"].dataset == base
+    assert by_stage["generate"].model == "google/gemma-2-2b"

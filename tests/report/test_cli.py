@@ -27,6 +27,7 @@ def invoke(*args: str, catch_exceptions: bool = False):
 FLAG_VALUES = {
     "data_dir": ("--data-dir", "/tmp/d", Path("/tmp/d")),
     "overwrite": ("--overwrite", None, True),
+    "model_type": ("--model-type", "base", "base"),
     "dataset_path": ("--dataset", "/tmp/x.parquet", Path("/tmp/x.parquet")),
     "activations_dir": ("--activations-dir", "/tmp/acts", Path("/tmp/acts")),
     "compare_path": ("--compare", "/tmp/base.parquet", Path("/tmp/base.parquet")),
@@ -54,6 +55,14 @@ def test_each_flag_reaches_the_config(name, monkeypatch):
     assert getattr(config, name) == expected
     assert all(getattr(config, f.name) == getattr(ReportConfig(), f.name) for f in fields(ReportConfig)
                if f.name not in (name, "data_dir"))
+
+
+def test_model_type_picks_the_default_dataset(tmp_path):
+    assert ReportConfig(data_dir=tmp_path).dataset == tmp_path / "phase7_3" / "dataset_instruct_temp_0_0.parquet"
+    base = ReportConfig(data_dir=tmp_path, model_type="base")
+    assert base.dataset == tmp_path / "phase7_3" / "dataset_base_temp_0_0.parquet"
+    assert base.features_dir == tmp_path / "phase7_3" / "features"
+    assert ReportConfig(model_type="instruction_tuned").model_type == "instruction-tuned"  # one spelling
 
 
 def layer_row(text: str, layer: int) -> list[str]:

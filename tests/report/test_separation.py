@@ -1,18 +1,20 @@
-"""Rank AUROC against hand-computed values and a brute-force definition; probe honesty."""
+"""The report's AUROC (the shared stats.auroc) against hand-computed values, a brute-force definition and
+scikit-learn; the mean-difference probe's honesty on the shared folds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from report.separation import (
-    average_ranks,
-    cross_validated_auroc,
-    in_sample_projection,
-    mean_difference,
-    project,
-    rank_auroc,
-)
+from sklearn.metrics import roc_auc_score
+
+from report.separation import class_auroc, cross_validated_auroc, in_sample_projection, mean_difference, project
+
+
+def rank_auroc(pos, neg):
+    """The report's AUROC of two classes of scores (passed first)."""
+    pos, neg = np.asarray(pos, dtype=float), np.asarray(neg, dtype=float)
+    return class_auroc(np.concatenate([pos, neg]), np.arange(pos.size + neg.size) < pos.size)
 
 
 def in_sample_auroc(x: np.ndarray, passed: np.ndarray) -> float | None:
@@ -33,7 +35,7 @@ def brute_force_auroc(pos: np.ndarray, neg: np.ndarray) -> float:
         ([3.0, 4.0], [1.0, 2.0], 1.0),  # perfect separation
         ([1.0, 2.0], [3.0, 4.0], 0.0),  # perfectly reversed
         ([5.0, 5.0], [5.0, 5.0, 5.0], 0.5),  # all tied
-        ([1.0, 2.0, 3.0], [2.0], 0.5),  # 0 + 0.5 + 1 over 3 pairs
+        ([1.0, 2.0, 3.0], [2.0, 2.0], 0.5),  # (0 + 0.5 + 1) x 2 over 6 pairs
         ([0.8, 0.4], [0.5, 0.1, 0.4], 0.75),  # 3 + (0 + 1 + 0.5) over 6 pairs
     ],
 )
@@ -41,26 +43,24 @@ def test_rank_auroc_known_values(pos, neg, expected):
     assert rank_auroc(np.array(pos), np.array(neg)) == pytest.approx(expected)
 
 
-def test_rank_auroc_matches_pairwise_definition_with_many_ties():
+def test_auroc_matches_the_pairwise_definition_and_sklearn_with_many_ties():
     rng = np.random.default_rng(1)
     for _ in range(20):
-        pos = rng.integers(0, 6, size=rng.integers(1, 30)).astype(float)  # few values: many ties
-        neg = rng.integers(0, 6, size=rng.integers(1, 30)).astype(float)
+        pos = rng.integers(0, 6, size=rng.integers(2, 30)).astype(float)  # few values: many ties
+        neg = rng.integers(0, 6, size=rng.integers(2, 30)).astype(float)
         assert rank_auroc(pos, neg) == pytest.approx(brute_force_auroc(pos, neg))
+        labels = np.arange(pos.size + neg.size) < pos.size
+        assert rank_auroc(pos, neg) == pytest.approx(roc_auc_score(labels, np.concatenate([pos, neg])), abs=1e-12)
 
 
-@pytest.mark.parametrize(("pos", "neg"), [([], [1.0, 2.0]), ([1.0], []), ([], [])])
-def test_rank_auroc_is_none_when_a_class_is_empty(pos, neg):
+@pytest.mark.parametrize(("pos", "neg"), [([], [1.0, 2.0]), ([1.0], [2.0, 3.0]), ([1.0, 2.0], [3.0]), ([], [])])
+def test_auroc_is_none_with_fewer_than_two_tasks_in_a_class(pos, neg):
     assert rank_auroc(np.array(pos), np.array(neg)) is None
 
 
-def test_rank_auroc_rejects_nan():
+def test_auroc_rejects_nan():
     with pytest.raises(ValueError, match="finite"):
-        rank_auroc(np.array([1.0, np.nan]), np.array([0.0]))
-
-
-def test_average_ranks_share_ties():
-    np.testing.assert_allclose(average_ranks(np.array([30.0, 10.0, 20.0, 20.0])), [4.0, 1.0, 2.5, 2.5])
+        rank_auroc(np.array([1.0, np.nan]), np.array([0.0, 2.0]))
 
 
 def test_mean_difference_and_projection():
@@ -117,3 +117,4 @@ def test_cross_validation_is_deterministic_per_seed():
     assert first == second
     np.testing.assert_array_equal(first.scores, second.scores)
     assert first.scores.shape == (50,)
+    assert not np.array_equal(cross_validated_auroc(x, passed, seed=8).scores, first.scores)

@@ -131,14 +131,14 @@ def layer(task_ids: list[int], x: np.ndarray, missing: tuple[int, ...] = ()) -> 
 
 def test_layer_separation_aligns_tasks_by_id():
     # Activation rows come in a different order than the dataset and miss task 3.
-    df = frame([True, False, True, False], [1, 1, 1, 1])
-    x = np.array([[0.0, 1.0], [5.0, 0.0], [0.0, 2.0]])  # tasks 4 (failed), 1 (passed), 2 (failed)
-    sep = layer_separation(layer([4, 1, 2], x, missing=(3,)), df)
-    np.testing.assert_array_equal(sep.passed, [False, True, False])
-    np.testing.assert_allclose(sep.norms, [1.0, 5.0, 2.0])
+    df = frame([True, False, True, False, True], [1, 1, 1, 1, 1])
+    x = np.array([[0.0, 1.0], [5.0, 0.0], [0.0, 2.0], [6.0, 0.0]])  # tasks 4 (failed), 1 (passed), 2 (failed), 5
+    sep = layer_separation(layer([4, 1, 2, 5], x, missing=(3,)), df)
+    np.testing.assert_array_equal(sep.passed, [False, True, False, True])
+    np.testing.assert_allclose(sep.norms, [1.0, 5.0, 2.0, 6.0])
     assert sep.n_missing == 1 and sep.d_model == 2
     assert sep.norm_auroc == 1.0 and sep.projection_auroc == 1.0
-    assert sep.cross_validated.auroc is None  # one passed task: no fold can hold it out
+    assert sep.cross_validated.n_folds == 2 and sep.cross_validated.auroc == 1.0
 
 
 @pytest.mark.parametrize("outcome", [False, True])

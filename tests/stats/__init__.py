@@ -1,0 +1,1 @@
+"""Tests of the statistics library (``stats/``) and the demo's stand-in SAE."""

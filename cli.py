@@ -13,7 +13,7 @@ import click
 
 from artifacts.errors import InputError
 from artifacts.layout import default_data_dir
-from pipeline.options import click_params, derive_run_options, given, run_click_option, stage_values
+from pipeline.options import click_params, derive_run_options, given, run_click_option
 from pipeline.stages import PIPELINE, STAGES, StageEntry
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from artifacts.errors import InputError
 from artifacts.layout import (
     ACTIVATIONS_METADATA_FILE,
     ACTIVATIONS_SUBDIR,
@@ -15,6 +14,7 @@ from artifacts.layout import (
     GENERATIONS_METADATA_FILE,
 )
 from artifacts.schema import dataset as keys
+from artifacts.model_type import ModelTypeSetting
 from artifacts.settings import StageConfig, setting
 from evaluate.batch import default_workers
 from evaluate.outcomes import Verdict
@@ -26,7 +26,7 @@ MIN_TIMEOUT_S = 0.1
 
 
 @dataclass(frozen=True)
-class EvaluateConfig(StageConfig):
+class EvaluateConfig(StageConfig, ModelTypeSetting):
     """Score each completion against its MBPP tests; write the dataset parquet, metadata.json and phase_output.json.
 
     Every completion is scored under both verdicts (robust and legacy); --verdict picks the one
@@ -43,11 +43,6 @@ class EvaluateConfig(StageConfig):
     completion_column: str = setting(
         keys.COMPLETION,
         help="Column of --generations holding the model output (e.g. generated_code in the earlier phases' parquets).")
-    model_type: str = setting(
-        keys.MODEL_TYPE_INSTRUCT, choices=keys.MODEL_TYPE_CHOICES,
-        help="What made the completions: recorded in metadata.json and naming the dataset "
-        f"({keys.DATASET_FILES[keys.MODEL_TYPE_INSTRUCT]} or {keys.DATASET_FILES[keys.MODEL_TYPE_BASE]}); "
-        f"{keys.MODEL_TYPE_INSTRUCT_ALIAS} is read as {keys.MODEL_TYPE_INSTRUCT}.")
     verdict: str = setting(
         Verdict.ROBUST.value, choices=VERDICTS,
         help="Which verdict fills test_passed (both are computed and kept): robust (extracted code, "
@@ -67,11 +62,6 @@ class EvaluateConfig(StageConfig):
     sandbox: str = setting(
         DEFAULT_SANDBOX.value, choices=SANDBOXES,
         help="bwrap: isolated with bubblewrap. process: resource limits only, NOT isolated.")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        # One spelling in the record and the outputs, whichever was given.
-        object.__setattr__(self, "model_type", keys.normalize_model_type(self.model_type))
 
     @property
     def folder(self) -> Path:
@@ -97,7 +87,7 @@ class EvaluateConfig(StageConfig):
 
     @property
     def dataset_path(self) -> Path:
-        return self.folder / keys.dataset_file_name(self.model_type)
+        return self.folder / self.dataset_file
 
     @property
     def metadata_path(self) -> Path:

@@ -9,15 +9,15 @@ from typing import ClassVar
 from artifacts.errors import InputError
 from artifacts.feature_list import FILE_NAMES, AnalysisDirs, find_best_layers
 from artifacts.layout import ACTIVATIONS_SUBDIR, TASK_ACTIVATIONS_SUBDIR
-from artifacts.schema import dataset as dataset_keys
 from artifacts.schema import features as fm
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, HOOK_POINTS
+from artifacts.model_type import ModelTypeSetting
 from artifacts.settings import StageConfig, setting
 from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
 
 
 @dataclass(frozen=True)
-class FeaturesConfig(StageConfig, AnalysisDirs):
+class FeaturesConfig(StageConfig, AnalysisDirs, ModelTypeSetting):
     """Each listed SAE feature vs test_passed: AUROC with a bootstrap interval, permutation p-value, BH q-value,
     percentile among random latents and a verdict; the SAE's fit (FVU, L0) and dense probes beside them.
 
@@ -28,11 +28,6 @@ class FeaturesConfig(StageConfig, AnalysisDirs):
 
     STAGE: ClassVar[str] = "features"
 
-    model_type: str = setting(
-        dataset_keys.MODEL_TYPE_INSTRUCT, choices=dataset_keys.MODEL_TYPE_CHOICES,
-        help="What made the completions: picks the default dataset "
-        f"({dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_INSTRUCT]} or "
-        f"{dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_BASE]}).")
     dataset_path: Path | None = setting(
         None, flag="--dataset",
         help="Evaluated dataset (task_id, test_passed) [default: DATA_DIR/phase7_3/ and the --model-type's file].")
@@ -71,12 +66,10 @@ class FeaturesConfig(StageConfig, AnalysisDirs):
     def __post_init__(self) -> None:
         super().__post_init__()
         parse_sae_options(self.sae_options, check_files=False)
-        # One spelling in the record, whichever was given.
-        object.__setattr__(self, "model_type", dataset_keys.normalize_model_type(self.model_type))
 
     @property
     def dataset(self) -> Path:
-        return self.dataset_path or self.layout.phase7_3 / dataset_keys.dataset_file_name(self.model_type)
+        return self.dataset_path or self.layout.phase7_3 / self.dataset_file
 
     @property
     def activations(self) -> Path:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from artifacts.device import DTYPE_NAMES
-from artifacts.errors import InputError
 from artifacts.layout import DEFAULT_MODEL, GENERATIONS_FILE, GENERATIONS_METADATA_FILE
-from artifacts.settings import StageConfig, describe, setting
+from artifacts.settings import StageConfig, setting
 from gen.stop_tokens import DEFAULT_STOP_POLICY, StopPolicy
 from problems.prompts import DEFAULT_PROMPT_STYLE, PromptStyle
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from artifacts.device import DEVICE_CHOICES, DTYPE_NAMES
-from artifacts.errors import InputError
 from artifacts.feature_list import AnalysisSettings
 from artifacts.layout import ACTIVATIONS_SUBDIR, GENERATIONS_FILE, GENERATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR
 from artifacts.schema.activations import ACTIVATION_FORMATS, HOOK_POINTS, RESID_PRE
-from artifacts.settings import StageConfig, describe, setting
+from artifacts.settings import StageConfig, setting
 
 
 @dataclass(frozen=True)

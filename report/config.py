@@ -10,8 +10,8 @@ from artifacts.layout import (
     ACTIVATIONS_METADATA_FILE, ACTIVATIONS_SUBDIR, DATASET_METADATA_FILE, GENERATIONS_FILE,
     GENERATIONS_METADATA_FILE, REPORT_SUBDIR, TASK_ACTIVATIONS_SUBDIR,
 )
-from artifacts.schema import dataset as dataset_keys
 from artifacts.schema import features as fm
+from artifacts.model_type import ModelTypeSetting
 from artifacts.settings import StageConfig, setting
 
 # Files of the report folder (a rerun removes those of its own that no longer apply).
@@ -31,16 +31,11 @@ def layer_plot_name(layer: int) -> str:
 
 
 @dataclass(frozen=True)
-class ReportConfig(StageConfig):
+class ReportConfig(StageConfig, ModelTypeSetting):
     """Summarize pass rates, outcomes, costs and activation signal; write report.md and plots."""
 
     STAGE: ClassVar[str] = "report"
 
-    model_type: str = setting(
-        dataset_keys.MODEL_TYPE_INSTRUCT, choices=dataset_keys.MODEL_TYPE_CHOICES,
-        help="What made the completions: picks the default dataset "
-        f"({dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_INSTRUCT]} or "
-        f"{dataset_keys.DATASET_FILES[dataset_keys.MODEL_TYPE_BASE]}).")
     dataset_path: Path | None = setting(
         None, flag="--dataset",
         help="Evaluated dataset; metadata.json, generations.parquet and generations_metadata.json "
@@ -55,14 +50,9 @@ class ReportConfig(StageConfig):
     output_dir: Path | None = setting(
         None, help=f"Destination folder [default: DATA_DIR/phase7_3/{REPORT_SUBDIR}].", identity=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        # One spelling in the record, whichever was given.
-        object.__setattr__(self, "model_type", dataset_keys.normalize_model_type(self.model_type))
-
     @property
     def dataset(self) -> Path:
-        return self.dataset_path or self.layout.phase7_3 / dataset_keys.dataset_file_name(self.model_type)
+        return self.dataset_path or self.layout.phase7_3 / self.dataset_file
 
     @property
     def activations(self) -> Path:

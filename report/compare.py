@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from sklearn.metrics import cohen_kappa_score
 
 from artifacts.files import read_optional_json
 from artifacts.layout import DATASET_METADATA_FILE
@@ -24,7 +25,6 @@ from artifacts.schema import dataset as keys
 from artifacts.tables import read_dataset
 from report.stats import PassRate, complexity_group, pass_rates
 
-BASE_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED)
 UNKNOWN_VERDICT = "verdict unknown"
 
 
@@ -70,15 +70,11 @@ class Comparison:
 
     @property
     def cohen_kappa(self) -> float | None:
-        """Agreement beyond chance; None when chance agreement is already perfect."""
-        if not self.n_shared:
+        """Agreement beyond chance; None when chance agreement is already perfect (one outcome throughout)."""
+        t = self.per_task
+        if len(set(t["passed"]) | set(t["base_passed"])) < 2:
             return None
-        p_ours = float(self.per_task["passed"].mean())
-        p_base = float(self.per_task["base_passed"].mean())
-        expected = p_ours * p_base + (1 - p_ours) * (1 - p_base)
-        if expected >= 1.0:
-            return None
-        return (float(self.agreement) - expected) / (1.0 - expected)
+        return float(cohen_kappa_score(t["passed"], t["base_passed"]))
 
 
 def verdict_outcomes(df: pd.DataFrame, metadata: Mapping | None = None) -> dict[str, pd.Series]:
@@ -102,11 +98,7 @@ def verdict_outcomes(df: pd.DataFrame, metadata: Mapping | None = None) -> dict[
 
 
 def compare_datasets(
-    ours: pd.DataFrame,
-    base_path: Path,
-    *,
-    label: str = "instruct",
-    ours_metadata: Mapping | None = None,
+    ours: pd.DataFrame, base_path: Path, *, label: str = "instruct", ours_metadata: Mapping | None = None
 ) -> tuple[Comparison, ...]:
     """Compare ``ours`` (the evaluated dataset) with the dataset at ``base_path``, verdict by verdict.
 
@@ -124,23 +116,19 @@ def compare_datasets(
         "base (<file stem>)".
     """
     base_path = Path(base_path)
-    base = read_dataset(base_path, required=BASE_REQUIRED)
+    base = read_dataset(base_path, required=(keys.TASK_ID, keys.TEST_PASSED))
     base_meta = read_optional_json(base_path.parent / DATASET_METADATA_FILE)
     mine, theirs = verdict_outcomes(ours, ours_metadata), verdict_outcomes(base, base_meta)
     shared = [v for v in (keys.VERDICT_ROBUST, keys.VERDICT_LEGACY) if v in mine and v in theirs]
-    if shared:
-        pairs = [(v, mine[v], v, theirs[v]) for v in shared]
-    else:
-        pairs = [
-            (_chosen(mine, ours_metadata), ours[keys.TEST_PASSED], _chosen(theirs, base_meta), base[keys.TEST_PASSED])
-        ]
-    base_label = Path(str(base_meta[keys.MODEL_NAME])).name if (base_meta or {}).get(keys.MODEL_NAME) else None
-    base_label = base_label or f"base ({base_path.stem})"
+    pairs = [(v, mine[v], v, theirs[v]) for v in shared] or [
+        (_chosen(mine, ours_metadata), ours[keys.TEST_PASSED], _chosen(theirs, base_meta), base[keys.TEST_PASSED])
+    ]
+    base_name = (base_meta or {}).get(keys.MODEL_NAME)
+    base_label = (Path(str(base_name)).name if base_name else "") or f"base ({base_path.stem})"
     if base_label == label:
         base_label = f"{base_label} (base)"
     return tuple(
-        _compare(ours, passed, base, base_passed, base_path=base_path, label=label, base_label=base_label,
-                 verdict=verdict, base_verdict=base_verdict)
+        Comparison(base_path, label, base_label, verdict, base_verdict, *_shared_tasks(ours, passed, base, base_passed))
         for verdict, passed, base_verdict, base_passed in pairs
     )
 
@@ -153,41 +141,20 @@ def _chosen(outcomes: Mapping[str, pd.Series], metadata: Mapping | None) -> str:
     return recorded if recorded in outcomes else keys.VERDICT_ROBUST
 
 
-def _compare(
-    ours: pd.DataFrame,
-    passed: pd.Series,
-    base: pd.DataFrame,
-    base_passed: pd.Series,
-    *,
-    base_path: Path,
-    label: str,
-    base_label: str,
-    verdict: str,
-    base_verdict: str,
-) -> Comparison:
-    mine = pd.DataFrame(
-        {keys.TASK_ID: ours[keys.TASK_ID], keys.CYCLOMATIC_COMPLEXITY: ours[keys.CYCLOMATIC_COMPLEXITY],
-         "passed": passed.astype(bool).to_numpy()}
-    )
+def _shared_tasks(ours: pd.DataFrame, passed: pd.Series, base: pd.DataFrame, base_passed: pd.Series) -> tuple:
+    """Tasks only in ours, only in the base, both sides' pass rates and the per-task table (of :class:`Comparison`)."""
+    mine = pd.DataFrame({keys.TASK_ID: ours[keys.TASK_ID], keys.CYCLOMATIC_COMPLEXITY: ours[keys.CYCLOMATIC_COMPLEXITY],
+                         "passed": passed.astype(bool).to_numpy()})
     theirs = pd.DataFrame({keys.TASK_ID: base[keys.TASK_ID], "base_passed": base_passed.astype(bool).to_numpy()})
     merged = mine.merge(theirs, on=keys.TASK_ID, how="inner").sort_values(keys.TASK_ID, ignore_index=True)
-    merged.insert(
-        2,
-        "complexity_group",
-        merged[keys.CYCLOMATIC_COMPLEXITY].map(lambda cc: None if pd.isna(cc) else complexity_group(int(cc)).value),
-    )
+    merged.insert(2, "complexity_group", merged[keys.CYCLOMATIC_COMPLEXITY].map(complexity_group))
     merged["agree"] = merged["passed"] == merged["base_passed"]
-    shared = set(merged[keys.TASK_ID])
+    shared = ours[keys.TASK_ID].isin(merged[keys.TASK_ID]), base[keys.TASK_ID].isin(merged[keys.TASK_ID])
     frame = merged[[keys.CYCLOMATIC_COMPLEXITY]]
-    return Comparison(
-        base_path=base_path,
-        label=label,
-        base_label=base_label,
-        verdict=verdict,
-        base_verdict=base_verdict,
-        n_only_ours=int((~ours[keys.TASK_ID].isin(shared)).sum()),
-        n_only_base=int((~base[keys.TASK_ID].isin(shared)).sum()),
-        rates=pass_rates(frame.assign(**{keys.TEST_PASSED: merged["passed"]})),
-        base_rates=pass_rates(frame.assign(**{keys.TEST_PASSED: merged["base_passed"]})),
-        per_task=merged,
+    return (
+        int((~shared[0]).sum()),
+        int((~shared[1]).sum()),
+        pass_rates(frame.assign(**{keys.TEST_PASSED: merged["passed"]})),
+        pass_rates(frame.assign(**{keys.TEST_PASSED: merged["base_passed"]})),
+        merged,
     )

@@ -12,25 +12,23 @@ and of the paired differences. Nothing here recomputes a statistic.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from artifacts.files import read_optional_json
 from artifacts.schema import features as fm
 from artifacts.schema.activations import HOOK_POINTS
-from report import feature_tables as ft
 from report.config import FEATURES_DIFFERENCE_PLOT, FEATURES_PLOT
-from report.fmt import NA
-from report.plots import SERIES_COLORS, save_figure
+from report.fmt import NA, num, table
+from report.plots import plot_differences, plot_features
 
 TOP_PER_GROUP = 5  # rows of the table per group; every row is in feature_scores.parquet
-VERDICT_MARKS = {fm.VERDICT_CARRIES_OVER: "\u2713", fm.VERDICT_DOES_NOT: "\u2717", fm.VERDICT_CANNOT_TELL: "?"}
+NEURONPEDIA = "https://www.neuronpedia.org/gemma-2-2b/{layer}-gemmascope-res-16k/{index}"
+POSITIONS = (fm.POSITIONS_LAST_PROMPT, fm.POSITIONS_ALL_TOKENS)
+PROBE_INPUTS = (fm.INPUTS_RESIDUAL, fm.INPUTS_LISTED)
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,6 @@ def features_section(features_dir: Path, output_dir: Path) -> FeaturesSection | 
     Writes ``FEATURES_PLOT`` (and with a comparison ``FEATURES_DIFFERENCE_PLOT``) into
     ``output_dir``, removing stale ones when there is nothing to show.
     """
-    features_dir, output_dir = Path(features_dir), Path(output_dir)
     meta = read_optional_json(features_dir / fm.FEATURES_METADATA_FILE)
     plot_path, diff_path = output_dir / FEATURES_PLOT, output_dir / FEATURES_DIFFERENCE_PLOT
     tables = _read_tables(features_dir, meta) if meta is not None else None
@@ -79,63 +76,46 @@ def features_section(features_dir: Path, output_dir: Path) -> FeaturesSection | 
 
 def _read_tables(features_dir: Path, meta: dict) -> FeatureTables | None:
     """The stage's tables, or None without a score table (an older or interrupted run)."""
-    scores_path = features_dir / fm.FEATURE_SCORES_FILE
-    if not scores_path.is_file():
+
+    def read(name: str, wanted: bool = True, columns: Sequence[str] | None = None) -> pd.DataFrame | None:
+        path = features_dir / name
+        if wanted and path.is_file():
+            return pd.read_parquet(path)
+        return None if columns is None else pd.DataFrame(columns=list(columns))
+
+    scores = read(fm.FEATURE_SCORES_FILE)
+    if scores is None:
         return None
-    compare_path, differences_path = features_dir / fm.COMPARE_SCORES_FILE, features_dir / fm.DIFFERENCES_FILE
-    with_compare = bool(meta.get(fm.COMPARE)) and compare_path.is_file()
-    return FeatureTables(
-        scores=pd.read_parquet(scores_path),
-        fits=_read_or_empty(features_dir / fm.SAE_FIT_FILE, fm.SAE_FIT_COLUMNS),
-        probes=_read_or_empty(features_dir / fm.PROBES_FILE, fm.PROBE_COLUMNS),
-        compare=pd.read_parquet(compare_path) if with_compare else None,
-        differences=pd.read_parquet(differences_path) if with_compare and differences_path.is_file() else None,
-    )
+    compare = read(fm.COMPARE_SCORES_FILE, bool(meta.get(fm.COMPARE)))
+    return FeatureTables(scores, read(fm.SAE_FIT_FILE, columns=fm.SAE_FIT_COLUMNS),
+                         read(fm.PROBES_FILE, columns=fm.PROBE_COLUMNS), compare,
+                         read(fm.DIFFERENCES_FILE, compare is not None))
 
 
-def _read_or_empty(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=list(columns))
-
-
-# ---- values ---------------------------------------------------------------------------------
-
-
-def _num(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
+# ---- cells ----------------------------------------------------------------------------------
 
 
 def _auroc_ci(row) -> str:
+    """AUROC [95% CI], or why there is none."""
     if row is None or not row["scored"]:
         return "not scored"
-    auroc, low, high = (_num(row[k]) for k in ("auroc", "auroc_ci_low", "auroc_ci_high"))
-    if auroc is None:
-        return f"{NA} ({_small_class(row)})"
-    return f"{auroc:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def _small_class(row) -> str:
-    name = "passed" if int(row["n_passed"]) <= int(row["n_failed"]) else "failed"
-    return f"fewer than 2 {name} tasks"
-
-
-def _frac(value) -> str:
-    v = _num(value)
-    return NA if v is None else f"{100 * v:.0f}%"
+    if pd.isna(row["auroc"]):
+        name = "passed" if int(row["n_passed"]) <= int(row["n_failed"]) else "failed"
+        return f"{NA} (fewer than 2 {name} tasks)"
+    return f"{row['auroc']:.2f} [{row['auroc_ci_low']:.2f}, {row['auroc_ci_high']:.2f}]"
 
 
 def _linked(row, text: str) -> str:
-    return f"[{text}]({ft.neuronpedia_url(row['layer'], row['feature_idx'])})"
+    """``text`` linked to the feature's Neuronpedia page (GemmaScope 16k residual SAE of Gemma-2-2B)."""
+    return f"[{text}]({NEURONPEDIA.format(layer=int(row['layer']), index=int(row['feature_idx']))})"
 
 
 def _verdict_sentence(row) -> str:
     """The verdict in words, why, and the numbers it rests on."""
     text = f"**{row['verdict']}** ({row['verdict_reason']})"
-    if row["scored"] and _num(row["auroc"]) is not None:
-        text += (f"; AUROC {_auroc_ci(row)}, p {ft.num(row['p_value'], '.2g')}, q {ft.num(row['q_value'], '.2g')}, "
-                 f"null percentile {ft.num(row['null_percentile'], '.0f')} (among random latents)")
+    if row["scored"] and not pd.isna(row["auroc"]):
+        text += (f"; AUROC {_auroc_ci(row)}, p {num(row['p_value'], '.2g')}, q {num(row['q_value'], '.2g')}, "
+                 f"null percentile {num(row['null_percentile'], '.0f')} (among random latents)")
     elif row["scored"]:
         text += f"; AUROC {_auroc_ci(row)}"
     return text
@@ -143,27 +123,31 @@ def _verdict_sentence(row) -> str:
 
 def _ordered(scores: pd.DataFrame, hook: str) -> pd.DataFrame:
     """One hook point's rows, best correct and best incorrect first, then each group by rank."""
-    rows = scores[scores["hook_point"] == hook].copy()
-    rows["_order"] = np.where(rows["rank"] == 0, rows["group"].map({"correct": 0, "incorrect": 1}), 2)
-    rows["_group"] = rows["group"].map({"correct": 0, "incorrect": 1})
-    return rows.sort_values(["_order", "_group", "rank"]).drop(columns=["_order", "_group"])
+    rows = scores[scores["hook_point"] == hook]
+    return rows.assign(_rest=rows["rank"] != 0).sort_values(["_rest", "group", "rank"]).drop(columns="_rest")
 
 
 def _lookup(scores: pd.DataFrame | None, row, hook: str):
+    """The row of ``scores`` for the same listed feature (group and rank) at ``hook``, or None."""
     if scores is None:
         return None
     match = scores[(scores["group"] == row["group"]) & (scores["rank"] == row["rank"]) & (scores["hook_point"] == hook)]
     return None if match.empty else match.iloc[0]
 
 
-def _compare_cell(compare: pd.DataFrame | None, row) -> str:
-    # The comparison run's primary site when it has it, else the other one (said in the cell).
+def _compare_cell(compare: pd.DataFrame, row) -> str:
+    # The comparison run's first hook point that scored the feature (named in the cell).
     for hook in HOOK_POINTS:
         other = _lookup(compare, row, hook)
         if other is not None and other["scored"]:
             return f"{_auroc_ci(other)} ({hook})"
     other = _lookup(compare, row, HOOK_POINTS[0])
     return f"not scored ({other['not_scored_reason']})" if other is not None else "not scored"
+
+
+def _first_rows(frame: pd.DataFrame, by: list[str]) -> dict[tuple, pd.Series]:
+    """The first row of ``frame`` per value of the ``by`` columns."""
+    return dict(frame.drop_duplicates(by).set_index(by).iterrows())
 
 
 # ---- markdown --------------------------------------------------------------------------------
@@ -173,18 +157,19 @@ def _markdown(meta: dict, tables: FeatureTables, *, label: str, compare_label: s
     primary = meta.get(fm.PRIMARY_HOOK_POINT, HOOK_POINTS[0])
     secondary = next(h for h in HOOK_POINTS if h != primary)
     rows = _ordered(tables.scores, primary)
+    runs = [(fm.RUN_THIS, "")] + ([(fm.RUN_COMPARE, f" {compare_label}")] if compare_label else [])
     out = [
         "## SAE features of the base model's analysis", "",
         *_intro(meta, primary, secondary),
-        *(ft.rules_lines(meta[fm.RULES]) if meta.get(fm.RULES) else []),
+        *(_rules(meta[fm.RULES]) if meta.get(fm.RULES) else []),
         *_best_sentences(rows, tables.compare, primary, compare_label),
         *_top_table(rows, tables, (primary, secondary), compare_label),
         f"![SAE feature AUROC]({FEATURES_PLOT})", "",
-        *ft.fit_table(tables.fits, compare_label),
-        *ft.probe_table(tables.probes, compare_label),
+        *_fit_table(tables.fits, runs),
+        *_probe_table(tables.probes, runs),
     ]
     if tables.differences is not None:
-        out += [*ft.difference_table(tables.differences, primary, label, compare_label, TOP_PER_GROUP),
+        out += [*_difference_table(tables.differences, primary, label, compare_label),
                 f"![AUROC differences]({FEATURES_DIFFERENCE_PLOT})", ""]
     return out + [*_skipped_notes(meta, tables.compare, primary, compare_label), *_sae_notes(meta)]
 
@@ -223,15 +208,34 @@ def _intro(meta: dict, primary: str, secondary: str) -> list[str]:
     return out
 
 
+def _rules(rules: dict) -> list[str]:
+    """The verdict's rules, with the numbers the features stage used (metadata ``verdict_rules``)."""
+    alpha, bound, margin = rules[fm.RULE_ALPHA], rules[fm.RULE_FVU_BOUND], rules[fm.RULE_FVU_MARGIN]
+    reference, ceiling = rules.get(fm.RULE_REFERENCE), rules.get(fm.RULE_FVU_CEILING)
+    fit = (f"FVU <= the FVU of {reference} (the reference run) at the same layer and site + {margin}, and never "
+           f"above {ceiling}" if reference
+           else f"FVU <= {bound} (no reference run given; with the base model's run, FVU <= its FVU + {margin})")
+    return [
+        "Verdict rules, for each listed feature at each site (the first that applies decides):", "",
+        f"1. **cannot tell** when the feature was not scored, a class has fewer than {rules[fm.RULE_MIN_CLASS]} "
+        "tasks, or the layer's SAE does not fit this run's last-prompt vectors at the site. It fits when "
+        f"{fit}.",
+        f"2. **carries over** when q < {alpha} (Benjamini-Hochberg across all listed features x sites) and the "
+        "AUROC's 95% interval lies above 0.5.",
+        f"3. **does not carry over** when q >= {alpha}.",
+        f"4. **cannot tell** otherwise (q < {alpha} while the interval reaches 0.5).", "",
+    ]
+
+
 def _best_sentences(rows: pd.DataFrame, compare: pd.DataFrame | None, primary: str,
                     compare_label: str | None) -> list[str]:
     """One sentence per best feature (rank 0 of each group), with the comparison run's verdict."""
     out = []
-    for r in (r for _, r in rows.iterrows() if r["rank"] == 0):
+    for _, r in rows[rows["rank"] == 0].iterrows():
         name = _linked(r, f"layer {r['layer']}, latent {r['feature_idx']}")
         sentence = f"- Best {r['group']} feature ({name}) at `{primary}`: {_verdict_sentence(r)}."
         other = _lookup(compare, r, primary)
-        if compare is not None and other is not None:
+        if other is not None:
             sentence += f" In {compare_label}: {_verdict_sentence(other)}."
         out.append(sentence)
     return [*out, ""]
@@ -245,21 +249,79 @@ def _top_table(rows: pd.DataFrame, tables: FeatureTables, sites: tuple[str, str]
             "fires (passed / failed)", "F1 CV (all positive)", f"AUROC `{secondary}` [95% CI]"]
     if tables.compare is not None:
         head.append(f"AUROC {compare_label} [95% CI]")
-    out = [ft.row(head), ft.row(["---"] * len(head))]
+    lines = []
     for _, r in rows[rows["rank"] < TOP_PER_GROUP].iterrows():
-        f1, base = _num(r["f1_cv"]), _num(r["f1_all_positive"])
+        base = num(r["f1_all_positive"], ".2f")
         cells = [
             _linked(r, f"{r['group']} #{r['rank'] + 1}"), str(r["layer"]), str(r["feature_idx"]), _auroc_ci(r),
-            ft.num(r["q_value"], ".2g"), ft.num(r["null_percentile"], ".0f"), r["verdict"],
-            f"{_frac(r['fire_frac_passed'])} / {_frac(r['fire_frac_failed'])}" if r["scored"] else NA,
-            (f"{f1:.2f}" if f1 is not None else NA) + (f" ({base:.2f})" if base is not None else ""),
+            num(r["q_value"], ".2g"), num(r["null_percentile"], ".0f"), r["verdict"],
+            f"{num(r['fire_frac_passed'], '.0%')} / {num(r['fire_frac_failed'], '.0%')}" if r["scored"] else NA,
+            num(r["f1_cv"], ".2f") + (f" ({base})" if base != NA else ""),
             _auroc_ci(_lookup(tables.scores, r, secondary)),
         ]
         if tables.compare is not None:
             cells.append(_compare_cell(tables.compare, r))
-        out.append(ft.row(cells))
-    return out + ["", f"The first {TOP_PER_GROUP} of each list; all {len(tables.scores)} feature x hook-point rows "
-                  f"are in `{fm.FEATURES_SUBDIR}/{fm.FEATURE_SCORES_FILE}`.", ""]
+        lines.append(cells)
+    return [*table(head, lines), "", f"The first {TOP_PER_GROUP} of each list; all {len(tables.scores)} feature x "
+            f"hook-point rows are in `{fm.FEATURES_SUBDIR}/{fm.FEATURE_SCORES_FILE}`.", ""]
+
+
+def _fit_table(fits: pd.DataFrame, runs: list[tuple[str, str]]) -> list[str]:
+    """FVU and L0 of each layer's SAE per positions and site, this run beside the comparison run."""
+    if fits.empty:
+        return []
+    head = ["layer", "positions"] + [f"`{site}`{name}: FVU, L0 (vectors)" for _, name in runs for site in HOOK_POINTS]
+    first = _first_rows(fits, ["layer", "positions", "run", "hook_point"])
+    keys = sorted({(int(layer), p) for layer, p in zip(fits["layer"], fits["positions"])},
+                  key=lambda k: (k[0], POSITIONS.index(k[1])))
+    cells = [[str(layer), positions, *(_fit_cell(first.get((layer, positions, run, site)))
+                                       for run, _ in runs for site in HOOK_POINTS)] for layer, positions in keys]
+    return ["SAE fit. FVU: share of the vectors' variance around their mean that the SAE's reconstruction leaves "
+            "unexplained (0 perfect, 1 no better than the mean); L0: active latents per vector. `last_prompt`: the "
+            "vectors the features are scored on; `all_tokens`: a seeded sample of the stored token vectors (first "
+            "position left out), at the site replay stored them at.", "", *table(head, cells), ""]
+
+
+def _fit_cell(r) -> str:
+    return "-" if r is None else f"{num(r['fvu'], '.3g')}, {num(r['l0'], '.1f')} ({int(r['n_vectors'])})"
+
+
+def _probe_table(probes: pd.DataFrame, runs: list[tuple[str, str]]) -> list[str]:
+    """Out-of-fold AUROC [95% CI] and p-value of the dense probes on the residual and on the listed features."""
+    if probes.empty:
+        return []
+    head = ["layer", "site"] + [f"{inputs}{name} AUROC [95% CI], p" for _, name in runs for inputs in PROBE_INPUTS]
+    first = _first_rows(probes, ["layer", "hook_point", "run", "inputs"])
+    keys = sorted({(int(layer), site) for layer, site in zip(probes["layer"], probes["hook_point"])},
+                  key=lambda k: (k[0], HOOK_POINTS.index(k[1])))
+    cells = [[str(layer), site, *(_probe_cell(first.get((layer, site, run, inputs)))
+                                  for run, _ in runs for inputs in PROBE_INPUTS)] for layer, site in keys]
+    return ["Probes for `passed` (cross-validated logistic regression, standardized, L2; out-of-fold AUROC, "
+            "bootstrap interval, permutation p-value): on the residual vectors and on the layer's listed features.",
+            "", *table(head, cells), ""]
+
+
+def _probe_cell(r) -> str:
+    if r is None:
+        return "-"
+    if pd.isna(r["auroc"]):
+        return f"{NA} (< 2 tasks in a class)"
+    return f"{r['auroc']:.2f} [{r['auroc_ci_low']:.2f}, {r['auroc_ci_high']:.2f}], p {num(r['p_value'], '.2g')}"
+
+
+def _difference_table(differences: pd.DataFrame, site: str, label: str, compare_label: str | None) -> list[str]:
+    """The first features of each list at ``site``: AUROC here, there, and the paired difference."""
+    rows = differences[(differences["hook_point"] == site) & (differences["rank"] < TOP_PER_GROUP)]
+    head = ["feature", "layer", "latent", "tasks", f"AUROC {label}", f"AUROC {compare_label}",
+            "difference [95% paired CI]"]
+    cells = [[f"{r['group']} #{r['rank'] + 1}", str(r["layer"]), str(r["feature_idx"]), str(r["n_shared_tasks"]),
+              num(r["auroc_this"], ".2f"), num(r["auroc_compare"], ".2f"),
+              NA if pd.isna(r["auroc_difference"]) else
+              f"{r['auroc_difference']:+.2f} [{r['difference_ci_low']:+.2f}, {r['difference_ci_high']:+.2f}]"]
+             for _, r in rows.sort_values(["group", "rank"]).iterrows()]
+    return [f"{label} beside {compare_label} at `{site}`, on the tasks both hold (tasks resampled once for both "
+            "runs):", "", *table(head, cells), "", f"Every feature x site is in `{fm.FEATURES_SUBDIR}/"
+            f"{fm.DIFFERENCES_FILE}`.", ""]
 
 
 def _skipped_notes(meta: dict, compare: pd.DataFrame | None, primary: str, compare_label: str | None) -> list[str]:
@@ -267,15 +329,13 @@ def _skipped_notes(meta: dict, compare: pd.DataFrame | None, primary: str, compa
     out = []
     skipped = meta.get(fm.SKIPPED_LAYERS) or []
     if skipped:
-        out += ["Not scored (no SAE for the layer):", ""]
-        for s in skipped:
-            out.append(f"- layer {s[fm.SKIPPED_LAYER]} ({', '.join(s.get(fm.SKIPPED_FEATURES, []))}): "
-                       f"{s[fm.SKIPPED_REASON]}")
-        out.append("")
+        out += ["Not scored (no SAE for the layer):", "",
+                *(f"- layer {s[fm.SKIPPED_LAYER]} ({', '.join(s.get(fm.SKIPPED_FEATURES, []))}): {s[fm.SKIPPED_REASON]}"
+                  for s in skipped), ""]
     if compare is not None:
-        skipped_layers = [s[fm.SKIPPED_LAYER] for s in skipped]  # already listed above
         at_primary = compare[compare["hook_point"] == primary]
-        missing = at_primary[~at_primary["scored"] & ~at_primary["layer"].isin(skipped_layers)]
+        # Layers without an SAE are listed above already.
+        missing = at_primary[~at_primary["scored"] & ~at_primary["layer"].isin([s[fm.SKIPPED_LAYER] for s in skipped])]
         if len(missing):
             why = "; ".join(sorted(set(missing["not_scored_reason"].astype(str))))
             out += [f"In {compare_label}, {len(missing)} feature(s) not scored at `{primary}`: {why}.", ""]
@@ -287,10 +347,9 @@ def _sae_notes(meta: dict) -> list[str]:
     out = []
     saes = meta.get(fm.SAES) or []
     if saes:
-        out += ["SAEs (file sha256 in `features_metadata.json`):", ""]
-        out += [f"- layer {s[fm.SAE_LAYER]}: `{s[fm.SAE_ID]}` (sha256 {str(s.get(fm.SAE_SHA256, ''))[:12]}...)"
-                for s in saes]
-        out.append("")
+        out += ["SAEs (file sha256 in `features_metadata.json`):", "",
+                *(f"- layer {s[fm.SAE_LAYER]}: `{s[fm.SAE_ID]}` (sha256 {str(s.get(fm.SAE_SHA256, ''))[:12]}...)"
+                  for s in saes), ""]
     wall = meta.get(fm.WALL_TIME_S)
     if wall is not None:
         out += [f"Stage time: {wall:.1f} s.", ""]
@@ -300,80 +359,7 @@ def _sae_notes(meta: dict) -> list[str]:
 def _console(meta: dict, scores: pd.DataFrame) -> list[str]:
     primary = meta.get(fm.PRIMARY_HOOK_POINT, HOOK_POINTS[0])
     rows = _ordered(scores, primary)
-    best = [r for _, r in rows.iterrows() if r["rank"] == 0]
-    parts = [f"best {r['group']} L{r['layer']}#{r['feature_idx']} {_auroc_ci(r)} {r['verdict']}" for r in best]
+    parts = [f"best {r['group']} L{r['layer']}#{r['feature_idx']} {_auroc_ci(r)} {r['verdict']}"
+             for _, r in rows[rows["rank"] == 0].iterrows()]
     note = " (stand-in SAEs, not GemmaScope)" if meta.get(fm.STAND_IN_SAES) else ""
     return [f"SAE features at {primary}: " + ", ".join(parts) + note]
-
-
-# ---- plot ------------------------------------------------------------------------------------
-
-
-def plot_features(
-    scores: pd.DataFrame, compare: pd.DataFrame | None, path: Path, *, label: str, compare_label: str | None
-) -> Path:
-    """AUROC with its 95 % interval per listed feature (list order, top to bottom), one panel per hook point."""
-    keys = _ordered(scores, HOOK_POINTS[0])[["group", "rank", "layer", "feature_idx"]]
-    keys = keys.sort_values(["group", "rank"]).reset_index(drop=True)  # correct then incorrect, by rank
-    n = len(keys)
-    fig = Figure(figsize=(13, 1.6 + 0.24 * n), layout="constrained")
-    axes = fig.subplots(1, len(HOOK_POINTS), sharey=True)
-    series = [(label, scores)] + ([(compare_label or "compare", compare)] if compare is not None else [])
-    offsets = np.linspace(-0.18, 0.18, len(series)) if len(series) > 1 else [0.0]
-    y = np.arange(n)
-    for ax, hook in zip(axes, HOOK_POINTS):
-        for (name, table), dy, color in zip(series, offsets, SERIES_COLORS):
-            merged = keys.merge(table[table["hook_point"] == hook], on=list(keys.columns), how="left")
-            ok = merged["scored"].fillna(False).astype(bool) & merged["auroc"].notna()
-            xs = merged["auroc"].where(ok)
-            err = np.vstack([(xs - merged["auroc_ci_low"]).where(ok), (merged["auroc_ci_high"] - xs).where(ok)])
-            ax.errorbar(xs, y + dy, xerr=err, fmt="o", color=color, markersize=4, capsize=2, label=name)
-            for i in np.flatnonzero(~ok.to_numpy()):
-                ax.text(0.02, y[i] + dy, "not scored", transform=ax.get_yaxis_transform(), fontsize=7, color=color,
-                        va="center")
-            if name == label:  # this run's verdicts in the right margin
-                for i, verdict in enumerate(merged["verdict"]):
-                    ax.text(1.01, y[i], VERDICT_MARKS.get(verdict, ""), transform=ax.get_yaxis_transform(),
-                            fontsize=8, va="center")
-        ax.axvline(0.5, color="0.4", linestyle="--", linewidth=1)
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(n - 0.5, -0.5)  # list order, top to bottom
-        ax.set_xlabel(f"AUROC at {hook} (95% bootstrap interval)")
-        ax.set_title(hook)
-        ax.grid(axis="x", alpha=0.3)
-        for boundary in np.flatnonzero(keys["group"].to_numpy()[1:] != keys["group"].to_numpy()[:-1]):
-            ax.axhline(boundary + 0.5, color="0.6", linewidth=0.8)
-    axes[0].set_yticks(y, [f"{g} #{r + 1}  L{l} {f}" for g, r, l, f in keys.itertuples(index=False)], fontsize=7)
-    axes[-1].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Listed SAE features: AUROC for their class (correct: passed, incorrect: failed); right margin: "
-                 "verdict (\u2713 carries over, \u2717 does not carry over, ? cannot tell)", fontsize=11)
-    return save_figure(fig, path)
-
-
-def plot_differences(differences: pd.DataFrame, path: Path, *, label: str, compare_label: str | None) -> Path:
-    """Each listed feature's AUROC difference (this run minus the comparison run) with its paired 95 % interval,
-    one panel per hook point, list order top to bottom."""
-    keys = differences[differences["hook_point"] == HOOK_POINTS[0]][["group", "rank", "layer", "feature_idx"]]
-    keys = keys.sort_values(["group", "rank"]).reset_index(drop=True)
-    n = len(keys)
-    fig = Figure(figsize=(11, 1.6 + 0.24 * n), layout="constrained")
-    axes = fig.subplots(1, len(HOOK_POINTS), sharey=True)
-    y = np.arange(n)
-    for ax, hook in zip(axes, HOOK_POINTS):
-        merged = keys.merge(differences[differences["hook_point"] == hook], on=list(keys.columns), how="left")
-        ok = merged["auroc_difference"].notna()
-        xs = merged["auroc_difference"].where(ok)
-        err = np.vstack([(xs - merged["difference_ci_low"]).where(ok), (merged["difference_ci_high"] - xs).where(ok)])
-        ax.errorbar(xs, y, xerr=err, fmt="o", color=SERIES_COLORS[0], markersize=4, capsize=2)
-        for i in np.flatnonzero(~ok.to_numpy()):
-            ax.text(0.02, y[i], "not in both runs", transform=ax.get_yaxis_transform(), fontsize=7, va="center")
-        ax.axvline(0.0, color="0.4", linestyle="--", linewidth=1)
-        ax.set_xlim(-1.02, 1.02)
-        ax.set_ylim(n - 0.5, -0.5)
-        ax.set_xlabel(f"AUROC difference at {hook} (95% paired interval)")
-        ax.set_title(hook)
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, [f"{g} #{r + 1}  L{l} {f}" for g, r, l, f in keys.itertuples(index=False)], fontsize=7)
-    fig.suptitle(f"Listed SAE features: AUROC of {label} minus AUROC of {compare_label or 'compare'}, on the tasks "
-                 "both runs hold", fontsize=11)
-    return save_figure(fig, path)

@@ -1,25 +1,36 @@
-"""Number formatting shared by the plots and the text (missing values read "n/a")."""
+"""Number and table formatting shared by the plots and the text (missing values read "n/a")."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
 
 NA = "n/a"
 
 
+def num(value: float | None, spec: str) -> str:
+    """``value`` in ``spec`` format, or "n/a" for None and NaN."""
+    if value is None or pd.isna(value):
+        return NA
+    return format(value, spec)
+
+
 def fmt_auroc(value: float | None) -> str:
     """AUROC with two decimals, or "n/a"."""
-    return NA if value is None else f"{value:.2f}"
+    return num(value, ".2f")
 
 
 def pct(rate: float | None) -> str:
     """A share as a percentage with one decimal, or "n/a"."""
-    return NA if rate is None else f"{100 * rate:.1f}%"
+    return num(rate, ".1%")
 
 
-def num(value: float | int | None, spec: str = ".1f") -> str:
-    """A number in ``spec`` format, or "n/a"."""
-    return NA if value is None else format(value, spec)
+def row(cells: Sequence[str]) -> str:
+    """One markdown table line."""
+    return "| " + " | ".join(cells) + " |"
 
 
-def fmt_cv(auroc: float | None, n_folds: int) -> str:
-    """Cross-validated AUROC with its fold count, or why there is none."""
-    return f"{n_folds}-fold CV {fmt_auroc(auroc)}" if n_folds else "CV n/a (< 2 tasks in a class)"
+def table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A markdown table: the header, its separator, one line per row of cells."""
+    return [row(head), row(["---"] * len(head)), *(row(cells) for cells in rows)]

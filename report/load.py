@@ -20,12 +20,8 @@ import pyarrow.parquet as pq
 from artifacts.errors import InputError
 from artifacts.files import read_optional_json
 from artifacts.layout import (
-    ACTIVATIONS_METADATA_FILE,
-    DATASET_METADATA_FILE,
-    GENERATIONS_FILE,
-    GENERATIONS_METADATA_FILE,
-    TASK_ACTIVATIONS_SUBDIR,
-    activation_file_name,
+    ACTIVATIONS_METADATA_FILE, DATASET_METADATA_FILE, GENERATIONS_FILE, GENERATIONS_METADATA_FILE,
+    TASK_ACTIVATIONS_SUBDIR, activation_file_name,
 )
 from artifacts.schema import activations as act_keys
 from artifacts.schema import dataset as keys
@@ -34,14 +30,8 @@ from artifacts.tables import read_dataset
 DATASET_REQUIRED = (keys.TASK_ID, keys.TEST_PASSED, keys.CYCLOMATIC_COMPLEXITY)
 GENERATION_COLUMNS = ("task_id", "finish_reason", "n_prompt_tokens", "n_completion_tokens")
 # File names are matched against the one definition of the pattern, with two markers for the ids.
-_TASK_MARK, _LAYER_MARK = 918273645, 546372819
-ACTIVATION_FILE_RE = re.compile(
-    "^"
-    + re.escape(activation_file_name(_TASK_MARK, _LAYER_MARK))
-    .replace(str(_TASK_MARK), r"(?P<task>\d+)")
-    .replace(str(_LAYER_MARK), r"(?P<layer>\d+)")
-    + "$"
-)
+ACTIVATION_FILE_RE = re.compile(re.escape(activation_file_name(918273645, 546372819))
+                                .replace("918273645", r"(?P<task>\d+)").replace("546372819", r"(?P<layer>\d+)"))
 
 
 @dataclass(frozen=True)
@@ -74,13 +64,8 @@ class ReportInputs:
 def load_inputs(*, dataset_path: Path, activations_dir: Path) -> ReportInputs:
     """Read the dataset and whichever of its companion files exist.
 
-    Args:
-        dataset_path: the evaluated dataset parquet (required).
-        activations_dir: folder with ``activations_metadata.json`` and ``task_activations/``.
-
-    Returns:
-        The inputs; activations are read for the layers named by the activations metadata,
-        else the dataset metadata's ``extraction_layers``, else the files found.
+    Activations are read for the layers named by the activations metadata, else the dataset
+    metadata's ``extraction_layers``, else the files found in ``activations_dir/task_activations``.
     """
     dataset_path = Path(dataset_path)
     dataset = read_dataset(dataset_path, required=DATASET_REQUIRED)
@@ -88,7 +73,8 @@ def load_inputs(*, dataset_path: Path, activations_dir: Path) -> ReportInputs:
     metadata = read_optional_json(folder / DATASET_METADATA_FILE)
     activations_metadata = read_optional_json(Path(activations_dir) / ACTIVATIONS_METADATA_FILE)
     task_folder = Path(activations_dir) / TASK_ACTIVATIONS_SUBDIR
-    layers = _layers_to_read(activations_metadata, metadata, task_folder)
+    named = (activations_metadata or {}).get(act_keys.LAYERS) or (metadata or {}).get(keys.EXTRACTION_LAYERS)
+    layers = sorted({int(layer) for layer in named}) if named else discover_layers(task_folder)
     task_ids = dataset["task_id"].to_numpy()
     return ReportInputs(
         dataset_path=dataset_path,
@@ -97,7 +83,7 @@ def load_inputs(*, dataset_path: Path, activations_dir: Path) -> ReportInputs:
         generations=read_generations(folder / GENERATIONS_FILE),
         generations_metadata=read_optional_json(folder / GENERATIONS_METADATA_FILE),
         activations_metadata=activations_metadata,
-        activations=tuple(read_layer(task_folder, layer, task_ids) for layer in layers),
+        activations=tuple(read_layer(task_folder, layer, task_ids) for layer in layers) if task_folder.is_dir() else (),
     )
 
 
@@ -107,14 +93,12 @@ def read_generations(path: Path) -> pd.DataFrame | None:
         return None
     try:
         names = pq.read_schema(path).names
-        columns = [c for c in GENERATION_COLUMNS if c in names]
-        if "task_id" not in columns:
-            raise InputError(f"{path}: no task_id column; expected the generate contract")
-        return pd.read_parquet(path, columns=columns)
-    except InputError:
-        raise
-    except Exception as exc:
+        frame = pd.read_parquet(path, columns=[c for c in GENERATION_COLUMNS if c in names])
+    except Exception as exc:  # pyarrow raises several types for a damaged file
         raise InputError(f"{path}: not a readable parquet file ({exc})") from exc
+    if "task_id" not in frame:
+        raise InputError(f"{path}: no task_id column; expected the generate contract")
+    return frame
 
 
 def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActivations:
@@ -133,37 +117,18 @@ def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActi
             continue
         row = _read_last_prompt_token(path)
         if rows and row.size != rows[0].size:
-            raise InputError(
-                f"{path}: arr_0 has {row.size} values, other tasks {rows[0].size}; rerun replay-activations"
-            )
+            raise InputError(f"{path}: arr_0 has {row.size} values, other tasks {rows[0].size}; rerun replay-activations")
         found.append(int(task_id))
         rows.append(row)
-    d_model = rows[0].size if rows else 0
-    x = np.stack(rows) if rows else np.zeros((0, d_model), dtype=np.float32)
-    return LayerActivations(
-        layer=layer,
-        task_ids=np.asarray(found, dtype=np.int64),
-        x=x,
-        missing_task_ids=tuple(missing),
-    )
+    x = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+    return LayerActivations(layer, np.asarray(found, dtype=np.int64), x, tuple(missing))
 
 
 def discover_layers(task_folder: Path) -> list[int]:
     """Layers that have at least one activation file in ``task_folder``, ascending."""
     if not task_folder.is_dir():
         return []
-    layers = {int(m.group("layer")) for p in task_folder.iterdir() if (m := ACTIVATION_FILE_RE.match(p.name))}
-    return sorted(layers)
-
-
-def _layers_to_read(activations_metadata: dict | None, metadata: dict | None, task_folder: Path) -> list[int]:
-    if not task_folder.is_dir():
-        return []
-    for source in (activations_metadata, metadata):
-        key = act_keys.LAYERS if source is activations_metadata else keys.EXTRACTION_LAYERS
-        if source and source.get(key):
-            return sorted({int(layer) for layer in source[key]})
-    return discover_layers(task_folder)
+    return sorted({int(m.group("layer")) for p in task_folder.iterdir() if (m := ACTIVATION_FILE_RE.fullmatch(p.name))})
 
 
 def _read_last_prompt_token(path: Path) -> np.ndarray:

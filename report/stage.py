@@ -19,7 +19,7 @@ from report.compare import Comparison, compare_datasets
 from report.config import (
     COMPARE_TABLE, COMPLETION_LENGTH_PLOT, OWNED_PATTERNS, PASS_RATE_PLOT, REPORT_FILE, ReportConfig, layer_plot_name,
 )
-from report.features import FeaturesSection, features_section
+from report.features import features_section
 from report.load import load_inputs
 from report.markdown import render_console, render_markdown
 from report.plots import plot_completion_lengths, plot_layer, plot_pass_rates
@@ -50,33 +50,37 @@ def run(config: ReportConfig) -> ReportResult:
     the features stage's output, whose section is appended when present. With ``--compare``,
     one comparison per verdict both datasets carry (:func:`report.compare.compare_datasets`).
     """
-    stats, comparisons, label = _read(config)  # before the record: bad input leaves no folder behind
+    # Read before the record, so that bad input leaves no folder behind.
+    inputs = load_inputs(dataset_path=config.dataset, activations_dir=config.activations)
+    stats = compute_stats(inputs)
+    label = Path(stats.model).name if stats.model else "this dataset"
+    comparisons = (compare_datasets(inputs.dataset, config.compare_path, label=label, ours_metadata=inputs.metadata)
+                   if config.compare_path else ())
     with stage_run(config, overwrite=config.overwrite):
         out = config.folder
         out.mkdir(parents=True, exist_ok=True)
         plots = _write_plots(stats, comparisons, out, label=label)
         written = [out / name for name in plots.values()]
         if comparisons:
-            written.append(_write_compare_table(comparisons, out))
+            table = pd.concat([c.per_task.assign(verdict=c.verdict, base_verdict=c.base_verdict) for c in comparisons],
+                              ignore_index=True)
+            with atomic_path(out / COMPARE_TABLE) as tmp:
+                table.to_csv(tmp, index=False)
+            written.append(out / COMPARE_TABLE)
         report_path = out / REPORT_FILE
-        _remove_stale(out, keep={*written, report_path})
+        stale = {p for pattern in OWNED_PATTERNS for p in out.glob(pattern) if p.is_file()} - {*written, report_path}
+        for path in stale:  # a layer no longer extracted, a comparison not asked for
+            path.unlink()
         text = render_markdown(stats, dataset_path=str(config.dataset), plots=plots, comparisons=comparisons,
                                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         section = features_section(config.features_dir, out)
-        _write_markdown(report_path, text, section)
+        if section is not None:
+            text += "\n" + "\n".join(section.markdown).rstrip() + "\n"
+        with atomic_path(report_path) as tmp:
+            tmp.write_text(text)
     files = (*written, *(section.files if section else ()), report_path)
     console = "\n".join([render_console(stats, comparisons), *(section.console if section else ())])
     return ReportResult(out, report_path, files, console, stats, comparisons)
-
-
-def _read(config: ReportConfig) -> tuple[ReportStats, tuple[Comparison, ...], str]:
-    """The dataset's statistics, the comparisons with ``--compare``, and our model's label."""
-    inputs = load_inputs(dataset_path=config.dataset, activations_dir=config.activations)
-    stats = compute_stats(inputs)
-    label = Path(stats.model).name if stats.model else "this dataset"
-    comparisons = (compare_datasets(inputs.dataset, config.compare_path, label=label, ours_metadata=inputs.metadata)
-                   if config.compare_path else ())
-    return stats, comparisons, label
 
 
 def _write_plots(stats: ReportStats, comparisons: tuple[Comparison, ...], out: Path, *, label: str) -> dict[str, str]:
@@ -85,10 +89,8 @@ def _write_plots(stats: ReportStats, comparisons: tuple[Comparison, ...], out: P
         series, title = [(label, stats.pass_rates)], "Pass rate by complexity group"
     else:
         first = comparisons[0]  # the robust verdict when both datasets carry it
-        series = [
-            (f"{label} ({first.verdict})", first.rates),
-            (f"{first.base_label} ({first.base_verdict})", first.base_rates),
-        ]
+        series = [(f"{label} ({first.verdict})", first.rates), (f"{first.base_label} ({first.base_verdict})",
+                                                                 first.base_rates)]
         title = f"Pass rate by complexity group ({first.n_shared} shared tasks)"
     plot_pass_rates(series, out / PASS_RATE_PLOT, title=title)
     plots = {"pass_rate": PASS_RATE_PLOT}
@@ -96,32 +98,6 @@ def _write_plots(stats: ReportStats, comparisons: tuple[Comparison, ...], out: P
         plot_completion_lengths(stats.completion_lengths, out / COMPLETION_LENGTH_PLOT)
         plots["completion_length"] = COMPLETION_LENGTH_PLOT
     for sep in stats.layers:
-        name = layer_plot_name(sep.layer)
-        plot_layer(sep, out / name, hook_point=stats.hook_point)
-        plots[f"layer_{sep.layer}"] = name
+        plot_layer(sep, out / layer_plot_name(sep.layer), hook_point=stats.hook_point)
+        plots[f"layer_{sep.layer}"] = layer_plot_name(sep.layer)
     return plots
-
-
-def _write_compare_table(comparisons: tuple[Comparison, ...], out: Path) -> Path:
-    """``compare_tasks.csv``: every comparison's per-task rows, labelled with the two verdicts."""
-    table = pd.concat(
-        [c.per_task.assign(verdict=c.verdict, base_verdict=c.base_verdict) for c in comparisons], ignore_index=True
-    )
-    with atomic_path(out / COMPARE_TABLE) as tmp:
-        table.to_csv(tmp, index=False)
-    return out / COMPARE_TABLE
-
-
-def _write_markdown(path: Path, text: str, section: FeaturesSection | None) -> None:
-    """``report.md``, the SAE-feature section appended when the features stage has run."""
-    if section is not None:
-        text += "\n" + "\n".join(section.markdown).rstrip() + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def _remove_stale(output_dir: Path, *, keep: set[Path]) -> None:
-    for pattern in OWNED_PATTERNS:
-        for path in output_dir.glob(pattern):
-            if path not in keep and path.is_file():
-                path.unlink()

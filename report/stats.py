@@ -1,47 +1,46 @@
 """Turn the report's inputs into frozen summaries (pure; no file access, no plotting).
 
-Every summary is defined for zero passed or zero failed tasks: rates of empty groups and
-AUROCs with an empty class are ``None``, rendered as "n/a" downstream.
+Every summary is defined for zero passed or zero failed tasks: rates of empty groups and AUROCs
+with fewer than 2 tasks in a class are ``None``, rendered as "n/a" downstream.
+
+Shapes: ``x`` Float[ndarray, "task d_model"] (one activation row per task), ``passed``
+Bool[ndarray, "task"]. The positive class is *passed*, so an AUROC above 0.5 means passed tasks
+score higher. AUROC and folds are the shared ``stats.auroc`` and ``stats.folds``, as in the
+features stage.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from artifacts.schema import dataset as keys
 from artifacts.schema import activations as act_keys
+from artifacts.schema import dataset as keys
 from artifacts.schema import generations as gen_keys
 from report.load import LayerActivations, ReportInputs
-from report.separation import CrossValidated, class_auroc, cross_validated_auroc, in_sample_projection
+from stats.auroc import auroc
+from stats.folds import stratified_folds
 
-
-class ComplexityGroup(str, Enum):
-    """Difficulty by the reference solution's cyclomatic complexity (cc)."""
-
-    EASY = "easy"
-    MEDIUM = "medium"
-    HARD = "hard"
-
-    @property
-    def rule(self) -> str:
-        return {"easy": "cc = 1", "medium": "cc 2-3", "hard": "cc >= 4"}[self.value]
-
-
+# Difficulty by the reference solution's cyclomatic complexity (cc).
+GROUP_RULES = {"easy": "cc = 1", "medium": "cc 2-3", "hard": "cc >= 4"}
 OVERALL = "overall"
+# Per stage: its metadata's keys of tasks, wall time, tokens and tokens/s (None: not recorded).
+COST_KEYS = (
+    ("generate", gen_keys.N_TASKS, gen_keys.WALL_TIME_S, gen_keys.N_COMPLETION_TOKENS, gen_keys.TOKENS_PER_S),
+    ("replay", act_keys.N_TASKS, act_keys.WALL_TIME_S, act_keys.N_TOKENS, act_keys.TOKENS_PER_S),
+    ("evaluate", keys.N_TASKS_ATTEMPTED, keys.EVALUATION_WALL_TIME_S, None, None),
+)
 
 
-def complexity_group(cc: int) -> ComplexityGroup:
-    """easy: cc = 1 (no branches), medium: 2-3, hard: >= 4."""
-    if cc <= 1:
-        return ComplexityGroup.EASY
-    if cc <= 3:
-        return ComplexityGroup.MEDIUM
-    return ComplexityGroup.HARD
+def complexity_group(cc: int | None) -> str | None:
+    """easy: cc = 1 (no branches), medium: 2-3, hard: >= 4; None for a missing cc."""
+    if pd.isna(cc):
+        return None
+    return "easy" if cc <= 1 else "medium" if cc <= 3 else "hard"
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class PassRate:
 
 @dataclass(frozen=True)
 class Summary:
-    """Count, mean, median, min and max of a sample (all but ``n`` None when it is empty)."""
+    """Count, mean, median, min, max and total of a sample (all but ``n`` None when it is empty)."""
 
     n: int
     mean: float | None
@@ -96,6 +95,18 @@ class CompletionLengths:
     unit: str
     values: np.ndarray
     passed: np.ndarray
+
+
+@dataclass(frozen=True)
+class CrossValidated:
+    """Out-of-fold AUROC of the mean-difference probe, and the held-out scores (task,).
+
+    ``auroc`` and ``scores`` are None (``n_folds`` 0) with fewer than 2 tasks in a class.
+    """
+
+    auroc: float | None
+    n_folds: int
+    scores: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -212,17 +223,13 @@ def verdict_agreement(df: pd.DataFrame, *, chosen: str | None = None) -> Verdict
 def pass_rates(df: pd.DataFrame) -> tuple[PassRate, ...]:
     """Overall pass rate, then one per complexity group (groups without tasks included).
 
-    Args:
-        df: needs ``test_passed`` (bool) and ``cyclomatic_complexity`` (int; a null counts
-            in "overall" only).
+    ``df`` needs ``test_passed`` and ``cyclomatic_complexity`` (a null counts in "overall" only).
     """
     passed = df["test_passed"].astype(bool)
-    rates = [PassRate(OVERALL, len(df), int(passed.sum()))]
-    groups = df["cyclomatic_complexity"].map(lambda cc: None if pd.isna(cc) else complexity_group(int(cc)))
-    for group in ComplexityGroup:
-        mask = (groups == group).to_numpy(dtype=bool)
-        rates.append(PassRate(group.value, int(mask.sum()), int(passed[mask].sum())))
-    return tuple(rates)
+    groups = df["cyclomatic_complexity"].map(complexity_group)
+    in_group = [(groups == group).to_numpy(dtype=bool) for group in GROUP_RULES]
+    return (PassRate(OVERALL, len(df), int(passed.sum())),
+            *(PassRate(group, int(mask.sum()), int(passed[mask].sum())) for group, mask in zip(GROUP_RULES, in_group)))
 
 
 def category_counts(values: pd.Series, passed: pd.Series) -> tuple[CategoryCount, ...]:
@@ -247,62 +254,29 @@ def completion_lengths(df: pd.DataFrame, gens: pd.DataFrame) -> CompletionLength
     passed = df["test_passed"].to_numpy(dtype=bool)
     if "n_completion_tokens" in gens and gens["n_completion_tokens"].notna().any():
         known = gens["n_completion_tokens"].notna().to_numpy()
-        values = gens["n_completion_tokens"].to_numpy(dtype=np.float64)[known]
-        return CompletionLengths("tokens", values, passed[known])
+        return CompletionLengths("tokens", gens["n_completion_tokens"].to_numpy(dtype=np.float64)[known], passed[known])
     if "completion" in df:
-        values = df["completion"].fillna("").map(len).to_numpy(dtype=np.float64)
-        return CompletionLengths("characters", values, passed)
+        return CompletionLengths("characters", df["completion"].fillna("").map(len).to_numpy(dtype=np.float64), passed)
     return None
 
 
 def summarize(values: pd.Series | np.ndarray) -> Summary:
     """:class:`Summary` of the non-null values."""
-    arr = pd.Series(values, dtype="float64").dropna().to_numpy()
-    if arr.size == 0:
+    s = pd.Series(values, dtype="float64").dropna()
+    if s.empty:
         return Summary(0, None, None, None, None, None)
-    return Summary(
-        n=int(arr.size),
-        mean=float(arr.mean()),
-        median=float(np.median(arr)),
-        min=float(arr.min()),
-        max=float(arr.max()),
-        total=float(arr.sum()),
-    )
+    return Summary(len(s), *(float(v) for v in (s.mean(), s.median(), s.min(), s.max(), s.sum())))
 
 
 def stage_costs(
     generations_metadata: Mapping | None, activations_metadata: Mapping | None, metadata: Mapping | None
 ) -> tuple[StageCost, ...]:
     """One row per stage whose metadata exists, with the numbers it recorded (no estimates)."""
-    rows = []
-    if generations_metadata is not None:
-        m = generations_metadata
-        rows.append(
-            StageCost(
-                "generate",
-                _int(m, gen_keys.N_TASKS),
-                _float(m, gen_keys.WALL_TIME_S),
-                _int(m, gen_keys.N_COMPLETION_TOKENS),
-                _float(m, gen_keys.TOKENS_PER_S),
-            )
-        )
-    if activations_metadata is not None:
-        m = activations_metadata
-        rows.append(
-            StageCost(
-                "replay",
-                _int(m, act_keys.N_TASKS),
-                _float(m, act_keys.WALL_TIME_S),
-                _int(m, act_keys.N_TOKENS),
-                _float(m, act_keys.TOKENS_PER_S),
-            )
-        )
-    if metadata is not None:
-        m = metadata
-        rows.append(
-            StageCost("evaluate", _int(m, keys.N_TASKS_ATTEMPTED), _float(m, keys.EVALUATION_WALL_TIME_S), None, None)
-        )
-    return tuple(rows)
+    metas = (generations_metadata, activations_metadata, metadata)
+    return tuple(
+        StageCost(stage, _number(m, tasks, int), _number(m, wall), _number(m, tokens, int), _number(m, rate))
+        for m, (stage, tasks, wall, tokens, rate) in zip(metas, COST_KEYS) if m is not None
+    )
 
 
 def replay_fidelity(activations_metadata: Mapping | None, metadata: Mapping | None) -> dict | None:
@@ -320,8 +294,7 @@ def replay_fidelity(activations_metadata: Mapping | None, metadata: Mapping | No
 
 def layer_separation(acts: LayerActivations, df: pd.DataFrame) -> LayerSeparation:
     """Norm and mean-difference projection of one layer's activations, passed vs failed."""
-    passed_by_task = df.set_index("task_id")["test_passed"]
-    passed = passed_by_task.loc[acts.task_ids].to_numpy(dtype=bool)
+    passed = df.set_index("task_id")["test_passed"].loc[acts.task_ids].to_numpy(dtype=bool)
     x = acts.x.astype(np.float64)
     norms = np.linalg.norm(x, axis=1)
     projections = in_sample_projection(x, passed)
@@ -338,6 +311,55 @@ def layer_separation(acts: LayerActivations, df: pd.DataFrame) -> LayerSeparatio
     )
 
 
+def class_auroc(scores: np.ndarray, passed: np.ndarray) -> float | None:
+    """AUROC of ``scores`` (task,) for the passed tasks, or None with < 2 tasks in a class.
+
+    Raises:
+        ValueError: a score is NaN or infinite (its rank would be meaningless).
+    """
+    value = auroc(scores, passed)
+    return None if math.isnan(value) else value
+
+
+def in_sample_projection(x: np.ndarray, passed: np.ndarray) -> np.ndarray | None:
+    """Each task's projection on the unit mean difference fitted on the same tasks (task,), or None.
+
+    None when a class is empty; identical class means project everything to 0. Its AUROC is
+    optimistic: with d_model dimensions and a few hundred tasks the direction partly fits
+    noise, so even random activations score above 0.5 (see :func:`cross_validated_auroc`).
+    """
+    passed = np.asarray(passed, dtype=bool)
+    if not passed.any() or passed.all():
+        return None
+    return _project(x, x[passed].mean(axis=0) - x[~passed].mean(axis=0))
+
+
+def cross_validated_auroc(x: np.ndarray, passed: np.ndarray, *, seed: int = 0) -> CrossValidated:
+    """Stratified k-fold AUROC of the mean-difference probe (a nearest-centroid classifier).
+
+    Each fold's direction and midpoint come from the other folds only. Held-out scores are
+    decision values ``(x - midpoint) . unit(direction)``, so folds share one scale and are
+    pooled into one AUROC. Folds: ``stats.folds.stratified_folds`` (every fold holds both
+    classes), seeded by ``seed``.
+    """
+    passed = np.asarray(passed, dtype=bool)
+    folds = stratified_folds(passed, seed=seed)
+    if not folds:
+        return CrossValidated(auroc=None, n_folds=0)
+    scores = np.empty(x.shape[0])
+    for train, test in folds:
+        mu_pos = x[train][passed[train]].mean(axis=0)
+        mu_neg = x[train][~passed[train]].mean(axis=0)
+        scores[test] = _project(x[test] - (mu_pos + mu_neg) / 2.0, mu_pos - mu_neg)
+    return CrossValidated(auroc=class_auroc(scores, passed), n_folds=len(folds), scores=scores)
+
+
+def _project(x: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    # Scalar projection of each row on the unit vector along direction; a zero direction gives 0.
+    norm = float(np.linalg.norm(direction))
+    return np.zeros(x.shape[0]) if norm == 0.0 else x @ (direction / norm)
+
+
 def _aligned_generations(df: pd.DataFrame, gens: pd.DataFrame | None) -> pd.DataFrame:
     # One row per dataset task, in dataset order; tasks without a generation row get nulls.
     if gens is None:
@@ -346,13 +368,7 @@ def _aligned_generations(df: pd.DataFrame, gens: pd.DataFrame | None) -> pd.Data
     return df[["task_id"]].merge(gens, on="task_id", how="left").drop(columns="task_id")
 
 
-def _float(meta: Mapping, key: str) -> float | None:
-    value = meta.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _int(meta: Mapping, key: str) -> int | None:
-    value = _float(meta, key)
-    return None if value is None else int(value)
+def _number(meta: Mapping, key: str | None, kind: type = float) -> float | int | None:
+    # A recorded number (not a bool), as ``kind``; None when absent or not a number.
+    value = meta.get(key) if key else None
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

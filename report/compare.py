@@ -1,13 +1,10 @@
 """Set a base-model dataset (same columns, e.g. the Phase 3.5 parquet) beside ours, task by task.
 
-Pass rates are compared on the tasks both datasets hold, grouped by our
-``cyclomatic_complexity`` (the same problems have the same reference solution), so a
-difference in the task sets cannot masquerade as a difference in skill.
-
-Like is compared with like: each verdict both datasets carry (``robust_test_passed``,
-``legacy_test_passed``) gives one comparison. A dataset without ``legacy_test_passed`` (the
-earlier phases' parquets, or ours before the verdicts) carries one verdict of unknown rules,
-its ``test_passed``: it is compared by ``test_passed`` and labelled "verdict unknown".
+Pass rates are compared on the tasks both hold, grouped by our ``cyclomatic_complexity``, so a
+difference in the task sets cannot masquerade as a difference in skill. Like is compared with
+like: one comparison per verdict both carry (``robust_test_passed``, ``legacy_test_passed``). A
+dataset without ``legacy_test_passed`` (the earlier phases' parquets) carries one verdict of
+unknown rules, its ``test_passed``, labelled "verdict unknown".
 """
 
 from __future__ import annotations
@@ -34,8 +31,6 @@ class Comparison:
 
     ``per_task`` has one row per shared task: ``task_id``, ``cyclomatic_complexity``,
     ``complexity_group``, ``passed`` (ours), ``base_passed``, ``agree``.
-    ``verdict`` and ``base_verdict`` name each side's verdict (``robust``, ``legacy`` or
-    "verdict unknown").
     """
 
     base_path: Path
@@ -78,12 +73,8 @@ class Comparison:
 
 
 def verdict_outcomes(df: pd.DataFrame, metadata: Mapping | None = None) -> dict[str, pd.Series]:
-    """Verdict -> pass/fail per row, for the verdicts ``df`` carries.
-
-    With ``legacy_test_passed``: ``legacy`` from it, ``robust`` from ``robust_test_passed``
-    (else from ``test_passed`` unless the metadata says it holds the legacy verdict). Without
-    it: ``{"verdict unknown": test_passed}``.
-    """
+    """Verdict -> pass/fail per row: ``legacy`` and ``robust`` (from ``test_passed`` unless it holds the legacy
+    verdict) with ``legacy_test_passed``, else ``{"verdict unknown": test_passed}``."""
     legacy_col = keys.VERDICT_COLUMNS[keys.VERDICT_LEGACY]
     robust_col = keys.VERDICT_COLUMNS[keys.VERDICT_ROBUST]
     if legacy_col not in df:
@@ -100,20 +91,11 @@ def verdict_outcomes(df: pd.DataFrame, metadata: Mapping | None = None) -> dict[
 def compare_datasets(
     ours: pd.DataFrame, base_path: Path, *, label: str = "instruct", ours_metadata: Mapping | None = None
 ) -> tuple[Comparison, ...]:
-    """Compare ``ours`` (the evaluated dataset) with the dataset at ``base_path``, verdict by verdict.
+    """Compare ``ours`` with the dataset at ``base_path`` (``task_id``, ``test_passed``), verdict by verdict.
 
-    Args:
-        ours: our dataset (``task_id``, ``test_passed``, ``cyclomatic_complexity``, the
-            verdict columns when present).
-        base_path: parquet with at least ``task_id`` and ``test_passed``, one row per task.
-        label: name of our model in tables and plots.
-        ours_metadata: our ``metadata.json`` (which verdict fills ``test_passed``).
-
-    Returns:
-        One comparison per verdict both carry (robust first); when they share none, one
-        comparison of the two ``test_passed`` columns, each side labelled with its verdict.
-        The base is named after the ``model_name`` of a ``metadata.json`` beside it, else
-        "base (<file stem>)".
+    One comparison per verdict both carry (robust first), else one of the two ``test_passed``
+    columns, each side labelled with its verdict (``ours_metadata`` says which fills ours). The
+    base is named after the ``model_name`` of a ``metadata.json`` beside it, else "base (<stem>)".
     """
     base_path = Path(base_path)
     base = read_dataset(base_path, required=(keys.TASK_ID, keys.TEST_PASSED))
@@ -142,7 +124,7 @@ def _chosen(outcomes: Mapping[str, pd.Series], metadata: Mapping | None) -> str:
 
 
 def _shared_tasks(ours: pd.DataFrame, passed: pd.Series, base: pd.DataFrame, base_passed: pd.Series) -> tuple:
-    """Tasks only in ours, only in the base, both sides' pass rates and the per-task table (of :class:`Comparison`)."""
+    """The last five fields of :class:`Comparison`."""
     mine = pd.DataFrame({keys.TASK_ID: ours[keys.TASK_ID], keys.CYCLOMATIC_COMPLEXITY: ours[keys.CYCLOMATIC_COMPLEXITY],
                          "passed": passed.astype(bool).to_numpy()})
     theirs = pd.DataFrame({keys.TASK_ID: base[keys.TASK_ID], "base_passed": base_passed.astype(bool).to_numpy()})

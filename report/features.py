@@ -1,18 +1,14 @@
 """The report's SAE-feature section: do the base model's PVA features separate this run's outcomes?
 
-Reads what ``python cli.py features`` wrote (``phase7_3/features/``: ``features_metadata.json``,
-``feature_scores.parquet``, ``sae_fit.parquet``, ``probes.parquet``, and with a comparison run
-``compare_feature_scores.parquet`` and ``feature_differences.parquet``; keys and columns in
-``artifacts/schema/features.py``) and renders the verdict's rules and one verdict sentence per
-best feature, a table of the top listed features (best correct and best incorrect first, each
-linked to its Neuronpedia page), the SAEs' fit, the probes, this run beside the comparison run,
-the stand-in and skipped-layer notes, and plots of every feature's AUROC with its 95 % interval
-and of the paired differences. Nothing here recomputes a statistic.
+Renders what ``python cli.py features`` wrote (``phase7_3/features/``; keys and columns in
+``artifacts/schema/features.py``): the verdict's rules, a verdict sentence per best feature, the top
+listed features (linked to Neuronpedia), the SAEs' fit, the probes, this run beside the comparison
+run, notes, and the AUROC plots. Nothing here recomputes a statistic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +50,7 @@ class FeaturesSection:
 def features_section(features_dir: Path, output_dir: Path) -> FeaturesSection | None:
     """Render the section when ``features_metadata.json`` exists in ``features_dir``, else None.
 
-    Writes ``FEATURES_PLOT`` (and with a comparison ``FEATURES_DIFFERENCE_PLOT``) into
-    ``output_dir``, removing stale ones when there is nothing to show.
+    Writes its plots into ``output_dir``, removing stale ones when there is nothing to show.
     """
     meta = read_optional_json(features_dir / fm.FEATURES_METADATA_FILE)
     plot_path, diff_path = output_dir / FEATURES_PLOT, output_dir / FEATURES_DIFFERENCE_PLOT
@@ -143,11 +138,6 @@ def _compare_cell(compare: pd.DataFrame, row) -> str:
             return f"{_auroc_ci(other)} ({hook})"
     other = _lookup(compare, row, HOOK_POINTS[0])
     return f"not scored ({other['not_scored_reason']})" if other is not None else "not scored"
-
-
-def _first_rows(frame: pd.DataFrame, by: list[str]) -> dict[tuple, pd.Series]:
-    """The first row of ``frame`` per value of the ``by`` columns."""
-    return dict(frame.drop_duplicates(by).set_index(by).iterrows())
 
 
 # ---- markdown --------------------------------------------------------------------------------
@@ -271,19 +261,12 @@ def _fit_table(fits: pd.DataFrame, runs: list[tuple[str, str]]) -> list[str]:
     if fits.empty:
         return []
     head = ["layer", "positions"] + [f"`{site}`{name}: FVU, L0 (vectors)" for _, name in runs for site in HOOK_POINTS]
-    first = _first_rows(fits, ["layer", "positions", "run", "hook_point"])
-    keys = sorted({(int(layer), p) for layer, p in zip(fits["layer"], fits["positions"])},
-                  key=lambda k: (k[0], POSITIONS.index(k[1])))
-    cells = [[str(layer), positions, *(_fit_cell(first.get((layer, positions, run, site)))
-                                       for run, _ in runs for site in HOOK_POINTS)] for layer, positions in keys]
+    cells = _grid(fits, ("positions", POSITIONS), ("hook_point", HOOK_POINTS), runs,
+                  lambda r: f"{num(r['fvu'], '.3g')}, {num(r['l0'], '.1f')} ({int(r['n_vectors'])})")
     return ["SAE fit. FVU: share of the vectors' variance around their mean that the SAE's reconstruction leaves "
             "unexplained (0 perfect, 1 no better than the mean); L0: active latents per vector. `last_prompt`: the "
             "vectors the features are scored on; `all_tokens`: a seeded sample of the stored token vectors (first "
             "position left out), at the site replay stored them at.", "", *table(head, cells), ""]
-
-
-def _fit_cell(r) -> str:
-    return "-" if r is None else f"{num(r['fvu'], '.3g')}, {num(r['l0'], '.1f')} ({int(r['n_vectors'])})"
 
 
 def _probe_table(probes: pd.DataFrame, runs: list[tuple[str, str]]) -> list[str]:
@@ -291,22 +274,25 @@ def _probe_table(probes: pd.DataFrame, runs: list[tuple[str, str]]) -> list[str]
     if probes.empty:
         return []
     head = ["layer", "site"] + [f"{inputs}{name} AUROC [95% CI], p" for _, name in runs for inputs in PROBE_INPUTS]
-    first = _first_rows(probes, ["layer", "hook_point", "run", "inputs"])
-    keys = sorted({(int(layer), site) for layer, site in zip(probes["layer"], probes["hook_point"])},
-                  key=lambda k: (k[0], HOOK_POINTS.index(k[1])))
-    cells = [[str(layer), site, *(_probe_cell(first.get((layer, site, run, inputs)))
-                                  for run, _ in runs for inputs in PROBE_INPUTS)] for layer, site in keys]
+    cells = _grid(probes, ("hook_point", HOOK_POINTS), ("inputs", PROBE_INPUTS), runs, lambda r: (
+        f"{NA} (< 2 tasks in a class)" if pd.isna(r["auroc"]) else
+        f"{r['auroc']:.2f} [{r['auroc_ci_low']:.2f}, {r['auroc_ci_high']:.2f}], p {num(r['p_value'], '.2g')}"))
     return ["Probes for `passed` (cross-validated logistic regression, standardized, L2; out-of-fold AUROC, "
             "bootstrap interval, permutation p-value): on the residual vectors and on the layer's listed features.",
             "", *table(head, cells), ""]
 
 
-def _probe_cell(r) -> str:
-    if r is None:
-        return "-"
-    if pd.isna(r["auroc"]):
-        return f"{NA} (< 2 tasks in a class)"
-    return f"{r['auroc']:.2f} [{r['auroc_ci_low']:.2f}, {r['auroc_ci_high']:.2f}], p {num(r['p_value'], '.2g')}"
+def _grid(frame: pd.DataFrame, rows: tuple[str, Sequence[str]], columns: tuple[str, Sequence[str]],
+          runs: list[tuple[str, str]], cell: Callable[[pd.Series], str]) -> list[list[str]]:
+    """One line per layer and value of the ``rows`` column (in its order): the layer, the value, then ``cell`` of
+    the first row per run and value of the ``columns`` column ("-" where none)."""
+    (row_col, row_order), (col, col_values) = rows, columns
+    first = dict(frame.drop_duplicates(["layer", row_col, "run", col]).set_index(["layer", row_col, "run", col])
+                 .iterrows())
+    keys = sorted({(int(layer), v) for layer, v in zip(frame["layer"], frame[row_col])},
+                  key=lambda k: (k[0], row_order.index(k[1])))
+    return [[str(layer), value, *(cell(first[key]) if (key := (layer, value, run, c)) in first else "-"
+                                  for run, _ in runs for c in col_values)] for layer, value in keys]
 
 
 def _difference_table(differences: pd.DataFrame, site: str, label: str, compare_label: str | None) -> list[str]:

@@ -1,10 +1,9 @@
 """Read the files the report summarizes; only the evaluated dataset is required.
 
-Next to the dataset (``phase7_3/`` by default): ``metadata.json``, ``generations.parquet``
-(only its small columns are read, never the token ids), ``generations_metadata.json``.
-In the activations folder: ``activations_metadata.json`` and the per-task files in
-``task_activations/`` (named by :func:`artifacts.layout.activation_file_name`), of which only ``arr_0``
-(Float[ndarray, "1 d_model"], the last prompt token) is read.
+Beside the dataset: ``metadata.json``, ``generations.parquet`` (its small columns only, never the
+token ids), ``generations_metadata.json``. In the activations folder: ``activations_metadata.json``
+and ``task_activations/``, of whose files only ``arr_0`` (Float[ndarray, "1 d_model"], the last
+prompt token) is read.
 """
 
 from __future__ import annotations
@@ -104,8 +103,7 @@ def read_generations(path: Path) -> pd.DataFrame | None:
 def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActivations:
     """Stack ``arr_0`` of the given tasks' activation files at ``layer``, for those that have one.
 
-    Raises:
-        InputError: a file does not hold a finite ``arr_0`` of one consistent width.
+    Raises InputError when a file does not hold a finite ``arr_0`` of one consistent width.
     """
     found: list[int] = []
     rows: list[np.ndarray] = []
@@ -117,7 +115,8 @@ def read_layer(task_folder: Path, layer: int, task_ids: np.ndarray) -> LayerActi
             continue
         row = _read_last_prompt_token(path)
         if rows and row.size != rows[0].size:
-            raise InputError(f"{path}: arr_0 has {row.size} values, other tasks {rows[0].size}; rerun replay-activations")
+            raise InputError(f"{path}: arr_0 has {row.size} values, other tasks {rows[0].size}; "
+                             "rerun replay-activations")
         found.append(int(task_id))
         rows.append(row)
     x = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)

@@ -29,15 +29,7 @@ AUROC_CAVEAT = (
 
 def render_markdown(stats: ReportStats, *, dataset_path: str, plots: Mapping[str, str],
                     comparisons: Sequence[Comparison], created: str) -> str:
-    """The whole ``report.md``.
-
-    Args:
-        stats: the dataset's statistics.
-        dataset_path: shown in the header.
-        plots: plot key ("pass_rate", "completion_length", "layer_<L>") -> file name.
-        comparisons: the ``--compare`` results (one per verdict), if any.
-        created: creation timestamp (ISO 8601).
-    """
+    """The whole ``report.md``; ``plots``: plot key ("pass_rate", "completion_length", "layer_<L>") -> file name."""
     out = [
         "# pva-baseline report", "",
         f"- model: `{stats.model or 'unknown'}`",

@@ -39,13 +39,7 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 
 def plot_pass_rates(series: Sequence[tuple[str, Sequence[PassRate]]], path: Path, *, title: str) -> Path:
-    """Grouped bars: pass rate overall and per complexity group, one bar per model.
-
-    Args:
-        series: (model label, its pass rates in the order of :func:`report.stats.pass_rates`).
-        path: destination PNG.
-        title: the plot title ("; bar labels: passed/tasks" is appended).
-    """
+    """Grouped bars: pass rate overall and per complexity group, one bar per (model label, its pass rates)."""
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.add_subplot()
     labels = [rate.label for rate in series[0][1]]

@@ -44,11 +44,8 @@ class ReportResult:
 def run(config: ReportConfig) -> ReportResult:
     """Write ``report.md``, the PNG plots and (with ``--compare``) ``compare_tasks.csv`` under the stage's record.
 
-    The dataset's folder also holds ``metadata.json``, ``generations.parquet`` and
-    ``generations_metadata.json`` (each optional); the activations folder
-    ``activations_metadata.json`` and ``task_activations/``; the dataset folder's ``features/``
-    the features stage's output, whose section is appended when present. With ``--compare``,
-    one comparison per verdict both datasets carry (:func:`report.compare.compare_datasets`).
+    Inputs: see :mod:`report.load`; the features stage's output beside the dataset adds its
+    section (:mod:`report.features`); ``--compare``: :func:`report.compare.compare_datasets`.
     """
     # Read before the record, so that bad input leaves no folder behind.
     inputs = load_inputs(dataset_path=config.dataset, activations_dir=config.activations)

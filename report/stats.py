@@ -1,12 +1,9 @@
 """Turn the report's inputs into frozen summaries (pure; no file access, no plotting).
 
-Every summary is defined for zero passed or zero failed tasks: rates of empty groups and AUROCs
-with fewer than 2 tasks in a class are ``None``, rendered as "n/a" downstream.
-
-Shapes: ``x`` Float[ndarray, "task d_model"] (one activation row per task), ``passed``
-Bool[ndarray, "task"]. The positive class is *passed*, so an AUROC above 0.5 means passed tasks
-score higher. AUROC and folds are the shared ``stats.auroc`` and ``stats.folds``, as in the
-features stage.
+Defined for zero passed or zero failed tasks: rates of empty groups and AUROCs with fewer than 2
+tasks in a class are ``None`` ("n/a"). Shapes: ``x`` Float[ndarray, "task d_model"], ``passed``
+Bool[ndarray, "task"], the positive class (an AUROC above 0.5: passed tasks score higher). AUROC
+and folds are the shared ``stats.auroc`` and ``stats.folds``, as in the features stage.
 """
 
 from __future__ import annotations
@@ -99,10 +96,8 @@ class CompletionLengths:
 
 @dataclass(frozen=True)
 class CrossValidated:
-    """Out-of-fold AUROC of the mean-difference probe, and the held-out scores (task,).
-
-    ``auroc`` and ``scores`` are None (``n_folds`` 0) with fewer than 2 tasks in a class.
-    """
+    """Out-of-fold AUROC of the mean-difference probe and the held-out scores (task,); None, 0 folds, with < 2
+    tasks in a class."""
 
     auroc: float | None
     n_folds: int
@@ -113,9 +108,8 @@ class CrossValidated:
 class LayerSeparation:
     """Does the last-prompt-token activation at one layer separate passed from failed tasks?
 
-    ``norms`` and ``projections`` are per task (aligned with ``passed``); ``projections`` is
-    the scalar projection on the unit passed-minus-failed mean difference, None when a class
-    is empty. ``projection_auroc`` is in-sample (optimistic), ``cross_validated`` is not.
+    ``norms`` and ``projections`` (see :func:`in_sample_projection`) are per task, aligned with
+    ``passed``. ``projection_auroc`` is in-sample (optimistic), ``cross_validated`` is not.
     """
 
     layer: int
@@ -139,13 +133,9 @@ class LayerSeparation:
 
 @dataclass(frozen=True)
 class VerdictAgreement:
-    """The robust and the legacy verdict on the same tasks (a dataset that carries both).
+    """The robust and the legacy verdict on the same tasks: ``counts[(robust, legacy)]`` tasks with that
+    pair of outcomes, the ids of those passing under one verdict only."""
 
-    ``counts[(robust, legacy)]`` is the number of tasks with that pair of outcomes;
-    ``only_robust`` / ``only_legacy`` are the task ids that pass under one verdict only.
-    """
-
-    chosen: str | None
     rates: Mapping[str, tuple[PassRate, ...]]
     counts: Mapping[tuple[bool, bool], int]
     only_robust: tuple[int, ...]
@@ -197,11 +187,11 @@ def compute_stats(inputs: ReportInputs) -> ReportStats:
         hook_point=act_meta.get(act_keys.HOOK_POINT) or meta.get(keys.HOOK_POINT),
         layers=tuple(layer_separation(layer, df) for layer in inputs.activations),
         verdict=meta.get(keys.VERDICT),
-        verdicts=verdict_agreement(df, chosen=meta.get(keys.VERDICT)),
+        verdicts=verdict_agreement(df),
     )
 
 
-def verdict_agreement(df: pd.DataFrame, *, chosen: str | None = None) -> VerdictAgreement | None:
+def verdict_agreement(df: pd.DataFrame) -> VerdictAgreement | None:
     """Both verdicts side by side, or None unless the dataset has both verdict columns."""
     robust_col, legacy_col = keys.VERDICT_COLUMNS[keys.VERDICT_ROBUST], keys.VERDICT_COLUMNS[keys.VERDICT_LEGACY]
     if robust_col not in df or legacy_col not in df:
@@ -209,7 +199,6 @@ def verdict_agreement(df: pd.DataFrame, *, chosen: str | None = None) -> Verdict
     robust, legacy = df[robust_col].astype(bool), df[legacy_col].astype(bool)
     ids = df[keys.TASK_ID]
     return VerdictAgreement(
-        chosen=chosen,
         rates={
             keys.VERDICT_ROBUST: pass_rates(df.assign(**{keys.TEST_PASSED: robust})),
             keys.VERDICT_LEGACY: pass_rates(df.assign(**{keys.TEST_PASSED: legacy})),
@@ -221,10 +210,7 @@ def verdict_agreement(df: pd.DataFrame, *, chosen: str | None = None) -> Verdict
 
 
 def pass_rates(df: pd.DataFrame) -> tuple[PassRate, ...]:
-    """Overall pass rate, then one per complexity group (groups without tasks included).
-
-    ``df`` needs ``test_passed`` and ``cyclomatic_complexity`` (a null counts in "overall" only).
-    """
+    """Overall pass rate, then one per complexity group (empty ones too); a null cc counts in "overall" only."""
     passed = df["test_passed"].astype(bool)
     groups = df["cyclomatic_complexity"].map(complexity_group)
     in_group = [(groups == group).to_numpy(dtype=bool) for group in GROUP_RULES]
@@ -280,11 +266,8 @@ def stage_costs(
 
 
 def replay_fidelity(activations_metadata: Mapping | None, metadata: Mapping | None) -> dict | None:
-    """The replay check (n_tasks, max_rel_error, fidelity, ...) when one was recorded.
-
-    From the activations metadata's ``verify`` block, else the copy evaluate wrote into the
-    dataset metadata (``replay_verify``).
-    """
+    """The replay check (n_tasks, max_rel_error, fidelity, ...) from the activations metadata's ``verify``
+    block, else the copy evaluate wrote into the dataset metadata (``replay_verify``); None if not recorded."""
     verify = act_keys.verify_block(activations_metadata)
     if verify is not None:
         return verify
@@ -312,22 +295,14 @@ def layer_separation(acts: LayerActivations, df: pd.DataFrame) -> LayerSeparatio
 
 
 def class_auroc(scores: np.ndarray, passed: np.ndarray) -> float | None:
-    """AUROC of ``scores`` (task,) for the passed tasks, or None with < 2 tasks in a class.
-
-    Raises:
-        ValueError: a score is NaN or infinite (its rank would be meaningless).
-    """
+    """AUROC of ``scores`` (task,) for the passed tasks, or None with < 2 tasks in a class; ValueError for NaN."""
     value = auroc(scores, passed)
     return None if math.isnan(value) else value
 
 
 def in_sample_projection(x: np.ndarray, passed: np.ndarray) -> np.ndarray | None:
-    """Each task's projection on the unit mean difference fitted on the same tasks (task,), or None.
-
-    None when a class is empty; identical class means project everything to 0. Its AUROC is
-    optimistic: with d_model dimensions and a few hundred tasks the direction partly fits
-    noise, so even random activations score above 0.5 (see :func:`cross_validated_auroc`).
-    """
+    """Each task's projection on the unit passed-minus-failed mean difference of the same tasks, None when a
+    class is empty. Its AUROC is optimistic: in d_model dimensions the direction partly fits noise."""
     passed = np.asarray(passed, dtype=bool)
     if not passed.any() or passed.all():
         return None
@@ -337,10 +312,8 @@ def in_sample_projection(x: np.ndarray, passed: np.ndarray) -> np.ndarray | None
 def cross_validated_auroc(x: np.ndarray, passed: np.ndarray, *, seed: int = 0) -> CrossValidated:
     """Stratified k-fold AUROC of the mean-difference probe (a nearest-centroid classifier).
 
-    Each fold's direction and midpoint come from the other folds only. Held-out scores are
-    decision values ``(x - midpoint) . unit(direction)``, so folds share one scale and are
-    pooled into one AUROC. Folds: ``stats.folds.stratified_folds`` (every fold holds both
-    classes), seeded by ``seed``.
+    Each fold's direction and midpoint come from the other folds only; the held-out decision
+    values ``(x - midpoint) . unit(direction)`` share one scale and are pooled into one AUROC.
     """
     passed = np.asarray(passed, dtype=bool)
     folds = stratified_folds(passed, seed=seed)

@@ -120,7 +120,7 @@ def test_verdict_agreement_counts_and_names_the_tasks_that_differ():
         [True, True, False, False, True], [1, 2, 4, 1, 1],
         robust_test_passed=[True, True, False, False, True], legacy_test_passed=[True, False, True, False, False],
     )
-    v = verdict_agreement(df, chosen="robust")
+    v = verdict_agreement(df)
     assert v.counts == {(True, True): 1, (True, False): 2, (False, True): 1, (False, False): 1}
     assert v.only_robust == (2, 5) and v.only_legacy == (3,) and v.n_differ == 3
     assert [(r.label, r.n_passed) for r in v.rates["robust"]][:2] == [("overall", 3), ("easy", 2)]

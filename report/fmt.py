@@ -26,11 +26,6 @@ def pct(rate: float | None) -> str:
     return num(rate, ".1%")
 
 
-def row(cells: Sequence[str]) -> str:
-    """One markdown table line."""
-    return "| " + " | ".join(cells) + " |"
-
-
 def table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     """A markdown table: the header, its separator, one line per row of cells."""
-    return [row(head), row(["---"] * len(head)), *(row(cells) for cells in rows)]
+    return ["| " + " | ".join(cells) + " |" for cells in (head, ["---"] * len(head), *rows)]

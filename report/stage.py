@@ -35,7 +35,6 @@ class ReportResult:
     files: tuple[Path, ...]
     console: str
     stats: ReportStats
-    comparisons: tuple[Comparison, ...]
 
     def summary(self) -> str:
         return f"{self.console}\nwrote {self.report_path} and {len(self.files) - 1} more file(s) in {self.output_dir}"
@@ -77,7 +76,7 @@ def run(config: ReportConfig) -> ReportResult:
             tmp.write_text(text)
     files = (*written, *(section.files if section else ()), report_path)
     console = "\n".join([render_console(stats, comparisons), *(section.console if section else ())])
-    return ReportResult(out, report_path, files, console, stats, comparisons)
+    return ReportResult(out, report_path, files, console, stats)
 
 
 def _write_plots(stats: ReportStats, comparisons: tuple[Comparison, ...], out: Path, *, label: str) -> dict[str, str]:

@@ -108,11 +108,11 @@ def _linked(row, text: str) -> str:
 def _verdict_sentence(row) -> str:
     """The verdict in words, why, and the numbers it rests on."""
     text = f"**{row['verdict']}** ({row['verdict_reason']})"
-    if row["scored"] and not pd.isna(row["auroc"]):
-        text += (f"; AUROC {_auroc_ci(row)}, p {num(row['p_value'], '.2g')}, q {num(row['q_value'], '.2g')}, "
-                 f"null percentile {num(row['null_percentile'], '.0f')} (among random latents)")
-    elif row["scored"]:
+    if row["scored"]:
         text += f"; AUROC {_auroc_ci(row)}"
+    if row["scored"] and not pd.isna(row["auroc"]):
+        text += (f", p {num(row['p_value'], '.2g')}, q {num(row['q_value'], '.2g')}, "
+                 f"null percentile {num(row['null_percentile'], '.0f')} (among random latents)")
     return text
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from report.compare import UNKNOWN_VERDICT, Comparison
 from report.fmt import NA, fmt_auroc, num, pct, table
-from report.stats import GROUP_RULES, OVERALL, CategoryCount, PassRate, ReportStats, VerdictAgreement, summarize
+from report.stats import GROUP_RULES, OVERALL, PassRate, ReportStats, VerdictAgreement, summarize
 
 RULES = {**GROUP_RULES, OVERALL: "all"}
 VERDICT_NOTE = (
@@ -75,9 +75,9 @@ def render_console(stats: ReportStats, comparisons: Sequence[Comparison]) -> str
             + (f", legacy only {_ids(v.only_legacy)}" if v.only_legacy else "")
         )
     if stats.finish_reasons:
-        lines.append("finish reasons: " + ", ".join(f"{c.name} {c.n_tasks}" for c in stats.finish_reasons))
+        lines.append("finish reasons: " + ", ".join(f"{c.label} {c.n_tasks}" for c in stats.finish_reasons))
     if stats.error_types:
-        lines.append("error types (failed): " + ", ".join(f"{c.name} {c.n_tasks}" for c in stats.error_types))
+        lines.append("error types (failed): " + ", ".join(f"{c.label} {c.n_tasks}" for c in stats.error_types))
     for c in stats.stage_costs:
         parts = [f"{c.n_tasks} tasks" if c.n_tasks is not None else None,
                  f"{c.wall_time_s:.1f} s" if c.wall_time_s is not None else None,
@@ -141,13 +141,13 @@ def _pass_rate_table(series: Sequence[tuple[str, Sequence[PassRate]]]) -> list[s
                         for i, rate in enumerate(series[0][1])])
 
 
-def _category_table(counts: Sequence[CategoryCount], name: str, empty: str, *, passed: bool = True) -> list[str]:
+def _category_table(counts: Sequence[PassRate], name: str, empty: str, *, passed: bool = True) -> list[str]:
     if not counts:
         return [f"_{empty}._"]
     if not passed:
-        return table([name, "tasks"], [[f"`{c.name}`", str(c.n_tasks)] for c in counts])
+        return table([name, "tasks"], [[f"`{c.label}`", str(c.n_tasks)] for c in counts])
     return table([name, "tasks", "passed", "pass rate"],
-                 [[f"`{c.name}`", str(c.n_tasks), str(c.n_passed), pct(c.n_passed / c.n_tasks)] for c in counts])
+                 [[f"`{c.label}`", str(c.n_tasks), str(c.n_passed), pct(c.rate)] for c in counts])
 
 
 def _summary_table(stats: ReportStats) -> list[str]:

@@ -42,7 +42,8 @@ def complexity_group(cc: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class PassRate:
-    """Passed tasks among ``n_tasks`` of one group (``label``: "overall" or a group name)."""
+    """Passed tasks among ``n_tasks`` of one group: "overall", a complexity group, or one value of a category
+    (finish reason, error type)."""
 
     label: str
     n_tasks: int
@@ -63,15 +64,6 @@ class Summary:
     min: float | None
     max: float | None
     total: float | None
-
-
-@dataclass(frozen=True)
-class CategoryCount:
-    """Tasks with one value of a category (finish reason, error type) and how many passed."""
-
-    name: str
-    n_tasks: int
-    n_passed: int
 
 
 @dataclass(frozen=True)
@@ -153,8 +145,8 @@ class ReportStats:
     model: str | None
     n_tasks: int
     pass_rates: tuple[PassRate, ...]
-    finish_reasons: tuple[CategoryCount, ...]
-    error_types: tuple[CategoryCount, ...]
+    finish_reasons: tuple[PassRate, ...]
+    error_types: tuple[PassRate, ...]
     completion_lengths: CompletionLengths | None
     prompt_tokens: Summary | None
     generation_time: Summary | None
@@ -218,16 +210,16 @@ def pass_rates(df: pd.DataFrame) -> tuple[PassRate, ...]:
             *(PassRate(group, int(mask.sum()), int(passed[mask].sum())) for group, mask in zip(GROUP_RULES, in_group)))
 
 
-def category_counts(values: pd.Series, passed: pd.Series) -> tuple[CategoryCount, ...]:
+def category_counts(values: pd.Series, passed: pd.Series) -> tuple[PassRate, ...]:
     """Tasks and passes per value (null as "unknown"), most frequent first, then by name."""
     names = values.astype(object).where(values.notna(), "unknown").astype(str)
     table = pd.DataFrame({"name": names.to_numpy(), "passed": passed.astype(bool).to_numpy()})
     grouped = table.groupby("name")["passed"].agg(["size", "sum"]).reset_index()
     grouped = grouped.sort_values(["size", "name"], ascending=[False, True])
-    return tuple(CategoryCount(str(r.name), int(r.size), int(r.sum)) for r in grouped.itertuples(index=False))
+    return tuple(PassRate(str(r.name), int(r.size), int(r.sum)) for r in grouped.itertuples(index=False))
 
 
-def error_type_counts(df: pd.DataFrame) -> tuple[CategoryCount, ...]:
+def error_type_counts(df: pd.DataFrame) -> tuple[PassRate, ...]:
     """``error_type`` of the failed tasks; empty when the column is absent."""
     if "error_type" not in df:
         return ()

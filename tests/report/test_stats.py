@@ -67,12 +67,12 @@ def test_category_counts_orders_by_frequency_and_names_nulls():
     values = pd.Series(["stop", None, "length", "stop", "stop", None])
     passed = pd.Series([True, False, False, True, False, False])
     counts = category_counts(values, passed)
-    assert [(c.name, c.n_tasks, c.n_passed) for c in counts] == [("stop", 3, 2), ("unknown", 2, 0), ("length", 1, 0)]
+    assert [(c.label, c.n_tasks, c.n_passed) for c in counts] == [("stop", 3, 2), ("unknown", 2, 0), ("length", 1, 0)]
 
 
 def test_error_types_count_failed_tasks_only():
     df = frame([True, False, False, False], [1, 1, 1, 1], error_type=[None, "timeout", "timeout", None])
-    assert [(c.name, c.n_tasks) for c in error_type_counts(df)] == [("timeout", 2), ("unknown", 1)]
+    assert [(c.label, c.n_tasks) for c in error_type_counts(df)] == [("timeout", 2), ("unknown", 1)]
     assert error_type_counts(frame([True], [1])) == ()
 
 

@@ -16,20 +16,20 @@ from artifacts.files import sha256_file
 from artifacts.schema import generations as keys
 from gen.config import EMBEDDED, RAY, GenerateConfig
 from gen.device_policy import apply_cpu_env_defaults, device_name
-from gen.engine import Engine, EngineConfig
+from gen.engine import Engine
 from gen.plan import Plan
 from gen.store import GenerationStore
 from gen.stream import StreamStats
 from gen.vllm_engine import vllm_version
 
 
-def run_info(config: GenerateConfig, plan: Plan, engine: EngineConfig) -> dict[str, Any]:
+def run_info(config: GenerateConfig, plan: Plan) -> dict[str, Any]:
     """This run's entry of ``runs`` (its counts and times are filled in as it goes).
 
     On a Ray cluster (``RAY_ADDRESS``) the device names the replicas' kind only: the driver may
     have no GPU (``ray_cluster_resources`` lists the cluster's).
     """
-    device = plan.resolved.device
+    device, engine = plan.resolved.device, plan.resolved.engine
     if config.uses_ray:
         from gen.ray_engine import cluster_address
 
@@ -69,12 +69,12 @@ def fixed_fields(config: GenerateConfig, plan: Plan, info: dict[str, Any], previ
         keys.MODEL_PATH: r.source.path,
         keys.MODEL_REVISION: r.source.revision,
         keys.MODEL_HASH: r.source.content_hash,
-        keys.DTYPE: r.dtype,
+        keys.DTYPE: r.engine.dtype,
         keys.VLLM_VERSION: info[keys.VLLM_VERSION],
         keys.DEVICE: info[keys.DEVICE],
         keys.PROMPT_STYLE: config.prompt_style,
         keys.MAX_NEW_TOKENS: config.max_new_tokens,
-        "max_model_len": r.context,
+        "max_model_len": r.engine.max_model_len,
         "seed": config.seed,
         "temperature": 0.0,
         "deterministic": config.deterministic,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from artifacts.device import check_dtype, default_dtype, detect_device
+from artifacts.device import default_dtype, detect_device
 from artifacts.errors import InputError
 from artifacts.schema import generations as keys
 from gen.config import GenerateConfig
@@ -73,24 +73,21 @@ class Resolved:
     source: ModelSource
     tokenizer: Any
     stops: StopTokens
-    context: int
     device: str
-    dtype: str
-    enforce_eager: bool
-    batch_invariant: bool
     batch_invariant_note: str | None
+    engine: EngineConfig
 
     def identity(self) -> dict[str, Any]:
         """The metadata fields stored rows must share with this run (:func:`gen.stage.check_same_model`)."""
         return {
             keys.MODEL_PATH: self.source.path, keys.MODEL_REVISION: self.source.revision,
-            keys.MODEL_HASH: self.source.content_hash, keys.DTYPE: self.dtype, "max_model_len": self.context,
-            keys.STOP_TOKEN_IDS: list(self.stops.ids),
+            keys.MODEL_HASH: self.source.content_hash, keys.DTYPE: self.engine.dtype,
+            "max_model_len": self.engine.max_model_len, keys.STOP_TOKEN_IDS: list(self.stops.ids),
         }
 
 
 def resolve(config: GenerateConfig) -> Resolved:
-    """Find the model and tokenizer; decide stop ids, context, device, dtype and engine mode.
+    """Find the model and tokenizer; decide stop ids, context, device, dtype and the engine's settings.
 
     The device is where the replicas run (:func:`gen.ray_engine.cluster_device` on Ray), so dtype and
     eager defaults follow its hardware; eager is the default on CPU only (:mod:`gen.device_policy`).
@@ -106,35 +103,22 @@ def resolve(config: GenerateConfig) -> Resolved:
     else:
         device = detect_device()
     invariant, note = batch_invariant_support(device) if config.deterministic else (False, None)
-    return Resolved(
-        source=source,
-        tokenizer=tokenizer,
-        stops=stop_tokens(source.path, tokenizer, policy=config.stop_policy, revision=source.revision),
-        context=context_length(source.path, revision=source.revision, max_model_len=config.max_model_len),
-        device=device,
-        dtype=check_dtype(config.dtype or default_dtype(device)),
-        enforce_eager=device == "cpu" if config.enforce_eager is None else config.enforce_eager,
-        batch_invariant=invariant,
-        batch_invariant_note=note,
-    )
-
-
-def engine_config(config: GenerateConfig, resolved: Resolved) -> EngineConfig:
-    """What the engine is built with."""
-    return EngineConfig(
-        model=resolved.source.path,
-        revision=resolved.source.revision,
-        dtype=resolved.dtype,
-        max_model_len=resolved.context,
+    stops = stop_tokens(source.path, tokenizer, policy=config.stop_policy, revision=source.revision)
+    engine = EngineConfig(
+        model=source.path,
+        revision=source.revision,
+        dtype=config.dtype or default_dtype(device),  # the config checked --dtype
+        max_model_len=context_length(source.path, revision=source.revision, max_model_len=config.max_model_len),
         max_new_tokens=config.max_new_tokens,
-        stop_token_ids=resolved.stops.ids,
-        ignore_eos=resolved.stops.ignore_eos,
+        stop_token_ids=stops.ids,
+        ignore_eos=stops.ignore_eos,
         tensor_parallel_size=config.tensor_parallel_size,
-        enforce_eager=resolved.enforce_eager,
+        enforce_eager=device == "cpu" if config.enforce_eager is None else config.enforce_eager,
         enable_prefix_caching=not config.deterministic,
-        batch_invariant=resolved.batch_invariant,
+        batch_invariant=invariant,
         seed=config.seed,
     )
+    return Resolved(source, tokenizer, stops, device, note, engine)
 
 
 @dataclass(frozen=True)
@@ -151,5 +135,5 @@ def plan(config: GenerateConfig) -> Plan:
     """Select, resolve, tokenize and split off the overflowing prompts."""
     rows = select_rows(read_problems(config.problems), start=config.start, end=config.end, limit=config.limit)
     resolved = resolve(config)
-    tasks, excluded = split_overflow(build_tasks(rows, resolved.tokenizer, config.style), resolved.context)
+    tasks, excluded = split_overflow(build_tasks(rows, resolved.tokenizer, config.style), resolved.engine.max_model_len)
     return Plan(rows, tasks, excluded, resolved)

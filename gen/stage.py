@@ -22,7 +22,7 @@ from artifacts.schema import generations as keys
 from gen.config import CHUNK_SIZE_DEPRECATION, EMBEDDED, RAY, GenerateConfig
 from gen.engine import Engine, EngineConfig, EngineFactory
 from gen.metadata import MetadataWriter, fixed_fields, run_info
-from gen.plan import Plan, engine_config, plan
+from gen.plan import Plan, plan
 from gen.ray_engine import DEFAULT_BATCH_SIZE
 from gen.store import GenerationStore
 from gen.stream import PromptTask, StreamStats, run_stream
@@ -164,12 +164,11 @@ def check_same_model(store: GenerationStore, previous: dict[str, Any] | None, wo
 def generate(config: GenerateConfig, work: Plan, store: GenerationStore, previous: dict[str, Any] | None,
              pending: list[PromptTask], factory: EngineFactory, *, wall_start: float, progress: bool) -> GenerateResult:
     """Stream ``pending`` through one engine (built only when there is work) and record it."""
-    engine_cfg = engine_config(config, work.resolved)
-    writer = MetadataWriter(store, fixed_fields(config, work, run_info(config, work, engine_cfg), previous), wall_start)
-    stats = StreamStats(0, 0, 0, 0.0)
+    writer = MetadataWriter(store, fixed_fields(config, work, run_info(config, work), previous), wall_start)
+    stats = StreamStats()
     if pending:
         load_start = time.perf_counter()
-        engine = factory(engine_cfg, data_parallel_size=config.data_parallel_size, device=work.resolved.device)
+        engine = factory(work.resolved.engine, data_parallel_size=config.data_parallel_size, device=work.resolved.device)
         writer.engine_started(time.perf_counter() - load_start, engine)
         tokenizer = work.resolved.tokenizer
         try:

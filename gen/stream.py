@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from tqdm import tqdm
@@ -43,15 +43,15 @@ class PromptTask:
         return str(self.task_id)
 
 
-@dataclass(frozen=True)
+@dataclass
 class StreamStats:
     """What :func:`run_stream` committed so far: tasks, commits, tokens, and the engine time
     (first submission to the last finish seen)."""
 
-    n_tasks: int
-    n_commits: int
-    n_completion_tokens: int
-    engine_time_s: float
+    n_tasks: int = 0
+    n_commits: int = 0
+    n_completion_tokens: int = 0
+    engine_time_s: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -75,56 +75,38 @@ def completion_row(task: PromptTask, completion: Completion, seconds: float, dec
 
 
 @dataclass
-class _Commits:
-    """The finished rows waiting for a commit, and the totals committed so far."""
+class _Batch:
+    """The finished rows waiting for their commit, and the totals committed so far."""
 
     store: GenerationStore
     on_commit: Callable[[StreamStats], None] | None
     clock: Callable[[], float]
-    start: float
     last_commit: float
+    stats: StreamStats = field(default_factory=StreamStats)
     rows: list[dict] = field(default_factory=list)
-    n_rows: int = 0
-    n_commits: int = 0
-    n_tokens: int = 0
-    last_finish: float | None = None
 
     def commit(self) -> None:
-        rows, self.rows = self.rows, []
-        self.store.commit(rows)
-        self.n_rows += len(rows)
-        self.n_tokens += sum(r[cols.COL_N_COMPLETION_TOKENS] for r in rows)
-        self.n_commits += 1
+        self.store.commit(self.rows)
+        self.stats.n_tasks += len(self.rows)
+        self.stats.n_completion_tokens += sum(r[cols.COL_N_COMPLETION_TOKENS] for r in self.rows)
+        self.stats.n_commits += 1
+        self.rows = []
         self.last_commit = self.clock()
         if self.on_commit is not None:
-            self.on_commit(self.stats())
-
-    def stats(self) -> StreamStats:
-        engine_time = (self.last_finish or self.start) - self.start
-        return StreamStats(self.n_rows, self.n_commits, self.n_tokens, engine_time)
+            self.on_commit(replace(self.stats))
 
 
-def run_stream(
-    *,
-    tasks: Sequence[PromptTask],
-    engine: Engine,
-    store: GenerationStore,
-    decode: Callable[[list[int]], str],
-    commit_every: int = DEFAULT_COMMIT_EVERY,
-    commit_seconds: float = DEFAULT_COMMIT_SECONDS,
-    on_commit: Callable[[StreamStats], None] | None = None,
-    progress: bool = True,
-    total: int | None = None,
-    initial: int = 0,
-    clock: Callable[[], float] = time.monotonic,
-) -> StreamStats:
+def run_stream(*, tasks: Sequence[PromptTask], engine: Engine, store: GenerationStore,
+               decode: Callable[[list[int]], str], commit_every: int = DEFAULT_COMMIT_EVERY,
+               commit_seconds: float = DEFAULT_COMMIT_SECONDS, on_commit: Callable[[StreamStats], None] | None = None,
+               progress: bool = True, total: int | None = None, initial: int = 0,
+               clock: Callable[[], float] = time.monotonic) -> StreamStats:
     """Submit ``tasks`` (distinct ids) to ``engine`` at once and commit their completions to ``store`` as they finish.
 
     Args:
         decode: token ids to text (special tokens skipped).
         on_commit: called after every commit with the totals so far (the metadata writer).
-        progress: show a tqdm bar over problems (``total`` long, starting at ``initial``:
-            the tasks already done), with tokens/s and the number unfinished.
+        progress: show a tqdm bar over problems, ``total`` long, starting at ``initial`` (the tasks done before).
         clock: monotonic seconds (the tests pass a fake one).
 
     Raises:
@@ -143,7 +125,7 @@ def run_stream(
     for task in tasks:
         submitted[task.request_id] = clock()
         engine.add_request(task.request_id, task.token_ids)
-    commits = _Commits(store, on_commit, clock, start=start, last_commit=clock())
+    batch = _Batch(store, on_commit, clock, last_commit=clock())
     seen_tokens = 0
     with tqdm(total=total or len(tasks), initial=initial, unit="problem", disable=not progress, desc="generate") as bar:
         try:
@@ -155,18 +137,18 @@ def run_stream(
                     if task is None:
                         raise RuntimeError(f"engine returned request {completion.request_id!r}, which is not pending")
                     # One by one: rows queued before an unknown id are still committed on the way out.
-                    commits.rows.append(completion_row(task, completion, now - submitted[task.request_id], decode))
+                    batch.rows.append(completion_row(task, completion, now - submitted[task.request_id], decode))
                     seen_tokens += len(completion.token_ids)
                 if done:
-                    commits.last_finish = now
-                    bar.update(len(done))
                     elapsed = now - start
+                    batch.stats.engine_time_s = elapsed
+                    bar.update(len(done))
                     bar.set_postfix(tok_s=f"{seen_tokens / elapsed:.1f}" if elapsed > 0 else "-", unfinished=len(unfinished))
-                if commits.rows and (len(commits.rows) >= commit_every or now - commits.last_commit >= commit_seconds):
-                    commits.commit()
+                if batch.rows and (len(batch.rows) >= commit_every or now - batch.last_commit >= commit_seconds):
+                    batch.commit()
         finally:
-            if commits.rows:  # rows finished before an error or Ctrl-C are kept
-                commits.commit()
+            if batch.rows:  # rows finished before an error or Ctrl-C are kept
+                batch.commit()
     if unfinished:
         raise RuntimeError(f"engine stopped with {len(unfinished)} task(s) unreturned: {sorted(unfinished)[:10]}")
-    return commits.stats()
+    return batch.stats

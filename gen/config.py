@@ -95,14 +95,6 @@ class GenerateConfig(StageConfig):
         """``--backend ray``, or more than one replica (vLLM's ``LLM`` runs one engine per process)."""
         return self.backend == RAY or self.data_parallel_size > 1
 
-    @property
-    def style(self) -> PromptStyle:
-        return PromptStyle(self.prompt_style)
-
-    @property
-    def stop_policy(self) -> StopPolicy:
-        return StopPolicy(self.stop)
-
     def inputs(self) -> list[Path]:
         return [self.problems]
 

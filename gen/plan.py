@@ -103,7 +103,7 @@ def resolve(config: GenerateConfig) -> Resolved:
     else:
         device = detect_device()
     invariant, note = batch_invariant_support(device) if config.deterministic else (False, None)
-    stops = stop_tokens(source.path, tokenizer, policy=config.stop_policy, revision=source.revision)
+    stops = stop_tokens(source.path, tokenizer, policy=config.stop, revision=source.revision)
     engine = EngineConfig(
         model=source.path,
         revision=source.revision,
@@ -135,5 +135,5 @@ def plan(config: GenerateConfig) -> Plan:
     """Select, resolve, tokenize and split off the overflowing prompts."""
     rows = select_rows(read_problems(config.problems), start=config.start, end=config.end, limit=config.limit)
     resolved = resolve(config)
-    tasks, excluded = split_overflow(build_tasks(rows, resolved.tokenizer, config.style), resolved.engine.max_model_len)
+    tasks, excluded = split_overflow(build_tasks(rows, resolved.tokenizer, config.prompt_style), resolved.engine.max_model_len)
     return Plan(rows, tasks, excluded, resolved)

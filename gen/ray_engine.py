@@ -260,7 +260,6 @@ class RayEngine:
         self.requests_per_replica: int | None = None  # set when the job starts
         self.startup_s: float | None = None  # the job's start to its first request entering an engine
         self._waiting: dict[str, list[int]] = {}  # added, not yet submitted
-        self._in_flight: set[str] = set()  # submitted, not yet returned
         self._results: queue.Queue[Any] = queue.Queue()
         self._pump: threading.Thread | None = None
         self._stop = threading.Event()
@@ -289,7 +288,8 @@ class RayEngine:
         self._waiting[request_id] = [int(i) for i in prompt_token_ids]
 
     def has_unfinished_requests(self) -> bool:
-        return bool(self._waiting or self._in_flight)
+        """Whether requests wait or a job runs (which ends once every row came back)."""
+        return bool(self._waiting) or self._pump is not None
 
     def step(self) -> list[Completion]:
         """The completions that arrived, waiting up to :data:`STEP_WAIT_S` for the first.
@@ -297,12 +297,10 @@ class RayEngine:
         Requests added while a job runs form the next job (new engine starts).
 
         Raises:
-            RuntimeError: the Ray Data job failed, or ended with requests unreturned.
+            RuntimeError: the Ray Data job failed.
         """
         if self._pump is None and self._waiting:
             self._start_job()
-        if self._pump is None:
-            return []
         try:
             items = [self._results.get(timeout=STEP_WAIT_S)]
         except queue.Empty:
@@ -313,20 +311,15 @@ class RayEngine:
         for item in items:
             if isinstance(item, BaseException):
                 raise RuntimeError(f"the Ray Data job failed: {type(item).__name__}: {item}") from item
-            if item is not _DONE:
+            if item is _DONE:
+                self._pump.join()
+                self._pump = None
+            else:
                 done.append(self._completion(item))
-                continue
-            self._pump.join()
-            self._pump = None
-            if self._in_flight:
-                missing = sorted(self._in_flight)
-                raise RuntimeError(f"the Ray Data job ended without {len(missing)} request(s): {missing[:10]}")
         return done
 
     def close(self) -> None:
         """Disconnect from Ray when this module connected; a connection the caller made stays, and its job runs on."""
-        if self._pump is not None and not self._in_flight:
-            self._pump.join(timeout=60)  # everything came back: let Ray Data wind the job down before Ray goes
         self._stop.set()
         disconnect()
         if self._pump is not None:
@@ -367,7 +360,6 @@ class RayEngine:
 
         rows = [{ID_COLUMN: request_id, "tokenized_prompt": ids, "sampling_params": sampling_row(self.config)}
                 for request_id, ids in self._waiting.items()]
-        self._in_flight.update(self._waiting)
         self._waiting = {}
         self.requests_per_replica = replica_share(len(rows), data_parallel_size=self.data_parallel_size,
                                                   max_num_seqs=self.replica_max_num_seqs)
@@ -392,12 +384,8 @@ class RayEngine:
         self._results.put(_DONE)
 
     def _completion(self, row: Mapping[str, Any]) -> Completion:
-        request_id = str(row[ID_COLUMN])
-        if request_id not in self._in_flight:
-            raise RuntimeError(f"the Ray Data job returned request {request_id!r}, which is not in flight")
-        self._in_flight.discard(request_id)
         if self.startup_s is None:
             # A row's LLM time starts when it reached an engine; the first batch does as soon as one has started.
             self.startup_s = max(0.0, time.perf_counter() - self._job_start - float(row.get("time_taken_llm") or 0.0))
         ids = tuple(int(i) for i in row["generated_tokens"])
-        return Completion(request_id=request_id, token_ids=ids, finish_reason=finish_reason(ids, self._stop_ids))
+        return Completion(request_id=str(row[ID_COLUMN]), token_ids=ids, finish_reason=finish_reason(ids, self._stop_ids))

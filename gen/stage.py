@@ -23,7 +23,7 @@ from gen.config import CHUNK_SIZE_DEPRECATION, EMBEDDED, RAY, GenerateConfig
 from gen.engine import Engine, EngineConfig, EngineFactory
 from gen.metadata import MetadataWriter, fixed_fields, run_info
 from gen.plan import Plan, plan
-from gen.ray_engine import DEFAULT_BATCH_SIZE
+from gen.ray_engine import DEFAULT_BATCH_SIZE, disconnect
 from gen.store import GenerationStore
 from gen.stream import PromptTask, StreamStats, run_stream
 
@@ -95,10 +95,7 @@ def run(config: GenerateConfig, *, engine_factory: EngineFactory | None = None, 
                 )
             return generate(config, work, store, previous, pending, factory, wall_start=wall_start, progress=progress)
     finally:
-        if config.uses_ray:  # a cluster joined to find its device, and no engine left to close it
-            from gen.ray_engine import disconnect
-
-            disconnect()
+        disconnect()  # a Ray cluster joined to find its device, when no engine was left to close it
 
 
 def build_engine(config: EngineConfig, *, data_parallel_size: int = 1, device: str = "cpu", backend: str = EMBEDDED,

@@ -60,10 +60,11 @@ def run_info(config: GenerateConfig, plan: Plan) -> dict[str, Any]:
     }
 
 
-def fixed_fields(config: GenerateConfig, plan: Plan, info: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+def fixed_fields(config: GenerateConfig, plan: Plan, info: dict[str, Any],
+                 previous: dict[str, Any] | None) -> dict[str, Any]:
     """The metadata fields fixed for this run (:func:`totals` adds the rest); exclusions merge with earlier runs'."""
     r = plan.resolved
-    excluded = {e["task_id"]: e for e in (previous or {}).get(keys.EXCLUDED, [])} | {e["task_id"]: e for e in plan.excluded}
+    excluded = {e["task_id"]: e for e in [*(previous or {}).get(keys.EXCLUDED, []), *plan.excluded]}
     return {
         keys.MODEL: r.source.name,
         keys.MODEL_PATH: r.source.path,

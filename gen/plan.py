@@ -135,5 +135,6 @@ def plan(config: GenerateConfig) -> Plan:
     """Select, resolve, tokenize and split off the overflowing prompts."""
     rows = select_rows(read_problems(config.problems), start=config.start, end=config.end, limit=config.limit)
     resolved = resolve(config)
-    tasks, excluded = split_overflow(build_tasks(rows, resolved.tokenizer, config.prompt_style), resolved.engine.max_model_len)
+    tasks = build_tasks(rows, resolved.tokenizer, config.prompt_style)
+    tasks, excluded = split_overflow(tasks, resolved.engine.max_model_len)
     return Plan(rows, tasks, excluded, resolved)

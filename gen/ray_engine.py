@@ -95,7 +95,8 @@ def cluster_resources() -> dict[str, float]:
 
 
 def cluster_device() -> str:
-    """The replicas' device: this machine's without ``RAY_ADDRESS`` (no Ray started), else ``cuda`` when the cluster has GPUs."""
+    """The replicas' device: without ``RAY_ADDRESS`` this machine's (no Ray started), else ``cuda`` when the cluster
+    has GPUs."""
     if cluster_address() is None:
         from artifacts.device import detect_device
 
@@ -244,7 +245,8 @@ class RayEngine:
             self.address = ray.get_runtime_context().gcs_address
             self.local = _started_here and cluster_address() is None
             self.device = device or ("cuda" if self.resources.get("GPU", 0) > 0 else "cpu")
-            self._stop_ids = frozenset(config.stop_token_ids) | (frozenset() if config.ignore_eos else model_eos_ids(config))
+            eos = frozenset() if config.ignore_eos else model_eos_ids(config)
+            self._stop_ids = frozenset(config.stop_token_ids) | eos  # for the finish reason
             self.bundles = replica_bundles(device=self.device, tensor_parallel_size=config.tensor_parallel_size,
                                            cluster_cpus=self.resources.get("CPU", 0.0),
                                            data_parallel_size=data_parallel_size)
@@ -388,4 +390,4 @@ class RayEngine:
             # A row's LLM time starts when it reached an engine; the first batch does as soon as one has started.
             self.startup_s = max(0.0, time.perf_counter() - self._job_start - float(row.get("time_taken_llm") or 0.0))
         ids = tuple(int(i) for i in row["generated_tokens"])
-        return Completion(request_id=str(row[ID_COLUMN]), token_ids=ids, finish_reason=finish_reason(ids, self._stop_ids))
+        return Completion(str(row[ID_COLUMN]), ids, finish_reason(ids, self._stop_ids))

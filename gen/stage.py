@@ -60,7 +60,8 @@ class GenerateResult:
         )
 
 
-def run(config: GenerateConfig, *, engine_factory: EngineFactory | None = None, progress: bool = True) -> GenerateResult:
+def run(config: GenerateConfig, *, engine_factory: EngineFactory | None = None,
+        progress: bool = True) -> GenerateResult:
     """Greedy completions for the selected problems, streamed and committed as they finish; resumable.
 
     Args:
@@ -165,12 +166,13 @@ def generate(config: GenerateConfig, work: Plan, store: GenerationStore, previou
     stats = StreamStats()
     if pending:
         load_start = time.perf_counter()
-        engine = factory(work.resolved.engine, data_parallel_size=config.data_parallel_size, device=work.resolved.device)
+        r = work.resolved
+        engine = factory(r.engine, data_parallel_size=config.data_parallel_size, device=r.device)
         writer.engine_started(time.perf_counter() - load_start, engine)
-        tokenizer = work.resolved.tokenizer
         try:
             stats = run_stream(
-                tasks=pending, engine=engine, store=store, decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+                tasks=pending, engine=engine, store=store,
+                decode=lambda ids: r.tokenizer.decode(ids, skip_special_tokens=True),
                 commit_every=config.commits_every, commit_seconds=config.commit_seconds, on_commit=writer,
                 progress=progress, total=len(work.tasks), initial=len(work.tasks) - len(pending),
             )

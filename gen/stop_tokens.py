@@ -3,10 +3,10 @@
 gemma-2-2b-it's ``generation_config.json`` lists ``<eos>`` (1) and ``<end_of_turn>`` (107); its
 tokenizer's ``eos_token`` names only the first, so stopping on it alone runs past the turn's end.
 
-| ``--stop``                | stops on                                                 | vLLM sampling                             |
-| ------------------------- | -------------------------------------------------------- | ----------------------------------------- |
-| ``end-of-turn`` (default) | every ``eos_token_id`` of the generation config          | ``stop_token_ids=ids``                    |
-| ``eos-only``              | the tokenizer's EOS (the earlier tool, the 7.6 steering) | ``ignore_eos=True, stop_token_ids=[eos]`` |
+| ``--stop``                | stops on                                        | vLLM sampling                         |
+| ------------------------- | ----------------------------------------------- | ------------------------------------- |
+| ``end-of-turn`` (default) | every ``eos_token_id`` of the generation config | ``stop_token_ids=ids``                |
+| ``eos-only``              | the tokenizer's EOS (earlier tool, 7.6 code)    | ``ignore_eos, stop_token_ids=[eos]``  |
 
 vLLM 0.32 merges the generation config's eos ids into ``stop_token_ids`` unless ``ignore_eos``.
 """
@@ -30,7 +30,7 @@ DEFAULT_STOP_POLICY = StopPolicy.END_OF_TURN
 
 @dataclass(frozen=True)
 class StopTokens:
-    """The ids to stop on, their file (``generation_config``, ``config``, ``tokenizer``) and whether vLLM must ignore EOS."""
+    """The ids to stop on, their ``source`` file and whether vLLM must ignore the model's EOS (``eos-only``)."""
 
     ids: tuple[int, ...]
     source: str

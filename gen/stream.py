@@ -58,7 +58,8 @@ class StreamStats:
         return self.n_completion_tokens / self.engine_time_s if self.engine_time_s > 0 else 0.0
 
 
-def completion_row(task: PromptTask, completion: Completion, seconds: float, decode: Callable[[list[int]], str]) -> dict:
+def completion_row(task: PromptTask, completion: Completion, seconds: float,
+                   decode: Callable[[list[int]], str]) -> dict:
     """The parquet row of one finished task (schema: :mod:`gen.store`)."""
     ids = list(completion.token_ids)
     return {
@@ -143,7 +144,8 @@ def run_stream(*, tasks: Sequence[PromptTask], engine: Engine, store: Generation
                     elapsed = now - start
                     batch.stats.engine_time_s = elapsed
                     bar.update(len(done))
-                    bar.set_postfix(tok_s=f"{seen_tokens / elapsed:.1f}" if elapsed > 0 else "-", unfinished=len(unfinished))
+                    rate = f"{seen_tokens / elapsed:.1f}" if elapsed > 0 else "-"
+                    bar.set_postfix(tok_s=rate, unfinished=len(unfinished))
                 if batch.rows and (len(batch.rows) >= commit_every or now - batch.last_commit >= commit_seconds):
                     batch.commit()
         finally:

@@ -18,6 +18,7 @@ from gen.config import EMBEDDED, RAY, GenerateConfig
 from gen.device_policy import apply_cpu_env_defaults, device_name
 from gen.engine import Engine
 from gen.plan import Plan
+from gen.ray_engine import cluster_address
 from gen.store import GenerationStore
 from gen.stream import StreamStats
 from gen.vllm_engine import vllm_version
@@ -30,17 +31,12 @@ def run_info(config: GenerateConfig, plan: Plan) -> dict[str, Any]:
     have no GPU (``ray_cluster_resources`` lists the cluster's).
     """
     device, engine = plan.resolved.device, plan.resolved.engine
-    if config.uses_ray:
-        from gen.ray_engine import cluster_address
-
-        name = f"{device}:ray cluster" if cluster_address() is not None else device_name(device)
-    else:
-        name = device_name(device)
+    on_cluster = config.uses_ray and cluster_address() is not None
     return {
         "started": _now(),
         keys.BACKEND: RAY if config.uses_ray else EMBEDDED,
         keys.VLLM_VERSION: vllm_version(),
-        keys.DEVICE: name,
+        keys.DEVICE: f"{device}:ray cluster" if on_cluster else device_name(device),
         "tensor_parallel_size": config.tensor_parallel_size,
         "data_parallel_size": config.data_parallel_size,
         "commit_every": config.commits_every,

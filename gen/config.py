@@ -25,11 +25,6 @@ CHUNK_SIZE_DEPRECATION = (
 )
 
 
-def uses_ray(backend: str, data_parallel_size: int) -> bool:
-    """``--backend ray``, or more than one replica (vLLM's ``LLM`` runs one engine per process)."""
-    return backend == RAY or data_parallel_size > 1
-
-
 @dataclass(frozen=True)
 class GenerateConfig(StageConfig):
     """Write generations.parquet and generations_metadata.json (resumes an interrupted run)."""
@@ -97,16 +92,8 @@ class GenerateConfig(StageConfig):
 
     @property
     def uses_ray(self) -> bool:
-        """Whether the replicas run on Ray (:func:`uses_ray`)."""
-        return uses_ray(self.backend, self.data_parallel_size)
-
-    @property
-    def style(self) -> PromptStyle:
-        return PromptStyle(self.prompt_style)
-
-    @property
-    def stop_policy(self) -> StopPolicy:
-        return StopPolicy(self.stop)
+        """``--backend ray``, or more than one replica (vLLM's ``LLM`` runs one engine per process)."""
+        return self.backend == RAY or self.data_parallel_size > 1
 
     def inputs(self) -> list[Path]:
         return [self.problems]

@@ -1,13 +1,9 @@
 """What the generate stage needs from an engine: the streaming protocol, and nothing of vLLM.
 
-The protocol mirrors vLLM's offline engine (``LLM.llm_engine``: ``add_request``, ``step``,
-``has_unfinished_requests``) so that :class:`gen.vllm_engine.VllmEngine` is a thin wrapper,
-:class:`gen.ray_engine.RayEngine` serves the same calls with replicas on Ray, and the
-tests drive the whole stage with a scripted engine in milliseconds. The driver
-(:func:`gen.stream.run_stream`) submits every pending prompt, then calls ``step`` until
-nothing is unfinished, committing completions as they come back.
-
-This module imports nothing from the rest of ``gen`` (every other engine module imports it).
+The protocol mirrors vLLM's ``LLM.llm_engine`` (``add_request``, ``step``,
+``has_unfinished_requests``): :class:`gen.vllm_engine.VllmEngine` wraps it thinly,
+:class:`gen.ray_engine.RayEngine` serves it with replicas on Ray, and the tests drive the
+stage with a scripted engine. This module imports nothing from the rest of ``gen``.
 """
 
 from __future__ import annotations
@@ -33,29 +29,21 @@ class Completion:
 
 
 class Engine(Protocol):
-    """A streaming greedy engine (the interface of vLLM's ``LLMEngine``, reduced to what we use).
-
-    ``max_num_seqs`` is how many sequences the engine decodes at once (None when unknown);
-    requests beyond it wait inside the engine.
-    """
+    """A streaming greedy engine; ``max_num_seqs`` is how many sequences it decodes at once (None: unknown)."""
 
     max_num_seqs: int | None
 
     def add_request(self, request_id: str, prompt_token_ids: Sequence[int]) -> None:
-        """Queue one prompt (token ids, never text) under ``request_id``; returns at once."""
-        ...
+        """Queue one prompt (token ids, never text); returns at once."""
 
     def step(self) -> list[Completion]:
         """Run one engine step; return the requests that finished in it (often none)."""
-        ...
 
     def has_unfinished_requests(self) -> bool:
         """Whether any added request has not been returned by :meth:`step` yet."""
-        ...
 
     def close(self) -> None:
         """Stop the engine's processes and free their memory."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -81,10 +69,6 @@ class EngineConfig:
 
 
 class EngineFactory(Protocol):
-    """Builds the engine :func:`gen.stage.run` streams through (see :func:`gen.factory.build_engine`).
-
-    Called at most once per run, and only when work is left.
-    """
+    """Builds the engine :func:`gen.stage.run` streams through; called once, and only when work is left."""
 
     def __call__(self, config: EngineConfig, *, data_parallel_size: int, device: str) -> Engine: ...
-

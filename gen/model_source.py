@@ -1,7 +1,7 @@
 """Resolve ``--model`` to something loadable, with its provenance (revision or content hash).
 
-A model is either a local checkpoint folder (hashed, so a rerun can tell a changed folder)
-or a Hugging Face hub id (its commit hash, read from the cached config when known).
+A local checkpoint folder is hashed, so a rerun can tell a changed folder; a Hugging Face hub
+id carries its commit hash, read from the cached config when known.
 """
 
 from __future__ import annotations
@@ -17,19 +17,11 @@ from artifacts.files import sha256_file
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model comes from.
-
-    Attributes:
-        name: ``--model`` as given (recorded in the metadata).
-        path: what to pass to loaders: an absolute folder path or the hub id.
-        is_local: whether ``path`` is a local folder.
-        revision: the hub commit hash, when known; ``None`` for local folders.
-        content_hash: sha256 over a local folder's files; ``None`` for hub models.
-    """
+    """``--model`` as given (``name``); ``path`` for loaders (absolute folder or hub id); the hub
+    commit hash (``revision``) or a local folder's ``content_hash``."""
 
     name: str
     path: str
-    is_local: bool
     revision: str | None
     content_hash: str | None
 
@@ -45,11 +37,8 @@ def looks_like_path(model: str) -> bool:
 
 
 def folder_hash(folder: str | Path) -> str:
-    """sha256 over the relative paths and contents of every non-hidden file in ``folder``.
-
-    Hidden files (such as our own provenance notes) and ``README.md`` are skipped, so the
-    hash names the weights, config and tokenizer only.
-    """
+    """sha256 over the relative paths and contents of ``folder``'s files: the weights, config and
+    tokenizer, so hidden files (our provenance notes) and ``README.md`` are skipped."""
     folder = Path(folder)
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -60,13 +49,8 @@ def folder_hash(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_model(model: str, *, revision: str | None = None, hash_local: bool = True) -> ModelSource:
-    """Check that ``model`` exists and describe it.
-
-    Args:
-        model: a local checkpoint folder or a Hugging Face hub id.
-        revision: hub branch, tag or commit to use (ignored for local folders).
-        hash_local: compute ``content_hash`` for local folders (reads every file once).
+def resolve_model(model: str, *, revision: str | None = None) -> ModelSource:
+    """Check that ``model`` (a local checkpoint folder or a hub id at ``revision``) exists and describe it.
 
     Raises:
         InputError: the folder is missing or has no ``config.json``, or the hub id cannot
@@ -78,13 +62,7 @@ def resolve_model(model: str, *, revision: str | None = None, hash_local: bool =
             raise InputError(f"--model {model}: model folder not found; pass an existing checkpoint folder or a hub id")
         if not (local / "config.json").is_file():
             raise InputError(f"--model {model}: no config.json in this folder; is it a Hugging Face checkpoint?")
-        return ModelSource(
-            name=model,
-            path=str(local.resolve()),
-            is_local=True,
-            revision=None,
-            content_hash=folder_hash(local) if hash_local else None,
-        )
+        return ModelSource(model, str(local.resolve()), revision=None, content_hash=folder_hash(local))
     from transformers import AutoConfig
 
     try:
@@ -95,10 +73,4 @@ def resolve_model(model: str, *, revision: str | None = None, hash_local: bool =
             f"({type(exc).__name__}); check the name, log in for gated models (huggingface-cli login), "
             "or pass a local checkpoint folder"
         ) from exc
-    return ModelSource(
-        name=model,
-        path=model,
-        is_local=False,
-        revision=getattr(config, "_commit_hash", None) or revision,
-        content_hash=None,
-    )
+    return ModelSource(model, model, revision=getattr(config, "_commit_hash", None) or revision, content_hash=None)

@@ -1,26 +1,9 @@
-"""The generate stage's output folder: a parquet committed in small batches, plus its metadata.
+"""The generate stage's output folder: ``generations.parquet`` committed in small batches, and its metadata.
 
-Crash safety: every commit (a batch of finished completions, see :mod:`gen.stream`)
-rewrites ``generations.parquet`` whole through an atomic rename (at most a few MB for 388
-problems), so the file on disk always holds whole committed batches only; a SIGKILL loses
-only the requests in flight and the rows waiting for the next commit. These commits are how
-a crashed run resumes: a rerun loads the rows and generates only the missing tasks. Whether
-the stored rows were made with this run's settings is the completion record's question
-(:func:`artifacts.records.stage_run`), asked before the store is opened.
-
-``generations.parquet`` schema (column names in :mod:`artifacts.schema.generations`), sorted by ``task_id``:
-
-| column               | type        | meaning                                                      |
-| -------------------- | ----------- | ------------------------------------------------------------ |
-| task_id              | int64       | MBPP task id                                                 |
-| prompt               | string      | the rendered prompt (chat style: templated text)             |
-| prompt_token_ids     | list<int32> | exactly what vLLM was fed, one BOS                           |
-| completion_token_ids | list<int32> | what vLLM generated, the end-of-turn id included if it stopped |
-| completion           | string      | completion ids decoded, special tokens skipped               |
-| finish_reason        | string      | ``stop`` (end-of-turn id) or ``length`` (max_new_tokens)     |
-| n_prompt_tokens      | int64       | len(prompt_token_ids)                                        |
-| n_completion_tokens  | int64       | len(completion_token_ids)                                    |
-| generation_time      | float64     | seconds from the task's submission to the step that finished it |
+Every commit rewrites the parquet whole through an atomic rename (a few MB for 388 problems),
+so the file holds whole committed batches only: a SIGKILL loses the requests in flight and the
+rows waiting for the next commit, and a rerun loads the rows and generates only the missing
+tasks. Columns: :mod:`artifacts.schema.generations` and data/README.md; rows sorted by ``task_id``.
 """
 
 from __future__ import annotations
@@ -55,44 +38,29 @@ assert tuple(SCHEMA.names) == cols.COLUMNS
 
 
 class GenerationStore:
-    """Read and commit the rows of one output folder.
-
-    Args:
-        output_dir: the stage's output folder (``DATA_DIR/phase7_3`` by default).
-    """
+    """Read and commit the rows of one output folder (``DATA_DIR/phase7_3`` by default)."""
 
     def __init__(self, output_dir: str | os.PathLike[str]) -> None:
         self.output_dir = Path(output_dir)
         self.parquet_path = self.output_dir / GENERATIONS_FILE
         self.metadata_path = self.output_dir / GENERATIONS_METADATA_FILE
-        self._table: pa.Table = SCHEMA.empty_table()
-
-    @property
-    def table(self) -> pa.Table:
-        """The rows committed so far (sorted by ``task_id``)."""
-        return self._table
+        self.table: pa.Table = SCHEMA.empty_table()  # the rows committed so far, sorted by task_id
 
     @property
     def done_ids(self) -> set[int]:
-        return set(self._table.column(cols.COL_TASK_ID).to_pylist())
-
-    def read_metadata(self) -> dict[str, Any] | None:
-        """The metadata file, or None when there is none.
-
-        Raises:
-            InputError: it exists but is not a JSON object (``--overwrite`` starts over).
-        """
-        return read_optional_json(self.metadata_path)
+        return set(self.table.column(cols.COL_TASK_ID).to_pylist())
 
     def open(self) -> dict[str, Any] | None:
-        """Load the rows committed earlier (none when there is no parquet); return the earlier metadata.
+        """Load the rows committed earlier (none without a parquet); return the earlier metadata, if any.
 
         Raises:
-            InputError: the parquet is unreadable or lacks a column.
+            InputError: the parquet is unreadable or lacks a column, or the metadata is no JSON object.
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
-        meta = self.read_metadata()
+        for name in (GENERATIONS_FILE, GENERATIONS_METADATA_FILE):  # what a SIGKILL during a write leaves
+            for tmp in self.output_dir.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        meta = read_optional_json(self.metadata_path)
         if not self.parquet_path.is_file():
             return meta
         try:
@@ -102,7 +70,7 @@ class GenerationStore:
         missing = [name for name in SCHEMA.names if name not in table.column_names]
         if missing:
             raise InputError(f"{self.parquet_path}: missing column(s) {', '.join(missing)}; pass --overwrite")
-        self._table = table.select(SCHEMA.names).cast(SCHEMA)
+        self.table = table.select(SCHEMA.names).cast(SCHEMA)
         return meta
 
     def commit(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -111,16 +79,10 @@ class GenerationStore:
         overlap = self.done_ids & set(new.column(cols.COL_TASK_ID).to_pylist())
         if overlap:
             raise ValueError(f"task ids already committed: {sorted(overlap)[:10]}")
-        table = pa.concat_tables([self._table, new]).sort_by(cols.COL_TASK_ID)
+        table = pa.concat_tables([self.table, new]).sort_by(cols.COL_TASK_ID)
         with atomic_path(self.parquet_path) as tmp:
             pq.write_table(table, tmp)
-        self._table = table
+        self.table = table
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         write_json(self.metadata_path, dict(metadata))
-
-    def _remove_stale_temporaries(self) -> None:
-        # A SIGKILL during a write leaves atomic_path's temporary file behind.
-        for name in (GENERATIONS_FILE, GENERATIONS_METADATA_FILE):
-            for tmp in self.output_dir.glob(f".{name}.*.tmp"):
-                tmp.unlink(missing_ok=True)

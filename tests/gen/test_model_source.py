@@ -23,7 +23,7 @@ def test_folder_without_config_is_rejected(tmp_path: Path) -> None:
 
 def test_local_folder_is_resolved_and_hashed(tiny_gemma2: Path, tmp_path: Path) -> None:
     source = resolve_model(str(tiny_gemma2))
-    assert source.is_local and source.revision is None and Path(source.path) == tiny_gemma2.resolve()
+    assert source.content_hash and source.revision is None and Path(source.path) == tiny_gemma2.resolve()
     copy = tmp_path / "copy"
     shutil.copytree(tiny_gemma2, copy)
     (copy / ".note").write_text("hidden files do not count")

@@ -26,7 +26,6 @@ from artifacts.schema import generations as keys
 from cli import cli
 from gen.config import GenerateConfig
 from gen.engine import Completion, EngineConfig
-from gen.factory import build_engine
 from gen.ray_engine import (
     CPU_BIND_ENV,
     INSTALL_HINT,
@@ -39,7 +38,7 @@ from gen.ray_engine import (
     require_ray,
     sampling_row,
 )
-from gen.stage import default_factory, run
+from gen.stage import build_engine, default_factory, run
 from tests.gen.scripted_engine import ScriptedEngine, ScriptedFactory
 
 
@@ -189,10 +188,9 @@ def test_finish_reason_follows_vllms_stop_check() -> None:
 
 
 def test_replica_resources() -> None:
-    share = dict(tensor_parallel_size=1, cpus_per_replica=None, cluster_cpus=8.0)
+    share = dict(tensor_parallel_size=1, cluster_cpus=8.0)
     assert replica_bundles(device="cpu", data_parallel_size=2, **share) == [{"CPU": 4.0}]
     assert replica_bundles(device="cpu", data_parallel_size=3, **share) == [{"CPU": 2.0}]
-    assert replica_bundles(device="cpu", data_parallel_size=2, **{**share, "cpus_per_replica": 1.5}) == [{"CPU": 1.5}]
     assert replica_bundles(device="cuda", data_parallel_size=4, **{**share, "tensor_parallel_size": 2}) == [
         {"GPU": 1.0, "CPU": 1.0}, {"GPU": 1.0, "CPU": 1.0}]
     with pytest.raises(InputError, match="only 8 CPUs"):

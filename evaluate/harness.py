@@ -1,19 +1,16 @@
 """The test runner that executes INSIDE the sandbox: standard library only, no project imports.
 
 The launcher (:mod:`evaluate.sandbox`) starts ``python -u -S -s -B -c <bootstrap>`` and writes
-to its stdin this module's compiled code (run as ``__main__``), then one ``marshal``-encoded
-job (built in, so no import time): ``nonce``, ``results_fd``, ``code``, ``setup_code``,
-``checks`` (``[kind, source]`` per test: ``value`` and an expression, or ``statement`` and a
-statement), ``legacy``, ``limits`` (``cpu_s``, ``address_space_bytes``, ``file_size_bytes``,
-``max_processes``, ``open_files``), ``workdir``, ``run_as`` ([uid, gid] or null), ``process_mode``.
+to its stdin this module's compiled code (run as ``__main__``), then one ``marshal``-encoded job
+(built in, so no import time; its keys: ``Sandbox._job``).
 
 :func:`main` reads the job (stdin then becomes ``/dev/null``), sets resource limits with hard =
 soft, as root switches to the unprivileged ``run_as`` uid (which clears every capability),
 sends ``ready``, runs ``code`` in a fresh module ``solution``, then ``setup_code`` in its
 namespace (it may use the code's classes, MBPP tasks 367 and 927), then each check on its own,
 sends ``done`` and ends with ``os._exit(0)`` (no atexit hook or stray thread runs). A value
-check sends the value of its expression (the left side of ``assert <expression> == <literal>``;
-the launcher compares it with the literal); a statement check reports whether it raised.
+check sends the value of its expression (the launcher compares it with the test's literal); a
+statement check reports whether it raised.
 Legacy mode (the earlier tool's verdict): ``exec(code, {})``, no ``setup_code``, statements
 only, and the first failing test ends the run.
 
@@ -128,7 +125,7 @@ def main() -> None:
     workdir = job["workdir"]
     run_as = job["run_as"]
     process_mode = bool(job["process_mode"])
-    del job  # the nonce lives only in this frame (and the sender's closure) from here on
+    del job  # the nonce lives only in this frame (and the channel's closures) from here on
 
     # Everything used once the program has started is bound here, before it can be rebound:
     # each step is a closure over references its factory takes now, and from the first step on
@@ -136,8 +133,7 @@ def main() -> None:
     exit_now = os._exit
     done_kind = DONE
     n_tests = len(checks)
-    send, send_value = _make_sender(nonce, results_fd)
-    report = _make_reporter(send)
+    send, send_value, report = _make_channel(nonce, results_fd)
     run = _make_executor()
     encode = _make_encoder(MAX_VALUE_BYTES, MAX_VALUE_DEPTH)
     run_code, run_setup, run_checks = _make_steps(send, send_value, report, run, encode)
@@ -161,7 +157,7 @@ def _read_job() -> dict:
 
 
 def _confine(limits: dict, workdir: str, run_as: list | None, process_mode: bool) -> None:
-    """Resource limits, the unprivileged uid (when root), process-mode guards, then the work dir."""
+    """Resource limits (hard = soft), the unprivileged uid (when root), process-mode guards, then the work dir."""
     cpu = int(limits["cpu_s"])
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL a second later
@@ -169,10 +165,27 @@ def _confine(limits: dict, workdir: str, run_as: list | None, process_mode: bool
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_bytes"],) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
     if run_as is not None and os.geteuid() == 0:
-        _drop_privileges(int(run_as[0]), int(run_as[1]), workdir)
+        # Changing every uid away from 0 clears all capabilities, for good.
+        uid, gid = int(run_as[0]), int(run_as[1])
+        os.chown(workdir, uid, gid)
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if 0 in os.getresuid() or 0 in os.getresgid():
+            raise SystemExit("harness: could not drop root privileges")
     if process_mode:
         _process_mode_guards()
-    _limit_processes(int(limits["max_processes"]))
+    # RLIMIT_NPROC counts every process of the real uid: allow what exists plus the program's share.
+    uid = os.getuid()
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                pass
+    limit = count + int(limits["max_processes"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
     os.chdir(workdir)
 
 
@@ -192,10 +205,13 @@ def _new_namespace(legacy: bool) -> dict:
 # builtins or this module's globals cannot change what they do or send.
 
 
-def _make_sender(nonce: str, results_fd: int) -> tuple[Callable[..., None], Callable[[int, bytes], None]]:
-    """``send(*fields)``: one record on the result channel; ``send_value(index, payload)``: a value in pieces."""
-    write, getpid, str_, len_, hex_ = os.write, os.getpid, str, len, bytes.hex
-    part_kind, value_kind, piece = PART, VALUE, VALUE_PIECE_CHARS
+def _make_channel(nonce: str, results_fd: int) -> tuple[Callable[..., None], Callable[[int, bytes], None],
+                                                        Callable[..., None]]:
+    """``send(*fields)``: one record; ``send_value(index, payload)``: a value in pieces; ``report``: a failure."""
+    write, getpid, str_, len_, hex_, type_, issubclass_ = os.write, os.getpid, str, len, bytes.hex, type, issubclass
+    base_exception, assertion_error, memory_error = BaseException, AssertionError, MemoryError
+    part_kind, value_kind, piece, max_message = PART, VALUE, VALUE_PIECE_CHARS, MAX_MESSAGE_CHARS
+    assertion_failed, memory, runtime_error = ASSERTION_FAILED, MEMORY, RUNTIME_ERROR
 
     def send(*fields: object) -> None:
         """Write one record with a single ``os.write``; the pid is read per record (a fork sends its own)."""
@@ -211,17 +227,9 @@ def _make_sender(nonce: str, results_fd: int) -> tuple[Callable[..., None], Call
             start += piece
         send(value_kind, index, text[start:])
 
-    return send, send_value
-
-
-def _make_reporter(send: Callable[..., None]) -> Callable[..., None]:
-    """``report(kind, where, exc, error_type=None)``: a failure record with the exception's error type and text."""
-    type_, str_, issubclass_ = type, str, issubclass
-    base_exception, assertion_error, memory_error = BaseException, AssertionError, MemoryError
-    assertion_failed, memory, runtime_error, max_message = ASSERTION_FAILED, MEMORY, RUNTIME_ERROR, MAX_MESSAGE_CHARS
-
     def report(kind: str, where: object, exc: BaseException, error_type: str | None = None) -> None:
-        """Send ``kind where error_type message``; the message is ``Type: text``, cut, and never raises."""
+        """Send ``kind where error_type message``: the exception's error type unless given, and its
+        ``Type: text``, cut (never raises, whatever the exception does)."""
         if error_type is None:
             cls = type_(exc)
             error_type = runtime_error
@@ -237,7 +245,7 @@ def _make_reporter(send: Callable[..., None]) -> Callable[..., None]:
             message = "<exception that cannot be printed>"
         send(kind, where, error_type, message[:max_message].encode("utf-8", "replace").hex())
 
-    return report
+    return send, send_value, report
 
 
 def _make_executor() -> Callable[..., tuple[object, BaseException | None]]:
@@ -255,7 +263,8 @@ def _make_executor() -> Callable[..., tuple[object, BaseException | None]]:
     builtins_snapshot = dict(builtins.__dict__)
     clear_builtins, update_builtins = builtins.__dict__.clear, builtins.__dict__.update
 
-    def run(source: object, filename: str, namespace: dict, evaluate: bool = False) -> tuple[object, BaseException | None]:
+    def run(source: object, filename: str, namespace: dict,
+            evaluate: bool = False) -> tuple[object, BaseException | None]:
         """Run ``source`` in ``namespace``, then undo what it may have rebound."""
         compiled = type_(source) is code_type
         if not compiled:  # a test or test_setup_code runs with the real builtins
@@ -279,13 +288,15 @@ def _make_executor() -> Callable[..., tuple[object, BaseException | None]]:
 
 def _make_steps(send: Callable[..., None], send_value: Callable[[int, bytes], None], report: Callable[..., None],
                 run: Callable[..., tuple[object, BaseException | None]],
-                encode: Callable[[object], bytes]) -> tuple[Callable[..., bool], Callable[..., bool], Callable[..., None]]:
+                encode: Callable[[object], bytes]) -> tuple[Callable[..., bool], Callable[..., bool],
+                                                            Callable[..., None]]:
     """``run_code``, ``run_setup`` (False once the stage failed, reported) and ``run_checks``."""
     compile_, str_, enumerate_ = compile, str, enumerate
     compile_errors = (SyntaxError, ValueError, RecursionError, MemoryError)
     unsupported_value, encode_errors = UnsupportedValue, (MemoryError, RecursionError)
     stage_kind, stage_code, stage_setup, syntax_error = STAGE, STAGE_CODE, STAGE_SETUP, SYNTAX_ERROR
-    test_kind, ok, check_value, assertion_failed, max_message = TEST, OK, CHECK_VALUE, ASSERTION_FAILED, MAX_MESSAGE_CHARS
+    test_kind, ok, check_value = TEST, OK, CHECK_VALUE
+    assertion_failed, max_message = ASSERTION_FAILED, MAX_MESSAGE_CHARS
 
     def run_code(code: str, namespace: dict) -> bool:
         """Compile the program (``assert`` kept) and run it in ``namespace``."""
@@ -309,26 +320,32 @@ def _make_steps(send: Callable[..., None], send_value: Callable[[int, bytes], No
             report(stage_kind, stage_setup, failure)
         return failure is None
 
+    def run_check(index: int, kind: str, source: str, namespace: dict) -> bool:
+        """Run check ``index`` and send its record(s); False when it raised. What the program
+        returned or raised is freed on return, before the next check runs."""
+        value, failure = run(source, f"<test {index}>", namespace, kind == check_value)
+        if failure is not None:
+            report(test_kind, index, failure)
+            return False
+        if kind != check_value:
+            send(test_kind, index, ok)
+            return True
+        try:
+            payload = encode(value)
+        except unsupported_value as exc:  # the runner's own exception: its text is safe to read
+            send(test_kind, index, assertion_failed, str_(exc)[:max_message].encode("utf-8", "replace").hex())
+        except encode_errors as exc:
+            report(test_kind, index, exc)
+        else:
+            value = None  # the program's object is not needed to send its encoding
+            send_value(index, payload)
+        return True
+
     def run_checks(checks: list, namespace: dict, legacy: bool) -> None:
-        """Run each check and send its record(s); under ``legacy`` the first one that raised ends the run."""
+        """Run the checks in order; under ``legacy`` the first one that raised ends the run."""
         for index, (kind, source) in enumerate_(checks):
-            value, failure = run(source, f"<test {index}>", namespace, kind == check_value)
-            if failure is not None:
-                report(test_kind, index, failure)
-                if legacy:
-                    return
-            elif kind != check_value:
-                send(test_kind, index, ok)
-            else:
-                try:
-                    payload = encode(value)
-                except unsupported_value as exc:  # the runner's own exception: its text is safe to read
-                    send(test_kind, index, assertion_failed, str_(exc)[:max_message].encode("utf-8", "replace").hex())
-                except encode_errors as exc:
-                    report(test_kind, index, exc)
-                else:
-                    value = None  # the program's object is not needed to send its encoding
-                    send_value(index, payload)
+            if not run_check(index, kind, source, namespace) and legacy:
+                return
 
     return run_code, run_setup, run_checks
 
@@ -457,16 +474,6 @@ def _make_scalar_encoder(max_bytes: int) -> Callable[[object, type], bytes | Non
     return scalar
 
 
-def _drop_privileges(uid: int, gid: int, workdir: str) -> None:
-    """Become ``uid``/``gid`` for good; changing every uid away from 0 clears all capabilities."""
-    os.chown(workdir, uid, gid)
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    if 0 in os.getresuid() or 0 in os.getresgid():
-        raise SystemExit("harness: could not drop root privileges")
-
-
 def _process_mode_guards() -> None:
     """Without bwrap: die with the launcher and never gain privileges through exec (needs ctypes)."""
     try:
@@ -478,19 +485,6 @@ def _process_mode_guards() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-
-
-def _limit_processes(extra: int) -> None:
-    """RLIMIT_NPROC counts every process of the real uid: allow what exists plus ``extra`` (per program)."""
-    uid = os.getuid()
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                count += os.stat(f"/proc/{entry}").st_uid == uid
-            except OSError:
-                pass
-    resource.setrlimit(resource.RLIMIT_NPROC, (count + extra, count + extra))
 
 
 def parse_records(data: bytes, nonce: str) -> dict:

@@ -171,7 +171,7 @@ class Sandbox:
         self._switch_uid = os.geteuid() == 0 and (self._bwrap is not None or _world_readable(self.python))
 
     def check(self) -> None:
-        """Run a known-good and a known-bad program; :class:`InputError` (saying what to do) unless both verdicts are right."""
+        """Run a known-good and a known-bad program; :class:`InputError` (saying what to do) unless both are right."""
         hint = INSTALL_HINT if self.kind is SandboxKind.BWRAP else "check that the interpreter runs"
         try:
             good = self.run(Program("def f():\n    return 1", ("assert f() == 1",)))
@@ -229,7 +229,11 @@ class Sandbox:
         try:
             proc = self._launch(write_fd, workdir)
             try:
-                _send(proc, payload)
+                try:
+                    proc.stdin.write(payload)  # type: ignore[union-attr]
+                    proc.stdin.close()  # type: ignore[union-attr]
+                except BrokenPipeError:
+                    pass  # the runner died at start: reported as "did not start"
                 kept, total, timed_out, exit_status = self._collect(proc, read_fd, start)
             finally:
                 _kill_group(proc)
@@ -417,14 +421,6 @@ def _output_text(kept: dict[str, bytearray], total: dict[str, int]) -> str:
             tail = f"\n[... {dropped} more bytes dropped]" if dropped else ""
             parts.append(f"--- {name} ---\n{kept[name].decode('utf-8', 'replace')}{tail}")
     return "\n".join(parts)
-
-
-def _send(proc: subprocess.Popen, payload: bytes) -> None:
-    try:
-        proc.stdin.write(payload)  # type: ignore[union-attr]
-        proc.stdin.close()  # type: ignore[union-attr]
-    except BrokenPipeError:
-        pass  # the runner died at start; reported as "did not start"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -56,7 +56,7 @@ def read_inputs(config: EvaluateConfig) -> Inputs:
         raise InputError(f"{config.generations_metadata}: generation is not complete; "
                          "rerun `python cli.py generate` to finish it")
     excluded_ids = gen_meta.get(gen_keys.EXCLUDED_TASK_IDS, [])
-    if not isinstance(excluded_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in excluded_ids):
+    if not isinstance(excluded_ids, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in excluded_ids):
         raise InputError(f"{config.generations_metadata}: excluded_task_ids must be a list of ints")
     rows = join_problems(generations, problems, generations_path=config.generations, problems_path=config.problems)
     overlap = sorted(set(rows["task_id"]) & set(excluded_ids))

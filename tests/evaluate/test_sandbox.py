@@ -20,9 +20,8 @@ import pytest
 
 import evaluate.sandbox
 from evaluate import harness
-from evaluate.verdict import ErrorType, Verdict
 from evaluate.sandbox import RUN_AS_BASE, HARNESS_SOURCE, Limits, Program, Sandbox
-from evaluate.verdict import FORGED_OK
+from evaluate.verdict import FORGED_OK, ErrorType, Verdict
 
 requires_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 TIMEOUT_S = 3.0
@@ -455,8 +454,8 @@ def test_the_runner_names_no_global_once_the_program_runs():
         for function in functions if function is not harness.main
         for const in function.__code__.co_consts if isinstance(const, types.CodeType)
     }
-    every_step = {"send", "send_value", "report", "run", "run_code", "run_setup", "run_checks", "encode", "walk",
-                  "name_of", "scalar", "hex_float", "number"}
+    every_step = {"send", "send_value", "report", "run", "run_code", "run_setup", "run_check", "run_checks", "encode",
+                  "walk", "name_of", "scalar", "hex_float", "number"}
     assert {name for _, name in steps} == every_step
     assert {key: found - allowed for key, found in steps.items() if found - allowed} == {}
     # main itself: once it calls its first step, it names only locals.

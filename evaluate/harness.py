@@ -89,23 +89,11 @@ MAX_VALUE_DEPTH = 48  # nesting of containers in one value
 SOLUTION_MODULE = "solution"
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
-# Tags of the plain-data encoding (the decoder in evaluate.values reads them).
-TAG_NONE = b"N"
-TAG_TRUE = b"T"
-TAG_FALSE = b"F"
-TAG_INT = b"i"
-TAG_FLOAT = b"f"
-TAG_COMPLEX = b"c"
-TAG_STR = b"s"
-TAG_BYTES = b"b"
-TAG_LIST = b"l"
-TAG_TUPLE = b"t"
-TAG_SET = b"S"
-TAG_FROZENSET = b"Z"
-TAG_DICT = b"d"
-END = b";"
-LENGTH_END = b":"
-COMPLEX_SEP = b","
+# The plain-data encoding's tags (see above; the decoder in evaluate.values reads them) and separators.
+TAG_NONE, TAG_TRUE, TAG_FALSE = b"N", b"T", b"F"
+TAG_INT, TAG_FLOAT, TAG_COMPLEX, TAG_STR, TAG_BYTES = b"i", b"f", b"c", b"s", b"b"
+TAG_LIST, TAG_TUPLE, TAG_SET, TAG_FROZENSET, TAG_DICT = b"l", b"t", b"S", b"Z", b"d"
+END, LENGTH_END, COMPLEX_SEP = b";", b":", b","
 
 
 class UnsupportedValue(Exception):

@@ -1,19 +1,16 @@
-"""Outcomes of one program, which tests the trusted parent decides, and the rules that decide (pure).
+"""Outcomes of one program, which of its tests the trusted parent decides, and the rules that decide (pure).
 
-A test ``assert <expression> == <literal>`` (a right side ``ast.literal_eval`` accepts) is a
-*value check*: only the expression goes into the sandbox, whose runner sends back its value,
-and :func:`decide` compares it with the literal here; the literal never enters the sandbox.
-Any other test is a *statement check*, run whole in the sandbox, which reports whether it
-raised. All 1164 tests of the 388 validation problems are value checks.
-
-Rules of :func:`decide`, in order:
+A test ``assert <expression> == <literal>`` (a literal ``ast.literal_eval`` accepts) is a *value
+check*: only the expression enters the sandbox, whose runner sends back its value, and
+:func:`decide` compares it with the literal here. Any other test is a *statement check*, run
+whole in the sandbox, which reports whether it raised. All 1164 tests of the 388 validation
+problems are value checks. The rules of :func:`decide`, in order:
 
 1. A failed stage (the code or ``test_setup_code`` raised, or the code does not compile) fails
    the program with that stage's error.
-2. Each test is decided on its own: a value check passes only when the value the sandbox sent
-   decodes (:mod:`evaluate.values`) and equals the literal (an ``ok`` record for it fails it:
-   only a forger sends one); a statement check passes on its ``ok`` record. The first failed
-   test (lowest index) names the error.
+2. Each test is decided on its own: a value check passes only when its value decodes and equals
+   the literal (an ``ok`` record for it fails it: only a forger sends one); a statement check
+   passes on its ``ok`` record. The first failed test (lowest index) names the error.
 3. Without a failure, the program passes only when every test passed and ``done`` arrived.
 4. Otherwise the process ended early: wall-clock timeout, CPU limit (``SIGXCPU``),
    ``MemoryError`` in its output, ``done`` before every test reported, a signal, or an exit.

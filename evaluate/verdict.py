@@ -146,13 +146,15 @@ def decide(tests: Sequence[str], checks: Sequence[Check], records: dict, ending:
         stage, error_type, message = records["stage"]
         what = "the code" if stage == harness.STAGE_CODE else "test_setup_code"
         return result(error_type_of(error_type), f"{what} failed: {message}", 0)
-    failures = sorted(i for i, (error_type, _) in outcomes.items() if error_type is not None)
-    if failures:
-        error_type, detail = outcomes[failures[0]]
-        test = tests[failures[0]].strip() if 0 <= failures[0] < n_tests else "?"
-        test = test if len(test) <= MAX_TEST_CHARS else test[: MAX_TEST_CHARS - 3] + "..."
+    failed = [i for i, (error_type, _) in outcomes.items() if error_type is not None]
+    if failed:
+        index = min(failed)
+        error_type, detail = outcomes[index]
+        test = tests[index].strip() if 0 <= index < n_tests else "?"
+        if len(test) > MAX_TEST_CHARS:
+            test = test[: MAX_TEST_CHARS - 3] + "..."
         detail = f" ({detail})" if detail else ""
-        return result(error_type, f"test {failures[0] + 1}/{n_tests} failed: {test}{detail}")
+        return result(error_type, f"test {index + 1}/{n_tests} failed: {test}{detail}")
     done = records["done"]
     if done is not None and n_tests > 0 and done == n_tests and n_passed == n_tests:
         return result(None, None)

@@ -38,6 +38,7 @@ and other processes with the launcher's (or the unique uid's) rights, and a chil
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import marshal
@@ -223,17 +224,14 @@ class Sandbox:
         nonce = secrets.token_hex(16)
         read_fd, write_fd = os.pipe()
         workdir = SANDBOX_WORKDIR if self._bwrap else tempfile.mkdtemp(prefix="pva-eval-")
-        payload = b"%d\n" % len(self._harness_code) + self._harness_code + marshal.dumps(
-            self._job(program, checks, nonce, write_fd, workdir))
+        job = marshal.dumps(self._job(program, checks, nonce, write_fd, workdir))
         start = time.monotonic()
         try:
             proc = self._launch(write_fd, workdir)
             try:
-                try:
-                    proc.stdin.write(payload)  # type: ignore[union-attr]
+                with contextlib.suppress(BrokenPipeError):  # the runner died at start: "did not start" below
+                    proc.stdin.write(b"%d\n" % len(self._harness_code) + self._harness_code + job)  # type: ignore
                     proc.stdin.close()  # type: ignore[union-attr]
-                except BrokenPipeError:
-                    pass  # the runner died at start: reported as "did not start"
                 kept, total, timed_out, exit_status = self._collect(proc, read_fd, start)
             finally:
                 _kill_group(proc)

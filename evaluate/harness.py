@@ -275,9 +275,7 @@ def _make_executor() -> Callable[..., tuple[object, BaseException | None]]:
 
 
 def _make_steps(send: Callable[..., None], send_value: Callable[[int, bytes], None], report: Callable[..., None],
-                run: Callable[..., tuple[object, BaseException | None]],
-                encode: Callable[[object], bytes]) -> tuple[Callable[..., bool], Callable[..., bool],
-                                                            Callable[..., None]]:
+                run: Callable[..., tuple], encode: Callable[[object], bytes]) -> tuple[Callable[..., object], ...]:
     """``run_code``, ``run_setup`` (False once the stage failed, reported) and ``run_checks``."""
     compile_, str_, enumerate_ = compile, str, enumerate
     compile_errors = (SyntaxError, ValueError, RecursionError, MemoryError)
@@ -309,8 +307,7 @@ def _make_steps(send: Callable[..., None], send_value: Callable[[int, bytes], No
         return failure is None
 
     def run_check(index: int, kind: str, source: str, namespace: dict) -> bool:
-        """Run check ``index`` and send its record(s); False when it raised. What the program
-        returned or raised is freed on return, before the next check runs."""
+        """Run check ``index``, send its record(s); False if it raised (its value or exception is freed on return)."""
         value, failure = run(source, f"<test {index}>", namespace, kind == check_value)
         if failure is not None:
             report(test_kind, index, failure)

@@ -1,11 +1,8 @@
-"""Run many programs in parallel, keyed by job id.
+"""Run many programs in parallel, keyed by job id (any hashable value, e.g. ``(task_id, "robust")``).
 
-Each worker thread launches one sandboxed process at a time and waits on its pipes, so
-threads are enough (the work happens in the child processes). Nothing is kept between
-runs: the whole stage takes about 17 s on the 388 validation tasks, so a rerun after a
-crash simply recomputes.
-
-Job ids are any hashable values (``(task_id, "robust")``).
+Each worker thread launches one sandboxed process at a time and waits on its pipes, so threads
+are enough. Nothing is kept between runs: the 388 validation tasks take about 17 s, so a rerun
+after a crash simply recomputes.
 """
 
 from __future__ import annotations
@@ -17,8 +14,8 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from evaluate.outcomes import ExecutionResult
 from evaluate.sandbox import Program, Sandbox
+from evaluate.verdict import ExecutionResult
 
 JobId = TypeVar("JobId", bound=Hashable)
 
@@ -31,20 +28,11 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def run_programs(
-    programs: Mapping[JobId, Program],
-    *,
-    sandbox: Sandbox,
-    workers: int | None = None,
-    progress: bool | None = None,
-) -> dict[JobId, ExecutionResult]:
-    """Run every program; results keyed by job id, in the order of ``programs``.
+def run_programs(programs: Mapping[JobId, Program], *, sandbox: Sandbox, workers: int | None = None,
+                 progress: bool | None = None) -> dict[JobId, ExecutionResult]:
+    """Run every program (``workers`` at a time [default: CPU count]); results in the order of ``programs``.
 
-    Args:
-        programs: job id -> program, in the order to start them.
-        sandbox: where to run them.
-        workers: parallel programs [default: CPU count].
-        progress: show a tqdm bar [default: when stderr is a terminal].
+    ``progress`` shows a tqdm bar [default: when stderr is a terminal].
     """
     done: dict[JobId, ExecutionResult] = {}
     with (

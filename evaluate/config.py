@@ -13,16 +13,12 @@ from artifacts.layout import (
     GENERATIONS_FILE,
     GENERATIONS_METADATA_FILE,
 )
-from artifacts.schema import dataset as keys
 from artifacts.model_type import ModelTypeSetting
+from artifacts.schema import dataset as keys
 from artifacts.settings import StageConfig, setting
 from evaluate.batch import default_workers
-from evaluate.outcomes import Verdict
 from evaluate.sandbox import DEFAULT_SANDBOX, Limits, SandboxKind
-
-VERDICTS = tuple(v.value for v in Verdict)
-SANDBOXES = tuple(k.value for k in SandboxKind)
-MIN_TIMEOUT_S = 0.1
+from evaluate.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class EvaluateConfig(StageConfig, ModelTypeSetting):
         keys.COMPLETION,
         help="Column of --generations holding the model output (e.g. generated_code in the earlier phases' parquets).")
     verdict: str = setting(
-        Verdict.ROBUST.value, choices=VERDICTS,
+        Verdict.ROBUST.value, choices=tuple(v.value for v in Verdict),
         help="Which verdict fills test_passed (both are computed and kept): robust (extracted code, "
         "test_setup_code, values compared outside the sandbox) or legacy (the earlier tool's rules, "
         "as the base baseline and the 7.6 steering code used).")
@@ -57,10 +53,10 @@ class EvaluateConfig(StageConfig, ModelTypeSetting):
         None, minimum=1, default_text=f"CPU count, here {default_workers()}", identity=False,
         help="Programs run in parallel.")
     timeout: float = setting(
-        Limits().timeout_s, minimum=MIN_TIMEOUT_S,
+        Limits().timeout_s, minimum=0.1,
         help="Wall-clock seconds per program (all its tests); the whole process tree is killed.")
     sandbox: str = setting(
-        DEFAULT_SANDBOX.value, choices=SANDBOXES,
+        DEFAULT_SANDBOX.value, choices=tuple(k.value for k in SandboxKind),
         help="bwrap: isolated with bubblewrap. process: resource limits only, NOT isolated.")
 
     @property
@@ -96,10 +92,6 @@ class EvaluateConfig(StageConfig, ModelTypeSetting):
     @property
     def phase_output_path(self) -> Path:
         return self.folder / keys.PHASE_OUTPUT_FILE
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(timeout_s=self.timeout)
 
     def inputs(self) -> list[Path]:
         return [self.generations, self.problems, self.generations_metadata, self.activations_metadata]

@@ -1,14 +1,8 @@
-"""The dataset contract: the columns of the dataset parquet and the keys of ``metadata.json`` (pure).
+"""The dataset contract: the dataset table, ``metadata.json`` and ``phase_output.json`` (pure).
 
-Names come from :mod:`artifacts.schema.dataset` (the readers import them from there too).
-:func:`build_dataset` turns the scored rows into the table, :func:`build_metadata` the
-table and its inputs into ``metadata.json``, :func:`build_phase_output` the folder's
-``phase_output.json`` manifest; :mod:`evaluate.stage` writes them.
-
-Verdicts: every row is scored twice, under the robust and the legacy rules
-(:class:`evaluate.outcomes.Verdict`); the chosen verdict fills ``test_passed``,
-``error_message``, ``error_type`` and ``n_tests_passed``; both verdicts are kept in the
-``robust_*`` and ``legacy_*`` extras.
+Names come from :mod:`artifacts.schema.dataset`, which the readers import too. Every row is
+scored under both verdicts: the chosen one fills ``test_passed``, ``error_message``,
+``error_type`` and ``n_tests_passed``; both are kept in the ``robust_*`` and ``legacy_*`` extras.
 """
 
 from __future__ import annotations
@@ -29,9 +23,8 @@ from artifacts.schema import activations as act_keys
 from artifacts.schema import dataset as keys
 from artifacts.schema import generations as gen_keys
 from artifacts.versions import package_version
-from evaluate.checks import count_trusted
 from evaluate.extract import Extraction
-from evaluate.outcomes import ErrorType, ExecutionResult, Verdict
+from evaluate.verdict import ErrorType, ExecutionResult, Verdict, count_trusted
 
 TEMPERATURE = 0.0  # greedy decoding: the dataset's name says so
 # best_layers_source of overridden layers: "--layers (best features from PATH)" (artifacts.feature_list).
@@ -66,29 +59,13 @@ EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (
 PASSTHROUGH_COLUMNS: tuple[str, ...] = ("finish_reason", "n_prompt_tokens", "n_completion_tokens")
 
 
-def no_code_result(n_tests: int) -> ExecutionResult:
-    """The robust result of a completion without parsable code (nothing is run)."""
-    return ExecutionResult(
-        passed=False,
-        error_type=ErrorType.SYNTAX_ERROR,
-        error_message=NO_CODE_MESSAGE,
-        n_tests_passed=0,
-        n_tests=n_tests,
-        wall_time_s=0.0,
-    )
-
-
-def build_dataset(
-    rows: pd.DataFrame,
-    extractions: Mapping[int, Extraction],
-    results: Mapping[Verdict, Mapping[int, ExecutionResult]],
-    *,
-    verdict: Verdict = Verdict.ROBUST,
-) -> pd.DataFrame:
-    """The dataset table: contract columns, then extras, then the generation columns found.
+def build_dataset(rows: pd.DataFrame, extractions: Mapping[int, Extraction],
+                  results: Mapping[Verdict, Mapping[int, ExecutionResult]], *,
+                  verdict: Verdict = Verdict.ROBUST) -> pd.DataFrame:
+    """The dataset table, ascending ``task_id``: contract columns, then extras, then the generation columns found.
 
     Args:
-        rows: the joined generations and problems (:func:`evaluate.score.join_problems`).
+        rows: the joined generations and problems (:func:`evaluate.score.read_inputs`).
         extractions: task id -> the extracted code.
         results: verdict -> task id -> result; a task without a robust result had no code.
         verdict: which verdict fills ``test_passed`` and its companions.
@@ -97,63 +74,51 @@ def build_dataset(
     for row in rows.itertuples():
         task_id = int(row.task_id)
         tests = list(row.test_list)
-        by_verdict = {v: results.get(v, {}).get(task_id) or no_code_result(len(tests)) for v in Verdict}
+        no_code = ExecutionResult(False, ErrorType.SYNTAX_ERROR, NO_CODE_MESSAGE, 0, len(tests), 0.0)
+        by_verdict = {v: results.get(v, {}).get(task_id) or no_code for v in Verdict}
         chosen, robust, legacy = by_verdict[verdict], by_verdict[Verdict.ROBUST], by_verdict[Verdict.LEGACY]
-        records.append(
-            {
-                keys.TASK_ID: task_id,
-                keys.TEMPERATURE: TEMPERATURE,
-                keys.PROMPT: str(row.prompt),
-                keys.GENERATED_CODE: extractions[task_id].code,
-                keys.TEST_PASSED: bool(chosen.passed),
-                keys.ERROR_MESSAGE: chosen.error_message,
-                keys.GENERATION_TIME: _float_or_nan(getattr(row, "generation_time", None)),
-                keys.CYCLOMATIC_COMPLEXITY: int(row.cyclomatic_complexity),
-                keys.TEST_LIST: json.dumps(tests),
-                keys.COMPLETION: row.completion,
-                keys.ERROR_TYPE: chosen.error_type.value if chosen.error_type else None,
-                keys.N_TESTS_PASSED: chosen.n_tests_passed,
-                keys.N_TESTS: len(tests),
-                keys.N_TESTS_TRUSTED: count_trusted(tests),
-                keys.EXTRACTION_METHOD: extractions[task_id].method.value,
-                keys.ROBUST_TEST_PASSED: bool(robust.passed),
-                keys.ROBUST_ERROR_MESSAGE: robust.error_message,
-                keys.LEGACY_TEST_PASSED: bool(legacy.passed),
-                keys.LEGACY_ERROR_MESSAGE: legacy.error_message,
-                keys.BASELINE_PASSED: bool(chosen.passed),
-            }
-        )
-    columns = [*CONTRACT_COLUMNS, *EXTRA_COLUMNS]
-    df = pd.DataFrame.from_records(records, columns=[name for name, _ in columns])
-    for name, dtype in columns:
-        if dtype == "object":
-            df[name] = pd.Series([None if _is_missing(v) else str(v) for v in df[name]], dtype=object)
-        else:
-            df[name] = df[name].astype(dtype)
+        records.append({
+            keys.TASK_ID: task_id,
+            keys.TEMPERATURE: TEMPERATURE,
+            keys.PROMPT: str(row.prompt),
+            keys.GENERATED_CODE: extractions[task_id].code,
+            keys.TEST_PASSED: bool(chosen.passed),
+            keys.ERROR_MESSAGE: chosen.error_message,
+            keys.GENERATION_TIME: _float_or_nan(getattr(row, "generation_time", None)),
+            keys.CYCLOMATIC_COMPLEXITY: int(row.cyclomatic_complexity),
+            keys.TEST_LIST: json.dumps(tests),
+            keys.COMPLETION: row.completion,
+            keys.ERROR_TYPE: chosen.error_type.value if chosen.error_type else None,
+            keys.N_TESTS_PASSED: chosen.n_tests_passed,
+            keys.N_TESTS: len(tests),
+            keys.N_TESTS_TRUSTED: count_trusted(tests),
+            keys.EXTRACTION_METHOD: extractions[task_id].method.value,
+            keys.ROBUST_TEST_PASSED: bool(robust.passed),
+            keys.ROBUST_ERROR_MESSAGE: robust.error_message,
+            keys.LEGACY_TEST_PASSED: bool(legacy.passed),
+            keys.LEGACY_ERROR_MESSAGE: legacy.error_message,
+            keys.BASELINE_PASSED: bool(chosen.passed),
+        })
+    # Typed column by column: pandas would infer its own string dtype for the "object" columns.
+    df = pd.DataFrame({name: pd.Series([r[name] for r in records], dtype=dtype)
+                       for name, dtype in (*CONTRACT_COLUMNS, *EXTRA_COLUMNS)})
     for name in PASSTHROUGH_COLUMNS:
         if name in rows.columns:
             df[name] = rows[name].to_numpy()
     return df.sort_values(keys.TASK_ID, ignore_index=True)
 
 
-def build_metadata(
-    dataset: pd.DataFrame,
-    *,
-    excluded_ids: list[int],
-    gen_meta: Mapping | None,
-    act_meta: Mapping | None,
-    sandbox: Mapping,
-    inputs: Mapping,
-    wall_time_s: float,
-    verdict: Verdict = Verdict.ROBUST,
-    model_type: str = keys.MODEL_TYPE_INSTRUCT,
-    completion_column: str = keys.COMPLETION,
-) -> dict:
+def build_metadata(dataset: pd.DataFrame, *, excluded_ids: list[int], gen_meta: Mapping | None,
+                   act_meta: Mapping | None, sandbox: Mapping, inputs: Mapping, wall_time_s: float,
+                   verdict: Verdict = Verdict.ROBUST, model_type: str = keys.MODEL_TYPE_INSTRUCT,
+                   completion_column: str = keys.COMPLETION) -> dict:
     """``metadata.json``: the downstream keys first, then provenance.
 
     Args:
         excluded_ids: tasks the generation attempted but left out (ascending).
-        act_meta: the replay's metadata, whose layers block and hook point are copied.
+        gen_meta: the generation's metadata (model, prompt style, exclusions, library versions).
+        act_meta: the replay's metadata, whose layers block, hook point and fidelity are copied.
+        sandbox: :meth:`evaluate.sandbox.Sandbox.describe`.
         inputs: file names and hashes of the inputs.
     """
     gen_meta, act_meta = dict(gen_meta or {}), dict(act_meta or {})
@@ -178,8 +143,8 @@ def build_metadata(
         keys.STATS: summary_stats(dataset),
         keys.VERDICT: verdict.value,
         keys.VERDICTS: verdict_stats(dataset),
-        keys.META_N_TESTS: int(dataset[keys.N_TESTS].sum()) if n_included else 0,
-        keys.META_N_TESTS_TRUSTED: int(dataset[keys.N_TESTS_TRUSTED].sum()) if n_included else 0,
+        keys.META_N_TESTS: int(dataset[keys.N_TESTS].sum()),
+        keys.META_N_TESTS_TRUSTED: int(dataset[keys.N_TESTS_TRUSTED].sum()),
         keys.COMPLETION_COLUMN: completion_column,
         keys.HOOK_POINT: act_meta.get(act_keys.HOOK_POINT),
         keys.HOOK_POINT_EXPLANATION: act_keys.hook_point_explanation(act_meta) if act_meta else None,
@@ -212,15 +177,9 @@ def layers_block(act_meta: Mapping | None) -> dict:
     }
 
 
-def build_phase_output(
-    *,
-    dataset_file: str,
-    model_name: str | None,
-    problems_folder: Path,
-    best_layers_source: str | None,
-    extra_outputs: Mapping[str, str] | None = None,
-    phase2_5_folder: Path | None = None,
-) -> dict:
+def build_phase_output(*, dataset_file: str, model_name: str | None, problems_folder: Path,
+                       best_layers_source: str | None, extra_outputs: Mapping[str, str] | None = None,
+                       phase2_5_folder: Path | None = None) -> dict:
     """``phase_output.json``, the manifest the newer research code finds this phase's files through.
 
     Args:
@@ -241,11 +200,8 @@ def build_phase_output(
         keys.PHASE: keys.PHASE_ID,
         keys.CREATED_AT: datetime.now(timezone.utc).isoformat(),
         keys.CONFIG: {keys.CONFIG_MODEL_NAME: model_name, keys.CONFIG_DATASET_NAME: keys.DATASET_NAME},
-        keys.OUTPUTS: {
-            keys.OUTPUT_PRIMARY: dataset_file,
-            keys.OUTPUT_METADATA: DATASET_METADATA_FILE,
-            **(extra_outputs or {}),
-        },
+        keys.OUTPUTS: {keys.OUTPUT_PRIMARY: dataset_file, keys.OUTPUT_METADATA: DATASET_METADATA_FILE,
+                       **(extra_outputs or {})},
         keys.DEPENDENCIES: dependencies,
     }
 
@@ -264,10 +220,9 @@ def feature_list_folder(source: str | None) -> Path | None:
 
 def summary_stats(dataset: pd.DataFrame) -> dict:
     """Pass counts and rate of the chosen verdict (0.0, not NaN, for an empty or all-failed dataset)."""
-    n = len(dataset)
-    times = dataset[keys.GENERATION_TIME].to_numpy(dtype=float) if n else np.array([])
+    times = dataset[keys.GENERATION_TIME].to_numpy(dtype=float)
     times = times[np.isfinite(times)]
-    errors = Counter(e for e in dataset[keys.ERROR_TYPE] if e is not None) if n else Counter()
+    errors = Counter(e for e in dataset[keys.ERROR_TYPE] if e is not None)
     return {
         **_counts(dataset[keys.TEST_PASSED]),
         keys.STATS_AVG_GENERATION_TIME: float(times.mean()) if times.size else None,
@@ -282,7 +237,7 @@ def verdict_stats(dataset: pd.DataFrame) -> dict:
 
 def _counts(passed: pd.Series) -> dict:
     n = len(passed)
-    n_correct = int(passed.sum()) if n else 0
+    n_correct = int(passed.sum())
     return {
         keys.STATS_N_CORRECT: n_correct,
         keys.STATS_N_INCORRECT: n - n_correct,
@@ -308,11 +263,6 @@ def _library_versions(gen_meta: Mapping, act_meta: Mapping, sandbox: Mapping) ->
 
 def _float_or_nan(value: object) -> float:
     try:
-        out = float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
-    return out
-
-
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))

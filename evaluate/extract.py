@@ -1,23 +1,17 @@
 """Turn a model completion into the Python program to test (pure functions, no I/O).
 
-Steps, each a small function:
-
-1. :func:`fenced_blocks`: Markdown code fences (```` ```python ````, ```` ```py ```` or
-   unlabeled; an unclosed last fence, as in truncated output, runs to the end). When
-   several, :func:`extract_code` takes the first that defines a function the tests call.
-   Without fences, the raw completion (the continuation of a raw prompt).
+1. :func:`fenced_blocks`: Markdown code fences (```` ```python ````, ```` ```py ```` or unlabeled;
+   an unclosed last fence, as in truncated output, runs to the end); with several,
+   :func:`extract_code` takes the first that defines a function the tests call. Without fences,
+   the raw completion (the continuation of a raw prompt).
 2. :func:`parsable_span`: when the candidate does not parse, the longest run of lines that
-   ``ast.parse`` accepts, starting at an unindented line (prose before the code is skipped,
-   a truncated tail is cut).
-3. :func:`sanitize`: keep imports, function and class definitions and the top-level
-   assignments they (or the tests) use; drop top-level asserts, prints and other
-   expression statements, loops, and ``if __name__ == "__main__":`` blocks, because models
-   often append their own, sometimes wrong, tests.
+   ``ast.parse`` accepts, starting at an unindented line (skips prose, cuts a truncated tail).
+3. :func:`sanitize`: keep imports, function and class definitions and the top-level assignments
+   they (or the tests) use; drop top-level asserts, prints and other expressions, loops and
+   ``if __name__ == "__main__":`` blocks: models often append their own, sometimes wrong, tests.
 
-Nothing here raises on bad text: the answer is ``""`` when no code is found.
-
-:func:`legacy_code` is the earlier tool's cleaning instead (the legacy verdict): no
-extraction, the whole completion less the prompt and one pair of fence markers.
+Nothing here raises on bad text: no code found is ``""``. :func:`legacy_code` is the earlier
+tool's cleaning instead (the legacy verdict).
 """
 
 from __future__ import annotations
@@ -27,7 +21,7 @@ import builtins
 import re
 import textwrap
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -38,9 +32,7 @@ LEGACY_TRAILING_FENCE = "```"
 # Python-labelled or unlabeled block exists.
 PYTHON_LABELS = frozenset({"", "python", "python3", "py", "py3", "pycon", "ipython"})
 MAX_LINES = 2000  # longer completions are cut
-# The span search is quadratic in the worst case (a model repeating "x = (" lines): it
-# stops after this many ``ast.parse`` calls (a count, not a clock, so results repeat).
-MAX_PARSES = 1000
+MAX_PARSES = 1000  # of one span search (see parsable_span)
 
 # An opening fence at the start of a line, its label, then the body up to a closing fence
 # line or the end of the text (truncated output leaves the last fence open).
@@ -73,29 +65,28 @@ def extract_code(completion: str | None, *, tests: Sequence[str] = (), setup_cod
 
     Args:
         completion: raw model output (``None`` is treated as empty).
-        tests: the task's test statements; the names they call pick the fenced block and
-            keep top-level assignments they use.
+        tests: the task's test statements; the names they call pick the fenced block, and
+            top-level assignments they use are kept.
         setup_code: the task's ``test_setup_code`` (names it uses are kept too).
 
     Returns:
         The code (``""`` when none is found) and the extraction method.
     """
-    text = _normalize(completion or "")
+    # ast line numbers count "\n"; CRLF (MBPP's own code uses it) and NULs would break slicing.
+    text = (completion or "").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     wanted = called_names([*tests, setup_code])
-    needed = referenced_names([*tests, setup_code])
+    needed = {node.id for node in _nodes([*tests, setup_code]) if isinstance(node, ast.Name)}
     raw = _extract_from(text, ExtractionMethod.RAW, wanted=wanted, needed=needed)
     blocks = fenced_blocks(text)
     if not blocks:
         return raw
     chosen = choose_block(blocks, wanted)
     fenced = _extract_from(chosen, ExtractionMethod.FENCED, wanted=wanted, needed=needed)
-    if fenced.code:
-        # Chat answers sometimes put the imports in a block of their own.
-        fenced = Extraction(_with_imports_from(fenced.code, [b for b in blocks if b is not chosen]), fenced.method)
     # A stray or unclosed fence can make a "block" of prose: then the text around it wins.
-    if not fenced.code or (_defines(fenced.code, wanted) < _defines(raw.code, wanted)):
+    if not fenced.code or _defines_any(fenced.code, wanted) < _defines_any(raw.code, wanted):
         return raw
-    return fenced
+    # Chat answers sometimes put the imports in a block of their own.
+    return Extraction(_with_imports_from(fenced.code, [b for b in blocks if b is not chosen]), fenced.method)
 
 
 def legacy_code(completion: str | None, *, prompt: str | None = None) -> str:
@@ -113,29 +104,13 @@ def legacy_code(completion: str | None, *, prompt: str | None = None) -> str:
         if text.startswith(fence):
             text = text[len(fence) :]
             break
-    if text.endswith(LEGACY_TRAILING_FENCE):
-        text = text[: -len(LEGACY_TRAILING_FENCE)]
-    return text.strip()
-
-
-def _extract_from(source: str, method: ExtractionMethod, *, wanted: Sequence[str], needed: set[str]) -> Extraction:
-    """Sanitized code of one candidate: all of it when it parses, else its best span."""
-    source = _dedent(source)
-    if not _parses(source):
-        source, method = parsable_span(source, wanted=wanted), ExtractionMethod.SPAN
-    code = sanitize(source, needed=needed) if source.strip() else ""
-    return Extraction(code, method if code else ExtractionMethod.NONE)
-
-
-def _defines(code: str, wanted: Sequence[str]) -> bool:
-    return bool(_top_level_definitions(code) & set(wanted)) if code else False
+    return text.removesuffix(LEGACY_TRAILING_FENCE).strip()
 
 
 def fenced_blocks(text: str) -> list[str]:
     """Bodies of the Markdown code blocks in ``text``: Python-labelled first choice."""
     found = [(m.group("label").lower(), m.group("body")) for m in _FENCE_RE.finditer(text)]
-    python = [body for label, body in found if label in PYTHON_LABELS]
-    chosen = python or [body for _, body in found]
+    chosen = [body for label, body in found if label in PYTHON_LABELS] or [body for _, body in found]
     return [body for body in chosen if body.strip()]
 
 
@@ -147,7 +122,7 @@ def choose_block(blocks: Sequence[str], wanted: Sequence[str]) -> str:
     defined = []
     for block in blocks:
         source = _dedent(block)
-        defined.append(_top_level_definitions(source if _parses(source) else parsable_span(source, wanted=wanted)))
+        defined.append(_definitions(source if _tree(source) else parsable_span(source, wanted=wanted)))
     for block, names in zip(blocks, defined):
         if names & set(wanted):
             return block
@@ -161,23 +136,35 @@ def parsable_span(text: str, *, wanted: Sequence[str] = ()) -> str:
     """The best run of whole lines of ``text`` that parses.
 
     Spans start at an unindented, non-blank line and are as long as possible. The best
-    defines a wanted name, then has the most non-blank lines; earliest wins ties.
+    defines a wanted name, then has the most non-blank lines; earliest wins ties. The search
+    is quadratic at worst (a model repeating "x = (" lines), so it stops after
+    :data:`MAX_PARSES` parses (a count, not a clock, so results repeat).
     """
     lines = text.split("\n")[:MAX_LINES]
     best: tuple[tuple[bool, int], str] | None = None
     covered = 0  # a start inside an earlier span can only give a sub-span of it
-    budget = [MAX_PARSES]
+    budget = MAX_PARSES
     for start, line in enumerate(lines):
         if start < covered or not line.strip() or line[0] in " \t":
             continue
-        if budget[0] <= 0:
+        if budget <= 0:
             break
-        end = _longest_parsable_prefix(lines, start, budget)
-        if end is None:
+        # The longest prefix lines[start:end] that parses; a SyntaxError's line cannot be in one.
+        end = len(lines)
+        while end > start and budget > 0:
+            budget -= 1
+            try:
+                _parse("\n".join(lines[start:end]))
+                break
+            except SyntaxError as exc:
+                end = min(end - 1, start + (exc.lineno or end - start) - 1)
+            except (ValueError, RecursionError, MemoryError):
+                end -= 1
+        else:
             continue
         covered = end
         span = "\n".join(lines[start:end])
-        score = (bool(_top_level_definitions(span) & set(wanted)), sum(1 for x in lines[start:end] if x.strip()))
+        score = (bool(_definitions(span) & set(wanted)), sum(1 for x in lines[start:end] if x.strip()))
         if best is None or score > best[0]:
             best = (score, span)
     return best[1] if best else ""
@@ -190,9 +177,8 @@ def sanitize(code: str, *, needed: Iterable[str] = ()) -> str:
     assignments whose targets are used by kept code or named in ``needed``. The kept
     statements keep their original text (tabs, comments inside bodies).
     """
-    try:
-        tree = _parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _tree(code)
+    if tree is None:
         return ""
     keep: list[ast.stmt] = []
     assignments: list[ast.stmt] = []
@@ -210,7 +196,8 @@ def sanitize(code: str, *, needed: Iterable[str] = ()) -> str:
     while changed:  # an assignment may need another assignment
         changed = False
         for node in assignments:
-            if node not in keep and _assigned_names(node) & used:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
+            if node not in keep and {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)} & used:
                 keep.append(node)
                 used |= _loaded_names([node])
                 changed = True
@@ -223,36 +210,33 @@ def sanitize(code: str, *, needed: Iterable[str] = ()) -> str:
 def called_names(snippets: Iterable[str]) -> list[str]:
     """Non-builtin names called in ``snippets`` (the functions a test exercises), in order."""
     names: list[str] = []
-    for snippet in snippets:
-        for node in _walk(snippet):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                name = node.func.id
-                if name not in _BUILTIN_NAMES and name not in names:
-                    names.append(name)
+    for node in _nodes(snippets):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id not in _BUILTIN_NAMES and node.func.id not in names:
+                names.append(node.func.id)
     return names
 
 
-def referenced_names(snippets: Iterable[str]) -> set[str]:
-    """Every name read in ``snippets``."""
-    return {node.id for snippet in snippets for node in _walk(snippet) if isinstance(node, ast.Name)}
+def _extract_from(source: str, method: ExtractionMethod, *, wanted: Sequence[str], needed: set[str]) -> Extraction:
+    """Sanitized code of one candidate: all of it when it parses, else its best span."""
+    source = _dedent(source)
+    if _tree(source) is None:
+        source, method = parsable_span(source, wanted=wanted), ExtractionMethod.SPAN
+    code = sanitize(source, needed=needed) if source.strip() else ""
+    return Extraction(code, method if code else ExtractionMethod.NONE)
 
 
 def _with_imports_from(code: str, others: Sequence[str]) -> str:
     """``code`` preceded by the top-level imports of ``others`` that it lacks."""
     have = set(code.split("\n"))
     extra: list[str] = []
-    for block in others:
-        block = _dedent(block)
-        try:
-            tree = _parse(block)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
-        for node in tree.body:
+    for block in map(_dedent, others):
+        for node in getattr(_tree(block), "body", []):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 line = ast.get_source_segment(block, node) or ast.unparse(node)
                 if line not in have and line not in extra:
                     extra.append(line)
-    return "\n".join([*extra, code]) if extra else code
+    return "\n".join([*extra, code])
 
 
 def _parse(text: str) -> ast.Module:
@@ -262,9 +246,12 @@ def _parse(text: str) -> ast.Module:
         return ast.parse(text)
 
 
-def _normalize(text: str) -> str:
-    # ast line numbers count "\n"; CRLF (MBPP's own code uses it) and NULs would break slicing.
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+def _tree(text: str) -> ast.Module | None:
+    """The parsed module, or None when ``text`` does not parse."""
+    try:
+        return _parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def _dedent(text: str) -> str:
@@ -273,60 +260,26 @@ def _dedent(text: str) -> str:
     return textwrap.dedent(text.strip("\n"))
 
 
-def _parses(text: str) -> bool:
-    try:
-        _parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+def _definitions(code: str) -> set[str]:
+    """Names of the top-level functions and classes of ``code`` (none when it does not parse)."""
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return {node.name for node in getattr(_tree(code), "body", []) if isinstance(node, kinds)}
 
 
-def _longest_parsable_prefix(lines: Sequence[str], start: int, budget: list[int]) -> int | None:
-    """Largest ``end > start`` such that ``lines[start:end]`` parses, or ``None``.
-
-    ``budget[0]`` counts the parses left (shared by the caller's whole search).
-    """
-    end = len(lines)
-    while end > start and budget[0] > 0:
-        budget[0] -= 1
-        try:
-            _parse("\n".join(lines[start:end]))
-            return end
-        except SyntaxError as exc:
-            # The reported line cannot be in a parsable prefix; jump before it.
-            bad = exc.lineno if exc.lineno else end - start
-            end = min(end - 1, start + bad - 1)
-        except (ValueError, RecursionError, MemoryError):
-            end -= 1
-    return None
+def _defines_any(code: str, wanted: Sequence[str]) -> bool:
+    return bool(code) and bool(_definitions(code) & set(wanted))
 
 
-def _top_level_definitions(code: str) -> set[str]:
-    try:
-        tree = _parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
-    return {
-        node.name
-        for node in tree.body
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-    }
-
-
-def _walk(snippet: str) -> Iterable[ast.AST]:
-    try:
-        return ast.walk(_parse(snippet))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return ()
+def _nodes(snippets: Iterable[str]) -> Iterator[ast.AST]:
+    """Every node of every snippet that parses."""
+    for snippet in snippets:
+        tree = _tree(snippet)
+        if tree is not None:
+            yield from ast.walk(tree)
 
 
 def _loaded_names(nodes: Iterable[ast.stmt]) -> set[str]:
     return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-
-
-def _assigned_names(node: ast.stmt) -> set[str]:
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
-    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
 
 
 def _statement_source(code: str, node: ast.stmt, body: Sequence[ast.stmt]) -> str:

@@ -1,15 +1,13 @@
-"""Read the generations and problems, and run every completion under both verdicts (the stage's steps).
+"""Read the generations and problems, and score every completion under both verdicts (the stage's steps).
 
-Reads any table with ``task_id`` and a completion column (parquet, JSON lines, JSON or CSV;
-other columns optional) and the problems parquet. Companion files are read from the
-generations' folder when present: ``generations_metadata.json`` (model, prompt style,
-excluded tasks, vLLM version) and ``activations/activations_metadata.json`` (hook point,
-layers block, replay fidelity). :mod:`evaluate.stage` chains these steps and writes the files.
+Any table with ``task_id`` and a completion column (parquet, JSON lines, JSON or CSV; other
+columns optional) is joined with the problems parquet. Companion files beside the generations
+are read when present: ``generations_metadata.json`` (model, prompt style, excluded tasks, vLLM
+version) and ``activations/activations_metadata.json`` (hook point, layers block, fidelity).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +19,11 @@ from artifacts.schema import dataset as keys
 from artifacts.schema import generations as gen_keys
 from artifacts.tables import read_table
 from evaluate.batch import run_programs
-from evaluate.dataset import PASSTHROUGH_COLUMNS
-from evaluate.extract import Extraction, extract_code, legacy_code
-from evaluate.outcomes import ExecutionResult, Verdict
+from evaluate.config import EvaluateConfig
+from evaluate.dataset import PASSTHROUGH_COLUMNS, build_dataset
+from evaluate.extract import extract_code, legacy_code
 from evaluate.sandbox import Program, Sandbox
+from evaluate.verdict import Verdict
 from problems.prompts import build_prompt
 from problems.split import read_problems
 
@@ -42,43 +41,33 @@ class Inputs:
     act_meta: dict  # activations_metadata.json, {} when absent
 
 
-def read_inputs(
-    generations_path: Path,
-    problems_path: Path,
-    *,
-    generations_metadata: Path,
-    activations_metadata: Path,
-    completion_column: str = keys.COMPLETION,
-) -> Inputs:
+def read_inputs(config: EvaluateConfig) -> Inputs:
     """The generations joined with their problems, and the companion metadata.
 
     Raises:
         InputError: a missing or malformed input, unknown task ids, an unfinished generation,
             or a task both generated and excluded.
     """
-    generations = read_generations(generations_path, completion_column=completion_column)
-    problems = read_problems(problems_path)
-    gen_meta = read_optional_json(generations_metadata) or {}
-    act_meta = read_optional_json(activations_metadata) or {}
+    generations = read_generations(config.generations, completion_column=config.completion_column)
+    problems = read_problems(config.problems)
+    gen_meta = read_optional_json(config.generations_metadata) or {}
+    act_meta = read_optional_json(config.activations_metadata) or {}
     if gen_meta.get(gen_keys.COMPLETE) is False:
-        raise InputError(
-            f"{generations_metadata}: generation is not complete; rerun `python cli.py generate` to finish it"
-        )
-    excluded_ids = read_excluded_ids(gen_meta, generations_metadata)
-    rows = join_problems(generations, problems, generations_path=generations_path, problems_path=problems_path)
+        raise InputError(f"{config.generations_metadata}: generation is not complete; "
+                         "rerun `python cli.py generate` to finish it")
+    excluded_ids = gen_meta.get(gen_keys.EXCLUDED_TASK_IDS, [])
+    if not isinstance(excluded_ids, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in excluded_ids):
+        raise InputError(f"{config.generations_metadata}: excluded_task_ids must be a list of ints")
+    rows = join_problems(generations, problems, generations_path=config.generations, problems_path=config.problems)
     overlap = sorted(set(rows["task_id"]) & set(excluded_ids))
     if overlap:
-        raise InputError(f"{generations_path}: task id(s) {overlap[:10]} are both generated and listed as excluded")
-    return Inputs(rows, excluded_ids, gen_meta, act_meta)
+        raise InputError(f"{config.generations}: task id(s) {overlap[:10]} are both generated and listed as excluded")
+    return Inputs(rows, sorted(excluded_ids), gen_meta, act_meta)
 
 
 def read_generations(path: Path, *, completion_column: str = keys.COMPLETION) -> pd.DataFrame:
-    """A table with at least ``task_id`` and the completion column, one row per task.
-
-    Returns:
-        ``task_id`` (int64), ``completion`` (the completion column's values) and whichever of
-        :data:`GENERATION_COLUMNS` the table has.
-    """
+    """The table's ``task_id`` (int64, one row per task), ``completion`` (from ``completion_column``)
+    and whichever of :data:`GENERATION_COLUMNS` it has."""
     if not path.is_file():
         raise InputError(f"{path}: generations file not found (run `python cli.py generate` or pass --generations)")
     df = read_table(path, what="generations table")
@@ -99,10 +88,9 @@ def read_generations(path: Path, *, completion_column: str = keys.COMPLETION) ->
     return df
 
 
-def join_problems(
-    generations: pd.DataFrame, problems: pd.DataFrame, *, generations_path: Path, problems_path: Path
-) -> pd.DataFrame:
-    """Generations with their problem's tests, setup code, complexity and prompt, by task id."""
+def join_problems(generations: pd.DataFrame, problems: pd.DataFrame, *, generations_path: Path,
+                  problems_path: Path) -> pd.DataFrame:
+    """Generations with their problem's tests, setup code, complexity and prompt, ascending task id."""
     unknown = sorted(set(generations["task_id"]) - set(problems["task_id"]))
     if unknown:
         raise InputError(f"{generations_path}: task id(s) {unknown[:10]} are not in {problems_path}")
@@ -118,42 +106,22 @@ def join_problems(
     return rows.sort_values("task_id", ignore_index=True)
 
 
-def read_excluded_ids(gen_meta: Mapping, where: Path) -> list[int]:
-    """The generation's ``excluded_task_ids``, ascending (none without generations metadata)."""
-    ids = gen_meta.get(gen_keys.EXCLUDED_TASK_IDS, [])
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise InputError(f"{where}: excluded_task_ids must be a list of ints")
-    return sorted(ids)
+def score(rows: pd.DataFrame, sandbox: Sandbox, *, verdict: Verdict, workers: int | None,
+          progress: bool | None = None) -> pd.DataFrame:
+    """Extract each completion's code, run it under both verdicts in parallel, and build the dataset table.
 
-
-def extract_all(rows: pd.DataFrame) -> dict[int, Extraction]:
-    """Task id -> the code extracted from its completion (robust verdict)."""
-    return {
-        int(r.task_id): extract_code(r.completion, tests=list(r.test_list), setup_code=r.test_setup_code)
-        for r in rows.itertuples()
-    }
-
-
-def build_programs(rows: pd.DataFrame, extractions: Mapping[int, Extraction]) -> dict[tuple[int, str], Program]:
-    """``(task_id, verdict)`` -> program: robust where code was found, legacy for every task.
-
-    Both verdicts of a task start together, so a slow task's two runs use two workers.
+    The robust program runs where code was found, the legacy one for every task; both programs
+    of a task start together, so a slow task's two runs use two workers.
     """
-    programs: dict[tuple[int, str], Program] = {}
+    extractions = {}
+    programs: dict[tuple[int, Verdict], Program] = {}
     for r in rows.itertuples():
         task_id, tests = int(r.task_id), tuple(r.test_list)
+        extractions[task_id] = extract_code(r.completion, tests=tests, setup_code=r.test_setup_code)
         if extractions[task_id].code:
-            programs[(task_id, Verdict.ROBUST.value)] = Program(extractions[task_id].code, tests, r.test_setup_code)
-        programs[(task_id, Verdict.LEGACY.value)] = Program(
-            legacy_code(r.completion, prompt=r.prompt), tests, verdict=Verdict.LEGACY
-        )
-    return programs
-
-
-def run_by_verdict(
-    programs: Mapping[tuple[int, str], Program], *, sandbox: Sandbox, workers: int | None = None,
-    progress: bool | None = None,
-) -> dict[Verdict, dict[int, ExecutionResult]]:
-    """Run every program in parallel; verdict -> task id -> result."""
+            programs[(task_id, Verdict.ROBUST)] = Program(extractions[task_id].code, tests, r.test_setup_code)
+        programs[(task_id, Verdict.LEGACY)] = Program(legacy_code(r.completion, prompt=r.prompt), tests,
+                                                      verdict=Verdict.LEGACY)
     ran = run_programs(programs, sandbox=sandbox, workers=workers, progress=progress)
-    return {v: {task_id: r for (task_id, name), r in ran.items() if name == v.value} for v in Verdict}
+    results = {v: {task_id: result for (task_id, name), result in ran.items() if name is v} for v in Verdict}
+    return build_dataset(rows, extractions, results, verdict=verdict)

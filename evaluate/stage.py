@@ -1,15 +1,10 @@
 """The evaluate stage: generations + problems -> the dataset, ``metadata.json`` and ``phase_output.json``.
 
-Writes atomically, at the end, to the output folder:
-
-``dataset_instruct_temp_0_0.parquet`` (``dataset_base_temp_0_0.parquet`` for
-``model_type="base"``): one row per task, ascending ``task_id``, the columns of
-:mod:`evaluate.dataset`.
-
-``metadata.json``: counts, stats, verdicts, the layers block copied from the replay's
-metadata, model and run provenance (see data/README.md).
-
-``phase_output.json``: the manifest naming these files for the newer research code.
+Writes atomically, at the end, to the output folder: ``dataset_instruct_temp_0_0.parquet``
+(``dataset_base_temp_0_0.parquet`` for ``model_type="base"``), one row per task, ascending
+``task_id``, the columns of :mod:`evaluate.dataset`; ``metadata.json`` (counts, stats,
+verdicts, the layers block copied from the replay's metadata, provenance: see data/README.md);
+``phase_output.json``, the manifest naming these files for the newer research code.
 
 From a notebook::
 
@@ -22,7 +17,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +27,10 @@ from artifacts.layout import ACTIVATIONS_SUBDIR
 from artifacts.records import stage_run
 from artifacts.schema import dataset as keys
 from evaluate.config import EvaluateConfig
-from evaluate.dataset import build_dataset, build_metadata, build_phase_output
-from evaluate.outcomes import Verdict
-from evaluate.sandbox import Sandbox, SandboxKind
-from evaluate.score import Inputs, build_programs, extract_all, read_inputs, run_by_verdict
+from evaluate.dataset import build_metadata, build_phase_output
+from evaluate.sandbox import Limits, Sandbox, SandboxKind
+from evaluate.score import Inputs, read_inputs, score
+from evaluate.verdict import Verdict
 
 PROCESS_WARNING = (
     "warning: --sandbox process runs generated code WITHOUT isolation (resource limits only): "
@@ -85,44 +79,29 @@ def run(config: EvaluateConfig, *, progress: bool | None = None) -> EvaluationRe
         print(PROCESS_WARNING, file=sys.stderr)
     with stage_run(config, overwrite=config.overwrite):
         started = time.monotonic()
-        inputs = read_inputs(
-            config.generations, config.problems, generations_metadata=config.generations_metadata,
-            activations_metadata=config.activations_metadata, completion_column=config.completion_column,
-        )
-        box = start_sandbox(config)
-        dataset = score(inputs, box, verdict=Verdict(config.verdict), workers=config.workers, progress=progress)
-        metadata = metadata_of(config, inputs, dataset, box, wall_time_s=time.monotonic() - started)
-        result = write_outputs(config, dataset, metadata)
-    for line in metadata[keys.SANDBOX].get("warnings", []):
+        inputs = read_inputs(config)
+        box = Sandbox(config.sandbox, limits=Limits(timeout_s=config.timeout))
+        box.check()  # a known-good and a known-bad program
+        dataset = score(inputs.rows, box, verdict=Verdict(config.verdict), workers=config.workers, progress=progress)
+        metadata = _metadata(config, inputs, dataset, box.describe(), wall_time_s=time.monotonic() - started)
+        config.folder.mkdir(parents=True, exist_ok=True)
+        write_parquet(config.dataset_path, dataset)
+        write_json(config.metadata_path, metadata)
+        write_json(config.phase_output_path, _phase_output(config, metadata))
+    for line in metadata[keys.SANDBOX]["warnings"]:
         print(line, file=sys.stderr)
-    return result
+    return EvaluationResult(dataset, config.dataset_path, config.metadata_path, config.phase_output_path, metadata)
 
 
-def start_sandbox(config: EvaluateConfig) -> Sandbox:
-    """The sandbox, checked on a known-good and a known-bad program."""
-    box = Sandbox(config.sandbox, limits=config.limits)
-    box.check()
-    return box
-
-
-def score(inputs: Inputs, box: Sandbox, *, verdict: Verdict, workers: int | None,
-          progress: bool | None = None) -> pd.DataFrame:
-    """Extract each completion's code, run it under both verdicts, and build the dataset table."""
-    extractions = extract_all(inputs.rows)
-    results = run_by_verdict(build_programs(inputs.rows, extractions), sandbox=box, workers=workers,
-                             progress=progress)
-    return build_dataset(inputs.rows, extractions, results, verdict=verdict)
-
-
-def metadata_of(config: EvaluateConfig, inputs: Inputs, dataset: pd.DataFrame, box: Sandbox, *,
-                wall_time_s: float) -> dict:
+def _metadata(config: EvaluateConfig, inputs: Inputs, dataset: pd.DataFrame, sandbox: dict, *,
+              wall_time_s: float) -> dict:
     """``metadata.json`` of this run."""
     return build_metadata(
         dataset,
         excluded_ids=inputs.excluded_ids,
         gen_meta=inputs.gen_meta,
         act_meta=inputs.act_meta,
-        sandbox=box.describe(),
+        sandbox=sandbox,
         inputs={
             keys.GENERATIONS_FILE: str(config.generations),
             keys.GENERATIONS_SHA256: sha256_file(config.generations),
@@ -136,7 +115,7 @@ def metadata_of(config: EvaluateConfig, inputs: Inputs, dataset: pd.DataFrame, b
     )
 
 
-def phase_output_of(config: EvaluateConfig, metadata: Mapping) -> dict:
+def _phase_output(config: EvaluateConfig, metadata: dict) -> dict:
     """``phase_output.json``: this folder's files, and the problems and feature-list folders read."""
     folder = config.folder.resolve()
     extra = {}
@@ -144,20 +123,7 @@ def phase_output_of(config: EvaluateConfig, metadata: Mapping) -> dict:
         extra[keys.OUTPUT_ACTIVATIONS] = ACTIVATIONS_SUBDIR
     if config.generations.resolve().parent == folder:
         extra[keys.OUTPUT_GENERATIONS] = config.generations.name
-    return build_phase_output(
-        dataset_file=config.dataset_path.name,
-        model_name=metadata[keys.MODEL_NAME],
-        problems_folder=config.problems.parent,
-        best_layers_source=metadata[keys.BEST_LAYERS_SOURCE],
-        extra_outputs=extra,
-        phase2_5_folder=config.layout.phase2_5,
-    )
-
-
-def write_outputs(config: EvaluateConfig, dataset: pd.DataFrame, metadata: dict) -> EvaluationResult:
-    """Write the dataset, then its metadata, then the manifest naming both."""
-    config.folder.mkdir(parents=True, exist_ok=True)
-    write_parquet(config.dataset_path, dataset)
-    write_json(config.metadata_path, metadata)
-    write_json(config.phase_output_path, phase_output_of(config, metadata))
-    return EvaluationResult(dataset, config.dataset_path, config.metadata_path, config.phase_output_path, metadata)
+    return build_phase_output(dataset_file=config.dataset_path.name, model_name=metadata[keys.MODEL_NAME],
+                              problems_folder=config.problems.parent,
+                              best_layers_source=metadata[keys.BEST_LAYERS_SOURCE], extra_outputs=extra,
+                              phase2_5_folder=config.layout.phase2_5)

@@ -1,11 +1,10 @@
 """Decode a value the sandbox sent, in the trusted parent (pure; no ``marshal``, ``pickle`` or ``eval``).
 
-The encoding is written by :mod:`evaluate.harness` (its docstring gives the grammar). This
-decoder trusts nothing in the bytes: it admits only the tags it knows, builds only exact
-builtin values, and stops with :class:`BadValue` on anything malformed, on more than
-:data:`MAX_NODES` values, on nesting deeper than the runner's own limit, or on an unhashable
-set element or dict key. Ints are read from hex, so ints longer than the 4300-digit
-``str()`` limit survive.
+The encoding is :mod:`evaluate.harness`'s (its docstring gives the grammar). Nothing in the
+bytes is trusted: only known tags are admitted and only exact builtin values built; malformed
+bytes, more than :data:`MAX_NODES` values, nesting deeper than the runner's own limit, or an
+unhashable set element or dict key stop with :class:`BadValue`. Ints are hex, so ints longer
+than the 4300-digit ``str()`` limit survive.
 """
 
 from __future__ import annotations
@@ -20,6 +19,9 @@ MAX_NODES = harness.MAX_VALUE_BYTES  # every node takes at least one byte
 MAX_REPR_CHARS = 80
 _HEX_DIGITS = b"0123456789abcdef"
 _FLOAT_CHARS = b"0123456789abcdefinxp.+-"
+_CONSTANTS = {harness.TAG_NONE: None, harness.TAG_TRUE: True, harness.TAG_FALSE: False}
+_COLLECTIONS = {harness.TAG_LIST: list, harness.TAG_TUPLE: tuple, harness.TAG_SET: set,
+                harness.TAG_FROZENSET: frozenset}
 
 
 class BadValue(ValueError):
@@ -27,11 +29,7 @@ class BadValue(ValueError):
 
 
 def decode(data: bytes) -> object:
-    """The value encoded in ``data`` (the whole of it).
-
-    Raises:
-        BadValue: malformed, too large, too deep, or trailing bytes.
-    """
+    """The value encoded in ``data`` (the whole of it); :class:`BadValue` when malformed, too large or too deep."""
     if len(data) > MAX_BYTES:
         raise BadValue(f"{len(data)} bytes, more than {MAX_BYTES}")
     reader = _Reader(bytes(data))
@@ -47,21 +45,21 @@ class _Reader:
         self.pos = 0
         self.nodes = 0
 
-    def value(self, depth: int) -> object:  # noqa: C901 - one dispatch on the tag
+    def value(self, depth: int) -> object:
         if depth > MAX_DEPTH:
             raise BadValue(f"nested deeper than {MAX_DEPTH} levels")
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise BadValue(f"more than {MAX_NODES} values")
         tag = self.take(1)
-        if tag == harness.TAG_NONE:
-            return None
-        if tag == harness.TAG_TRUE:
-            return True
-        if tag == harness.TAG_FALSE:
-            return False
+        if tag in _CONSTANTS:
+            return _CONSTANTS[tag]
         if tag == harness.TAG_INT:
-            return self.integer(harness.END)
+            text = self.until(harness.END, _HEX_DIGITS + b"-")
+            try:
+                return int(text, 16)
+            except ValueError:
+                raise BadValue(f"malformed int {text[:20]!r}") from None
         if tag == harness.TAG_FLOAT:
             return self.floating(harness.END)
         if tag == harness.TAG_COMPLEX:
@@ -74,14 +72,10 @@ class _Reader:
                 raise BadValue(f"malformed text ({exc.reason})") from None
         if tag == harness.TAG_BYTES:
             return self.sized()
-        if tag in (harness.TAG_LIST, harness.TAG_TUPLE, harness.TAG_SET, harness.TAG_FROZENSET):
+        if tag in _COLLECTIONS:
             items = [self.value(depth + 1) for _ in range(self.count())]
             try:
-                if tag == harness.TAG_LIST:
-                    return items
-                if tag == harness.TAG_TUPLE:
-                    return tuple(items)
-                return set(items) if tag == harness.TAG_SET else frozenset(items)
+                return _COLLECTIONS[tag](items)
             except TypeError as exc:
                 raise BadValue(f"unhashable set element ({exc})") from None
         if tag == harness.TAG_DICT:
@@ -98,11 +92,11 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
             raise BadValue("truncated")
-        chunk = self.data[self.pos : self.pos + n]
         self.pos += n
-        return chunk
+        return self.data[self.pos - n : self.pos]
 
     def until(self, stop: bytes, allowed: bytes) -> bytes:
+        """The bytes up to ``stop`` (consumed), all of them in ``allowed``."""
         end = self.data.find(stop, self.pos)
         if end < 0:
             raise BadValue("truncated")
@@ -111,13 +105,6 @@ class _Reader:
             raise BadValue(f"malformed number at byte {self.pos}")
         self.pos = end + 1
         return text
-
-    def integer(self, stop: bytes) -> int:
-        text = self.until(stop, _HEX_DIGITS + b"-")
-        try:
-            return int(text, 16)
-        except ValueError:
-            raise BadValue(f"malformed int {text[:20]!r}") from None
 
     def count(self) -> int:
         n = int(self.until(harness.END, _HEX_DIGITS), 16)
@@ -142,7 +129,6 @@ def short_repr(value: object, limit: int = MAX_REPR_CHARS) -> str:
         text = repr(value)
     except ValueError:  # an int over sys.get_int_max_str_digits() digits, maybe nested
         if isinstance(value, int):
-            digits = math.floor(abs(value).bit_length() * math.log10(2)) + 1
-            return f"<int of about {digits} digits>"
+            return f"<int of about {math.floor(abs(value).bit_length() * math.log10(2)) + 1} digits>"
         return f"<{type(value).__name__} holding an int too long to print>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

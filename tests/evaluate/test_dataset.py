@@ -26,7 +26,7 @@ from evaluate.dataset import (
     verdict_stats,
 )
 from evaluate.extract import Extraction, ExtractionMethod
-from evaluate.outcomes import ErrorType, ExecutionResult, Verdict
+from evaluate.verdict import ErrorType, ExecutionResult, Verdict
 from report.load import ReportInputs
 from report.stats import compute_stats, replay_fidelity, stage_costs
 

@@ -18,7 +18,7 @@ from artifacts.layout import ACTIVATIONS_METADATA_FILE, GENERATIONS_METADATA_FIL
 from artifacts.records import is_current, read_record
 from evaluate.config import EvaluateConfig
 from evaluate.dataset import CONTRACT_COLUMNS, EXTRA_COLUMNS
-from evaluate.outcomes import ErrorType
+from evaluate.verdict import ErrorType
 from evaluate.stage import run
 from problems.prompts import build_prompt
 

@@ -1,19 +1,29 @@
-"""The verdict rules on hand-made records, without starting a process (pure).
+"""Which tests are decided in the trusted parent, and the verdict rules on hand-made records (pure).
 
-Each case gives what the runner reported and how its process ended; the expected result
-follows the rules in evaluate/verdict.py.
+Each decide case gives what the runner reported and how its process ended; the expected
+result follows the rules in evaluate/verdict.py.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
 
 from evaluate import harness
-from evaluate.checks import Check, CheckKind, split_tests
-from evaluate.outcomes import ErrorType
-from evaluate.verdict import FORGED_OK, Ending, decide, error_type_of, signal_of
+from evaluate.verdict import (
+    FORGED_OK,
+    Check,
+    CheckKind,
+    Ending,
+    ErrorType,
+    count_trusted,
+    decide,
+    error_type_of,
+    signal_of,
+    split_test,
+)
 
 TESTS = ("assert add_one(1) == 2", "assert add_one(2) == 3", "assert add_one(-1) == 0")
 STATEMENTS = tuple(Check(CheckKind.STATEMENT, t) for t in TESTS)
@@ -27,6 +37,62 @@ def records(*, stage=None, tests=None, values=None, done=3, ready=True) -> dict:
 
 def values(*items) -> dict:
     return {i: encode(v) for i, v in enumerate(items)}
+
+
+@pytest.mark.parametrize(
+    ("test", "source", "expected"),
+    [
+        ("assert add_one(1) == 2", "(add_one(1)\n)", 2),
+        ("  assert f('a') == 'b'  ", "(f('a')\n)", "b"),
+        ('assert f(x=[1, 2]) == {"a": (1, 2.5), 3: {1, 2}}', "(f(x=[1, 2])\n)", {"a": (1, 2.5), 3: {1, 2}}),
+        ("assert f(1) == -0.5", "(f(1)\n)", -0.5),
+        ("assert f(1) == (1+2j)", "(f(1)\n)", 1 + 2j),
+        ("assert f(1) == set()", "(f(1)\n)", set()),
+        ("assert f(1) == None", "(f(1)\n)", None),
+        ("assert f(1) == b'x'", "(f(1)\n)", b"x"),
+        ("assert f(1) == 2, 'a message'", "(f(1)\n)", 2),
+        ("assert (f(1) +\n        f(2)) == 3", "(f(1) +\n        f(2)\n)", 3),
+        ("assert f(1)==2\r\n", "(f(1)\n)", 2),
+    ],
+)
+def test_equality_with_a_literal_is_a_value_check(test, source, expected):
+    check = split_test(test)
+    assert check.kind is CheckKind.VALUE and check.trusted
+    assert check.source == source
+    assert check.expected == expected and type(check.expected) is type(expected)
+    assert repr(expected) not in check.source or repr(expected) in source  # the literal is not sent
+
+
+@pytest.mark.parametrize(
+    "test",
+    [
+        "assert f(1) == g(2)",  # right side not a literal
+        "assert f(1) == sys.getsizeof((1, 2))",  # MBPP task 596
+        "assert math.isclose(f(1), 0.5)",
+        "assert f(1) != 2",
+        "assert f(1) == 2 == g(1)",  # chained
+        "assert not f(1)",
+        "assert f(1) is None",
+        "assert f(1)",
+        "x = f(1)",
+        "assert f(1) == 2; assert f(2) == 3",  # two statements
+        "assert f(1) ==",  # does not parse
+        "assert f(1) == [1, *rest]",
+    ],
+)
+def test_other_forms_are_statement_checks(test):
+    check = split_test(test)
+    assert check.kind is CheckKind.STATEMENT and not check.trusted
+    assert check.source == test and check.expected is None
+
+
+def test_every_validation_test_is_decided_in_the_parent(problems_path):
+    import pandas as pd
+
+    problems = pd.read_parquet(problems_path)
+    tests = [t for ts in problems["test_list"] for t in ts]
+    assert len(tests) == 1164 and count_trusted(tests) == 1164
+    assert all(split_test(t).trusted for t in json.loads(json.dumps(tests)))
 
 
 # (case id, checks, records, ending, passed, error_type, message, n_tests_passed)
@@ -90,7 +156,7 @@ CASES = [
     ids=[case[0] for case in CASES],
 )
 def test_decide(checks, recs, ending, passed, error_type, message, n_passed):
-    result = decide(TESTS, checks if checks is not None else split_tests(TESTS), recs, ending)
+    result = decide(TESTS, checks if checks is not None else tuple(map(split_test, TESTS)), recs, ending)
     assert (result.passed, result.error_type, result.error_message, result.n_tests_passed) == (
         passed, error_type, message, n_passed,
     )

@@ -42,10 +42,9 @@ def record_path(config: StageConfig) -> Path:
 def read_record(config: StageConfig) -> dict[str, Any] | None:
     """The stored record, or None when missing or unreadable (the stage then simply runs)."""
     try:
-        record = read_optional_json(record_path(config))
+        return read_optional_json(record_path(config))
     except InputError:
         return None
-    return record if isinstance(record, dict) else None
 
 
 def fingerprint(path: Path) -> list[list[Any]] | None:
@@ -68,21 +67,14 @@ def fingerprint(path: Path) -> list[list[Any]] | None:
 def fingerprints(config: StageConfig, paths: list[Path]) -> dict[str, Any]:
     """``{name: fingerprint}``, names relative to the data folder when inside it (a copied folder matches)."""
     base = Path(getattr(config, "data_dir", ".")).resolve()
-    out = {}
-    for path in paths:
-        resolved = Path(path).resolve()
-        name = str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
-        out[name] = fingerprint(resolved)
-    return out
-
-
-def code_version(package: str, root: Path = PROJECT_ROOT) -> str:
-    """sha256 of every ``.py`` file of ``package`` and of each project package it reaches by importing."""
-    return _code_version(package, Path(root).resolve())
+    resolved = [Path(path).resolve() for path in paths]
+    return {str(r.relative_to(base) if r.is_relative_to(base) else r): fingerprint(r) for r in resolved}
 
 
 @functools.cache
-def _code_version(package: str, root: Path) -> str:
+def code_version(package: str, root: Path = PROJECT_ROOT) -> str:
+    """sha256 of every ``.py`` file of ``package`` and of each project package it reaches by importing."""
+    root = Path(root).resolve()
     project = {p.parent.name for p in root.glob("*/__init__.py")}
     reached, todo = set(), [package]
     while todo:

@@ -2,26 +2,16 @@
 
 ``python -m bench.features [--work-dir DIR] [--tasks 388] [--d-model 2304] [--token-vectors 2048] ...``
 
-Writes, once per ``--work-dir`` (reused when its files are there: they take minutes to write),
-what a real run of the stage reads, in the real formats:
-
-- the evaluated dataset (``task_id``, ``test_passed``) of ``--tasks`` tasks;
-- ``feature_layer_vectors.npz``: last-prompt vectors at both sites of every listed layer;
-- ``task_activations/{task}_layer_{L}.npz`` at the best layers, each with a ``sequence`` of
-  ``--tokens`` token vectors on average (float16, as replay stores them) and the last-prompt keys;
-- one GemmaScope-layout ``params.npz`` per listed layer (``W_enc``, ``W_dec`` 16384 x d_model
-  float32: 151 MB each at 2304), random unit columns with the threshold set so that about
-  ``--l0`` latents fire per vector, as in GemmaScope (sparsity decides the decoding cost);
-- the feature list: Phase 2.10's (``$PVA_PHASE2_10_DIR``: 40 features over 14 layers) when
-  there is one, else 40 features dealt over ``--layers`` layers.
-
-Vectors are anisotropic (a shared mean, 64 decaying factors, noise) with a weak direction tied
-to the outcome, so the probes meet realistic fits. Then it runs ``python cli.py features`` with
-``--sae LAYER=PATH`` for every layer in a child process and reports its wall time, its peak
-resident memory (``getrusage(RUSAGE_CHILDREN)``), the stage's own step times
-(``features_metadata.json``) and the load average (the machine is shared: wall times move with
-it). The SAE files were just written, so they are read from the page cache; a first read from
-disk adds its I/O (4.2 GB for 14 layers).
+Writes once per ``--work-dir`` (reused: they take minutes) what a real run reads, in the real
+formats: the evaluated dataset, ``feature_layer_vectors.npz`` (both sites of every listed
+layer), float16 ``task_activations`` sequences of about ``--tokens`` tokens at the best layers,
+one GemmaScope-layout ``params.npz`` per listed layer (random unit columns, threshold set for
+about ``--l0`` active latents: sparsity decides the decoding cost) and the feature list
+(``$PVA_PHASE2_10_DIR``'s when there is one, else 40 features over ``--layers`` layers). Vectors
+are anisotropic with a weak outcome direction, so the probes meet realistic fits. Then it runs
+``python cli.py features`` with ``--sae LAYER=PATH`` per layer in a child process and reports
+its wall time, peak RSS (``RUSAGE_CHILDREN``), the stage's step times and the load average.
+The SAE files were just written, so they come from the page cache.
 """
 
 from __future__ import annotations

@@ -137,19 +137,16 @@ def check_layers(layers: Sequence[int], n_layers: int, model: str) -> None:
     """Raise a clear error when a layer is outside a model with ``n_layers`` layers."""
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:
-        raise InputError(
-            f"layer(s) {bad} outside model {model}, which has {n_layers} layers (0..{n_layers - 1}); "
-            "pass --layers with valid layers"
-        )
+        raise InputError(f"layer(s) {bad} outside model {model}, which has {n_layers} layers (0..{n_layers - 1}); "
+                         "pass --layers with valid layers")
 
 
 @dataclass(frozen=True)
 class AnalysisDirs:
-    """Settings mixin of a stage that reads the SAE analysis' feature list (mix into a ``StageConfig``).
+    """Settings mixin (with a ``StageConfig``) of a stage that reads the SAE analysis' feature list.
 
-    The folders are where to look, not what was read: they are not part of the output's
-    identity; the file found (:meth:`feature_list_path`) is an input of the stage, whose
-    fingerprint the completion record keeps.
+    The folders are where to look, not part of the output's identity; the file found
+    (:meth:`feature_list_path`) is an input, fingerprinted by the completion record.
     """
 
     phase2_10_dir: Path | None = setting(

@@ -1,17 +1,14 @@
 """Benchmark the generate stage: streaming vs the earlier chunked loop vs one ``LLM.generate``; vs HF.
 
-Two parts, each on the demo model in float32, greedy, fed the same prompt token ids:
-
-(a) ``engine``: one vLLM engine (warmed up untimed, prefix caching off unless
-    ``--prefix-caching``) driven three ways over the same N prompts, alternated ``--repeats``
-    times in one process (across processes the spread is about 10 %): ``streaming`` (what
-    ``generate`` does: run_stream committing to a real store), ``chunked`` (the earlier loop:
-    one ``LLM.generate`` per ``--chunk-size`` prompts) and ``one-call`` (one ``LLM.generate``
-    over all N: the baseline). Also prints decode-step counts from the real completion
-    lengths: chunks need the sum of each chunk's longest completion, a continuous batch at
-    most ``max_num_seqs`` wide about the longest (on a GPU that ratio is the speed-up).
-(b) ``hf``: ``gen.stage.run`` with its defaults, engine start included, against Hugging Face
-    ``generate`` one problem at a time, model load included, on ``--hf-n`` problems.
+Both parts run the demo model in float32, greedy, on the same prompt token ids.
+(a) ``engine``: one warmed-up vLLM engine (prefix caching off unless ``--prefix-caching``)
+    driven three ways, alternated ``--repeats`` times in one process: ``streaming`` (what
+    ``generate`` does), ``chunked`` (the earlier loop, one ``LLM.generate`` per ``--chunk-size``
+    prompts) and ``one-call`` (the baseline: one ``LLM.generate`` over all N); plus decode-step
+    counts from the real completion lengths (chunks wait for their longest completion; on a
+    GPU that ratio is the speed-up).
+(b) ``hf``: ``gen.stage.run`` with its defaults, engine start included, against the baseline
+    Hugging Face ``generate`` one problem at a time, model load included.
 
     python -m bench.generate [--part engine|hf|both] [--n 128] [--max-new-tokens 256] [--repeats 2]
                              [--hf-n 48] [--hf-max-new-tokens 192]

@@ -1,16 +1,11 @@
-"""Replay throughput: one-by-one (batch 1) against length-grouped batches, same tasks, one run.
+"""Replay throughput: one-by-one (batch 1, the baseline) against length-grouped batches, same tasks, one run.
 
-``python -m bench.replay [--n 64] [--batch-sizes 1,8]``. The tokens come from our own
-``generate`` on the demo model (kept under ``--work-dir`` and resumed, so a rerun skips
-generation) or from ``--generations``. Every variant replays the same first N tasks through
-``replay.stage.run``; times exclude model loading. The last columns compare
-each variant's stored activations with the first variant's: batching is exact up to float32
-rounding.
-
-``--feature-layers`` measures the cost of the compact feature-layer vectors file instead: at
-the first batch size, the best layers alone (forward through the deepest best layer) against
-the best layers plus every layer the feature list names (forward through the deepest listed
-layer, both sites kept at each), e.g. 16/19 -> 25 for Phase 2.10's list.
+``python -m bench.replay [--n 64] [--batch-sizes 1,8]``. The tokens come from our ``generate`` on
+the demo model (kept and resumed under ``--work-dir``) or from ``--generations``. Every variant
+replays the same first N tasks through ``replay.stage.run`` (model loading not timed); the last
+columns compare each variant's activations with the first's (batching is exact up to float32
+rounding). ``--feature-layers`` instead measures the compact feature-layer vectors file: the
+best layers alone against best + every listed layer (a deeper forward pass).
 """
 
 from __future__ import annotations

@@ -153,16 +153,9 @@ def prepare_demo_model(
 
 
 def _provenance(wheel_path: Path, gguf_path: Path) -> dict[str, Any]:
-    return {
-        "source": WHEEL_REQUIREMENT,
-        "wheel": wheel_path.name,
-        "wheel_sha256": sha256_file(wheel_path),
-        "gguf": GGUF_NAME,
-        "gguf_sha256": sha256_file(gguf_path),
-        "dtype": "float32",
-        "transformers_version": package_version("transformers"),
-        "gguf_version": package_version("gguf"),
-    }
+    return {"source": WHEEL_REQUIREMENT, "wheel": wheel_path.name, "wheel_sha256": sha256_file(wheel_path),
+            "gguf": GGUF_NAME, "gguf_sha256": sha256_file(gguf_path), "dtype": "float32",
+            "transformers_version": package_version("transformers"), "gguf_version": package_version("gguf")}
 
 
 def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any]:
@@ -198,8 +191,7 @@ def transformer_lens_logit_diff(folder: str, ids: list[int]) -> tuple[float, flo
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    hf.eval()
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     with torch.no_grad():
         hf_logits = hf(torch.tensor([ids])).logits[0]
     del hf

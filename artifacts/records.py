@@ -58,7 +58,8 @@ def fingerprint(path: Path) -> list[list[Any]] | None:
         items = [(path, path.name)]
     elif path.is_dir():
         items = [(item, item.relative_to(path)) for item in sorted(path.rglob("*"))]
-        items = [(item, str(rel)) for item, rel in items if item.is_file() and not any(p.startswith(".") for p in rel.parts)]
+        items = [(item, str(rel)) for item, rel in items
+                 if item.is_file() and not any(part.startswith(".") for part in rel.parts)]
     else:
         return None
     return [[name, item.stat().st_size, item.stat().st_mtime_ns] for item, name in items]

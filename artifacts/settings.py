@@ -109,7 +109,7 @@ class StageConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "StageConfig":
-        """A config from ``{field: value}`` as :func:`plain` writes them (unknown keys refused; missing ones default)."""
+        """A config from plain ``{field: value}`` data (unknown keys refused, missing ones default)."""
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"{cls.__name__}: unknown settings {sorted(unknown)}")

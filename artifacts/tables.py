@@ -53,7 +53,10 @@ def read_table(path: str | Path, *, what: str = "table", suffixes: Sequence[str]
         if suffix == ".csv":
             return pd.read_csv(path, keep_default_na=False)
         text = path.read_text()
-        data = [json.loads(line) for line in text.splitlines() if line.strip()] if suffix == ".jsonl" else json.loads(text)
+        if suffix == ".jsonl":
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            data = json.loads(text)
         if isinstance(data, list):
             return pd.DataFrame(data)
     except Exception as exc:  # json, unicode, OS and pyarrow errors alike

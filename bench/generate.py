@@ -52,7 +52,8 @@ def _tokenized_tasks(model: str, problems: Path, limit: int) -> tuple[Any, list[
     from problems.split import read_problems
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    return tokenizer, build_tasks(select_rows(read_problems(problems), start=None, end=None, limit=limit), tokenizer, "raw")
+    rows = select_rows(read_problems(problems), start=None, end=None, limit=limit)
+    return tokenizer, build_tasks(rows, tokenizer, "raw")
 
 
 def engine_config(model: str, tokenizer: Any, max_new_tokens: int, *, prefix_caching: bool = False) -> Any:
@@ -153,7 +154,8 @@ def run_engine_part(args: argparse.Namespace, problems: Path, tmp: Path) -> list
             "wall_s": " / ".join(f"{wall:.1f}" for _, wall, _ in results[variant]),
             "tok_s": " / ".join(f"{x:.0f}" for x in tps),
             "vs_one_call": " / ".join(f"{a / b:.2f}" for a, b in zip(tps, base_tps)),
-            "identical": identical, "engine_start_s": round(start_s, 1), "load_avg_1m": f"{min(loads):.2f}-{max(loads):.2f}",
+            "identical": identical, "engine_start_s": round(start_s, 1),
+            "load_avg_1m": f"{min(loads):.2f}-{max(loads):.2f}",
         })
     lengths = [len(t) for t in baseline]
     steps_chunked, steps_one = chunked_steps(lengths, step), continuous_steps(lengths, width)

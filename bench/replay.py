@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from artifacts.device import DEVICE_CHOICES
 from artifacts.files import read_json, write_json, write_parquet
-from artifacts.layout import ACTIVATIONS_SUBDIR, GENERATIONS_FILE, GENERATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR, Layout
+from artifacts.layout import (ACTIVATIONS_SUBDIR, GENERATIONS_FILE, GENERATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR,
+                              Layout)
 from artifacts.feature_list import find_feature_list, parse_layers
 from replay.generations import read_generations
 from replay.config import ReplayConfig
@@ -81,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", default="16,19", help="layers to store (default 16,19, Phase 2.10's best layers)")
     parser.add_argument("--model", default=str(Layout.default().demo_model), help="model for generate (default the demo model)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds, alternating the variants' order; each variant keeps its fastest round")
     parser.add_argument("--generations", type=Path, default=None, help="replay these generations instead of generating")
@@ -150,8 +152,8 @@ def _differences(tasks, layers, base: Path, other: Path) -> dict[str, float]:
     arr_0 = sequence = 0.0
     for task in tasks:
         for layer in layers:
-            a, b = (read_activations(activation_path(d / ACTIVATIONS_SUBDIR / TASK_ACTIVATIONS_SUBDIR, task.task_id, layer))
-                    for d in (base, other))
+            a, b = (read_activations(activation_path(run / ACTIVATIONS_SUBDIR / TASK_ACTIVATIONS_SUBDIR,
+                                                     task.task_id, layer)) for run in (base, other))
             arr_0 = max(arr_0, relative_error(b.arr_0, a.arr_0))
             sequence = max(sequence, relative_error(b.sequence.astype(np.float32), a.sequence.astype(np.float32)))
     return {"max_rel_diff_arr_0": arr_0, "max_rel_diff_sequence_f16": sequence}

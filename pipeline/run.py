@@ -61,7 +61,8 @@ def build_configs(values: Mapping[str, Any], options: Mapping[str, RunOption], *
     """Each stage's settings for the ``run`` values, in order."""
     configs = [stage.config_class().from_mapping(stage_values(stage.name, options, values)) for stage in PIPELINE]
     if prepare_demo_model:
-        configs.insert(0, PREPARE_DEMO_MODEL.config_class()(data_dir=values["data_dir"], output_dir=Path(values["model"])))
+        demo_config = PREPARE_DEMO_MODEL.config_class()
+        configs.insert(0, demo_config(data_dir=values["data_dir"], output_dir=Path(values["model"])))
     return configs
 
 
@@ -70,7 +71,8 @@ def run_pipeline(configs: Sequence[StageConfig], *, echo: Callable[[str], None] 
     """Run every stage that is not current, each in its own process; StageFailed at the first failure."""
     # The project is not installed: the child finds it through PYTHONPATH, whatever the working
     # directory that relative paths in the settings are read from.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)}
+    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     timings = []
     for config in configs:
         if not config.overwrite and is_current(config):

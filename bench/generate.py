@@ -17,6 +17,7 @@ Both parts run the demo model in float32, greedy, on the same prompt token ids.
 from __future__ import annotations
 
 import argparse
+import heapq
 import os
 import tempfile
 import time
@@ -111,9 +112,9 @@ def chunked_steps(lengths: Sequence[int], chunk: int) -> int:
 
 def continuous_steps(lengths: Sequence[int], width: int) -> int:
     """Decode steps of continuous batching at most ``width`` wide: a freed slot takes the next prompt."""
-    slots = [0] * min(width, len(lengths))
+    slots = [0] * min(width, len(lengths))  # all equal: already a heap
     for n in lengths:
-        slots[slots.index(min(slots))] += n
+        heapq.heapreplace(slots, slots[0] + n)
     return max(slots, default=0)
 
 

@@ -1,8 +1,7 @@
 """pva-baseline command line: ``python cli.py COMMAND --help`` explains each stage.
 
-Every stage command is derived from its settings dataclass (``gen/config.py``, ...): the
-options are the config's fields, the command calls the stage's ``run(config)`` (the same call
-a notebook makes) and prints the result's summary. ``run`` chains the stages.
+A stage command's options are its settings dataclass' fields; it calls the stage's
+``run(config)`` (the call a notebook makes) and prints the result's summary.
 """
 
 from __future__ import annotations

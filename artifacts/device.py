@@ -1,12 +1,8 @@
-"""Devices and dtypes: one vocabulary for every model stage (generate and replay).
+"""Devices and dtypes of the model stages (generate and replay); torch is imported lazily.
 
-| device | default dtype | why                                                              |
-| ------ | ------------- | ---------------------------------------------------------------- |
-| cpu    | float32       | vLLM-CPU in bfloat16 drifts from exact greedy decoding (14 of 64 |
-|        |               | MBPP prompts equal to HF float32; float32: 64 of 64)             |
-| cuda   | bfloat16      | the checkpoints' own dtype; half the memory and bandwidth        |
-
-torch is imported inside the functions so that importing this module stays cheap.
+Default dtypes: float32 on the CPU (vLLM-CPU in bfloat16 drifts from exact greedy decoding:
+14 of 64 MBPP prompts equal to HF float32, against 64 of 64), else bfloat16 (the checkpoints'
+own dtype, half the memory and bandwidth).
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ def detect_device() -> str:
 
 
 def default_dtype(device: str) -> str:
-    """The dtype a stage uses on ``device`` unless told otherwise (table above)."""
+    """The dtype a stage uses on ``device`` unless told otherwise."""
     return DEFAULT_DTYPE.get(device, "float32")
 
 
@@ -42,7 +38,7 @@ def check_dtype(name: str) -> str:
 
 
 def torch_dtype(name: str):  # -> torch.dtype
-    """``"bfloat16"`` -> ``torch.bfloat16`` (``name`` checked with :func:`check_dtype`)."""
+    """``"bfloat16"`` -> ``torch.bfloat16`` (checked with :func:`check_dtype`)."""
     import torch
 
     return getattr(torch, check_dtype(name))

@@ -1,24 +1,22 @@
-"""Discover the best layers from the SAE analysis' ``top_20_features.json``.
+"""The SAE analysis' feature list and the best layers it names.
 
 Accepted files, in the first folder that has one (Phase 2.10, then Phase 2.5):
-``top_20_features.json`` with entries ``{"feature_idx", "layer", ...}`` or the later
-renamed ``top_20_latents.json`` with ``{"latent_idx", "layer", ...}``; both hold
-``{"correct": [...], "incorrect": [...]}`` sorted best first.
-
-The settings that find the list (``--phase2-10-dir``, ``--phase2-5-dir``, ``--layers``) are
-declared once here, as mixins of the stage configs that read it (:class:`AnalysisDirs`,
-:class:`AnalysisSettings`).
+``top_20_features.json`` (entries ``{"feature_idx", "layer", ...}``) or the later
+``top_20_latents.json`` (``{"latent_idx", "layer", ...}``); both hold
+``{"correct": [...], "incorrect": [...]}`` sorted best first. The settings that find the list
+are declared once here, as mixins of the stage configs (:class:`AnalysisDirs`, :class:`AnalysisSettings`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from artifacts.errors import InputError
 from artifacts.layout import PHASE2_5_ENV, PHASE2_10_ENV
+from artifacts.schema import dataset as keys
 from artifacts.settings import setting
 
 FILE_NAMES = (("top_20_features.json", "feature_idx"), ("top_20_latents.json", "latent_idx"))
@@ -52,16 +50,9 @@ class BestLayers:
 
     def to_metadata(self) -> dict:
         """The ``best_layers`` block of the downstream metadata, plus layers and source."""
-        return {
-            "best_layers": {
-                "correct": self.correct_layer,
-                "incorrect": self.incorrect_layer,
-                "correct_feature_idx": self.correct_feature_idx,
-                "incorrect_feature_idx": self.incorrect_feature_idx,
-            },
-            "extraction_layers": list(self.extraction_layers),
-            "best_layers_source": self.source,
-        }
+        best = (self.correct_layer, self.incorrect_layer, self.correct_feature_idx, self.incorrect_feature_idx)
+        return {keys.BEST_LAYERS: dict(zip(keys.BEST_LAYERS_FIELDS, best)),
+                keys.EXTRACTION_LAYERS: list(self.extraction_layers), keys.BEST_LAYERS_SOURCE: self.source}
 
 
 def parse_layers(spec: str) -> tuple[int, ...]:
@@ -79,32 +70,12 @@ def parse_layers(spec: str) -> tuple[int, ...]:
 
 def read_best_layers(path: str | Path) -> BestLayers:
     """Read one ``top_20_features.json`` / ``top_20_latents.json`` file."""
-    path = Path(path)
     features = read_feature_list(path)
-    picks = {f.group: (f.layer, f.feature_idx) for f in features if f.rank == 0}
-    return BestLayers(
-        correct_layer=picks["correct"][0],
-        incorrect_layer=picks["incorrect"][0],
-        correct_feature_idx=picks["correct"][1],
-        incorrect_feature_idx=picks["incorrect"][1],
-        extraction_layers=tuple(sorted({picks["correct"][0], picks["incorrect"][0]})),
-        source=str(path),
-        listed_layers=tuple(sorted({f.layer for f in features})),
-    )
-
-
-def _parse_features(path: Path, data: object, idx_key: str) -> list[ListedFeature]:
-    features = []
-    for group in GROUPS:
-        entries = data.get(group) if isinstance(data, dict) else None
-        if not entries or not isinstance(entries, list):
-            raise InputError(f"{path}: missing or empty {group!r} list")
-        for rank, entry in enumerate(entries):
-            key = idx_key if idx_key in entry else next((k for _, k in FILE_NAMES if k in entry), None)
-            if not isinstance(entry, dict) or "layer" not in entry or key is None:
-                raise InputError(f"{path}: {group}[{rank}] needs 'layer' and 'feature_idx' (or 'latent_idx')")
-            features.append(ListedFeature(group, rank, int(entry["layer"]), int(entry[key])))
-    return features
+    (correct,) = (f for f in features if f.rank == 0 and f.group == "correct")
+    (incorrect,) = (f for f in features if f.rank == 0 and f.group == "incorrect")
+    return BestLayers(correct.layer, incorrect.layer, correct.feature_idx, incorrect.feature_idx,
+                      tuple(sorted({correct.layer, incorrect.layer})), str(Path(path)),
+                      tuple(sorted({f.layer for f in features})))
 
 
 def read_feature_list(path: str | Path) -> list[ListedFeature]:
@@ -116,73 +87,66 @@ def read_feature_list(path: str | Path) -> list[ListedFeature]:
         raise InputError(f"{path}: file not found") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    return _parse_features(path, data, dict(FILE_NAMES).get(path.name, "feature_idx"))
+    idx_key = dict(FILE_NAMES).get(path.name, "feature_idx")
+    features = []
+    for group in GROUPS:
+        entries = data.get(group) if isinstance(data, dict) else None
+        if not entries or not isinstance(entries, list):
+            raise InputError(f"{path}: missing or empty {group!r} list")
+        for rank, entry in enumerate(entries):
+            # Either index key is accepted in either file; the file name's own is tried first.
+            key = next((k for k in (idx_key, *dict(FILE_NAMES).values()) if k in entry), None)
+            if not isinstance(entry, dict) or "layer" not in entry or key is None:
+                raise InputError(f"{path}: {group}[{rank}] needs 'layer' and 'feature_idx' (or 'latent_idx')")
+            features.append(ListedFeature(group, rank, int(entry["layer"]), int(entry[key])))
+    return features
 
 
 def find_feature_list(folders: Sequence[str | Path]) -> Path | None:
     """The first top-20 file in ``folders`` (Phase 2.10, then 2.5), or None."""
-    for folder in folders:
-        for name, _ in FILE_NAMES:
-            candidate = Path(folder) / name
-            if candidate.is_file():
-                return candidate
-    return None
+    candidates = (Path(folder) / name for folder in folders for name, _ in FILE_NAMES)
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def find_best_layers(folders: Sequence[str | Path]) -> BestLayers:
     """Best layers from the first folder holding a top-20 file (Phase 2.10, then 2.5)."""
     found = find_feature_list(folders)
-    if found is not None:
-        return read_best_layers(found)
-    tried = ", ".join(str(Path(f)) for f in folders)
-    raise InputError(
-        f"no top_20_features.json or top_20_latents.json in {tried}; "
-        "set PVA_PHASE2_10_DIR / PVA_PHASE2_5_DIR or pass --layers"
-    )
+    if found is None:
+        tried = ", ".join(str(Path(f)) for f in folders)
+        raise InputError(f"no top_20_features.json or top_20_latents.json in {tried}; "
+                         "set PVA_PHASE2_10_DIR / PVA_PHASE2_5_DIR or pass --layers")
+    return read_best_layers(found)
 
 
 def resolve_layers(folders: Sequence[str | Path], layers: str | None) -> BestLayers:
-    """Best layers from the analysis files, with ``--layers`` overriding the extraction set.
+    """Best layers from the analysis files, ``--layers`` overriding the extraction set.
 
     With ``layers`` given and no analysis file, the best-feature fields are ``None``.
     """
-    override = parse_layers(layers) if layers else None
+    if not layers:
+        return find_best_layers(folders)
+    override = parse_layers(layers)
     try:
         found = find_best_layers(folders)
     except InputError:
-        if override is None:
-            raise
         return BestLayers(None, None, None, None, override, "--layers")
-    if override is None:
-        return found
-    return BestLayers(
-        found.correct_layer,
-        found.incorrect_layer,
-        found.correct_feature_idx,
-        found.incorrect_feature_idx,
-        override,
-        f"--layers (best features from {found.source})",
-        found.listed_layers,
-    )
+    return replace(found, extraction_layers=override, source=f"--layers (best features from {found.source})")
 
 
 def check_layers(layers: Sequence[int], n_layers: int, model: str) -> None:
     """Raise a clear error when a layer is outside a model with ``n_layers`` layers."""
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:
-        raise InputError(
-            f"layer(s) {bad} outside model {model}, which has {n_layers} layers (0..{n_layers - 1}); "
-            "pass --layers with valid layers"
-        )
+        raise InputError(f"layer(s) {bad} outside model {model}, which has {n_layers} layers (0..{n_layers - 1}); "
+                         "pass --layers with valid layers")
 
 
 @dataclass(frozen=True)
 class AnalysisDirs:
-    """Settings mixin of a stage that reads the SAE analysis' feature list (mix into a ``StageConfig``).
+    """Settings mixin (with a ``StageConfig``) of a stage that reads the SAE analysis' feature list.
 
-    The folders are where to look, not what was read: they are not part of the output's
-    identity; the file found (:meth:`feature_list_path`) is an input of the stage, whose
-    fingerprint the completion record keeps.
+    The folders are where to look, not part of the output's identity; the file found
+    (:meth:`feature_list_path`) is an input, fingerprinted by the completion record.
     """
 
     phase2_10_dir: Path | None = setting(

@@ -1,8 +1,8 @@
-"""Atomic file writes: a crash never leaves a half-written output behind.
+"""Atomic file writes (a crash never leaves a half-written output behind) and JSON readers.
 
-Every writer goes through :func:`atomic_path`, which yields a temporary path in the
-destination's folder and renames it over the destination only when the block
-finishes without an exception (``os.replace`` is atomic on POSIX within one file system).
+Every writer goes through :func:`atomic_path`: a temporary file in the destination's folder,
+renamed over the destination only when the block finishes (``os.replace`` is atomic on POSIX
+within one file system).
 """
 
 from __future__ import annotations
@@ -34,14 +34,7 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it to ``dest`` on success.
-
-    Args:
-        dest: the final path. Its parent folder is created when missing.
-
-    Yields:
-        A path in the same folder to write to. It is removed if the block raises.
-    """
+    """Yield a temporary path beside ``dest`` (parent created); rename it to ``dest`` on success, remove it on error."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
@@ -52,14 +45,13 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
         os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, dest)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        tmp_path.unlink(missing_ok=True)
 
 
 def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented JSON, atomically (numpy values and paths as plain JSON)."""
     with atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
 def write_parquet(dest: str | os.PathLike[str], df: pd.DataFrame) -> None:
@@ -70,18 +62,14 @@ def write_parquet(dest: str | os.PathLike[str], df: pd.DataFrame) -> None:
 
 def write_npz(dest: str | os.PathLike[str], **arrays: Any) -> None:
     """Write arrays to an uncompressed ``.npz``, atomically."""
-    with atomic_path(dest) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -90,11 +78,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def read_optional_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """A JSON object, or None when the file does not exist.
-
-    Raises:
-        InputError: the file exists but is not valid JSON, or holds something else than an object.
-    """
+    """A JSON object, or None when the file does not exist; :class:`InputError` when it is not a JSON object."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -109,9 +93,7 @@ def read_optional_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def _json_default(obj: Any) -> Any:
     # numpy scalars and arrays show up in metadata built from DataFrames.
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, (np.generic, np.ndarray)):
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)

@@ -1,9 +1,7 @@
-"""Where every stage's inputs and outputs live under one data folder.
+"""Where every stage's inputs and outputs live under one data folder (``$PVA_DATA_DIR`` or ``./data``).
 
-The default data folder is ``data`` in the current directory (the repository root when
-the tool runs as ``python cli.py``), or ``$PVA_DATA_DIR``. Every command takes
-options that override single paths. Inputs made elsewhere are found through
-environment variables, so shared files are read in place, never copied.
+Inputs made elsewhere are found through environment variables, so shared files are read in
+place, never copied; every command takes options that override single paths.
 """
 
 from __future__ import annotations
@@ -37,7 +35,6 @@ class Layout:
     def default(cls) -> "Layout":
         return cls(default_data_dir())
 
-    # Phase 0.1: problems
     @property
     def phase0_1(self) -> Path:
         return self.root / "phase0_1"
@@ -46,7 +43,7 @@ class Layout:
     def problems(self) -> Path:
         return self.phase0_1 / PROBLEMS_FILE
 
-    # Phase 2: SAE analysis outputs (inputs here)
+    # Phase 2: the SAE analysis' outputs (inputs here).
     @property
     def phase2_10(self) -> Path:
         return Path(os.environ.get(PHASE2_10_ENV, self.root / "phase2_10"))
@@ -55,7 +52,6 @@ class Layout:
     def phase2_5(self) -> Path:
         return Path(os.environ.get(PHASE2_5_ENV, self.root / "phase2_5"))
 
-    # Phase 7.3: this tool's outputs
     @property
     def phase7_3(self) -> Path:
         return self.root / "phase7_3"

@@ -1,18 +1,11 @@
 """The completion record: the one way to know a stage is done.
 
-Every stage runs inside :func:`stage_run`, which writes ``{record_dir}/.records/{stage}.json``
-when the stage starts (``complete: false``) and again when it finishes (``complete: true``).
-The record holds
-
-- the stage's identity settings (every default resolved: :meth:`StageConfig.settings`),
-- a fingerprint (relative name, size, mtime) of every input and, once finished, every output,
-- the code version: sha256 of every project package the stage's package reaches through its
-  imports (:func:`code_version`), so no file it runs can be missed and no other stage's code
-  counts.
-
-``run`` skips a stage whose record matches what it would run now (:func:`is_current`).
-A crashed stage resumes from its per-task commits; a resuming stage (``RESUMES``) refuses
-earlier output made with other identity settings unless told ``--overwrite``.
+:func:`stage_run` writes ``{record_dir}/.records/{stage}.json`` when a stage starts
+(``complete: false``) and when it finishes (``complete: true``). The record holds the identity
+settings (defaults resolved), a fingerprint (name, size, mtime) of every input and output, and
+the code version: sha256 of every project package the stage's package reaches through its
+imports, so no file it runs is missed and no other stage's code counts. ``run`` skips a stage
+whose record matches what it would run now (:func:`is_current`).
 """
 
 from __future__ import annotations
@@ -49,51 +42,40 @@ def record_path(config: StageConfig) -> Path:
 def read_record(config: StageConfig) -> dict[str, Any] | None:
     """The stored record, or None when missing or unreadable (the stage then simply runs)."""
     try:
-        record = read_optional_json(record_path(config))
+        return read_optional_json(record_path(config))
     except InputError:
         return None
-    return record if isinstance(record, dict) else None
 
 
 def fingerprint(path: Path) -> list[list[Any]] | None:
     """``[[relative name, size, mtime_ns], ...]`` of a file or of every file below a folder.
 
-    Every writer renames a finished file into place, so a rewrite changes size or mtime.
-    Names starting with a dot (records, locks, temporaries) are left out.
+    Writers rename finished files into place, so a rewrite changes size or mtime. Dot-names
+    (records, locks, temporaries) are left out.
     """
     path = Path(path)
     if path.is_file():
-        st = path.stat()
-        return [[path.name, st.st_size, st.st_mtime_ns]]
-    if not path.is_dir():
+        items = [(path, path.name)]
+    elif path.is_dir():
+        items = [(item, item.relative_to(path)) for item in sorted(path.rglob("*"))]
+        items = [(item, str(rel)) for item, rel in items
+                 if item.is_file() and not any(part.startswith(".") for part in rel.parts)]
+    else:
         return None
-    rows = []
-    for item in sorted(path.rglob("*")):
-        rel = item.relative_to(path)
-        if item.is_file() and not any(part.startswith(".") for part in rel.parts):
-            st = item.stat()
-            rows.append([str(rel), st.st_size, st.st_mtime_ns])
-    return rows
+    return [[name, item.stat().st_size, item.stat().st_mtime_ns] for item, name in items]
 
 
 def fingerprints(config: StageConfig, paths: list[Path]) -> dict[str, Any]:
     """``{name: fingerprint}``, names relative to the data folder when inside it (a copied folder matches)."""
     base = Path(getattr(config, "data_dir", ".")).resolve()
-    out = {}
-    for path in paths:
-        resolved = Path(path).resolve()
-        name = str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
-        out[name] = fingerprint(resolved)
-    return out
+    resolved = [Path(path).resolve() for path in paths]
+    return {str(r.relative_to(base) if r.is_relative_to(base) else r): fingerprint(r) for r in resolved}
 
 
+@functools.cache
 def code_version(package: str, root: Path = PROJECT_ROOT) -> str:
     """sha256 of every ``.py`` file of ``package`` and of each project package it reaches by importing."""
-    return _code_version(package, Path(root).resolve())
-
-
-@functools.lru_cache(maxsize=None)
-def _code_version(package: str, root: Path) -> str:
+    root = Path(root).resolve()
     project = {p.parent.name for p in root.glob("*/__init__.py")}
     reached, todo = set(), [package]
     while todo:
@@ -136,29 +118,13 @@ def is_current(config: StageConfig) -> bool:
     record = read_record(config)
     if not record or not record.get(COMPLETE):
         return False
-    expected = expected_record(config)
-    if any(record.get(key) != value for key, value in expected.items()):
-        return False
-    return record.get(OUTPUTS) == fingerprints(config, config.outputs())
-
-
-def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``["name: old -> new", ...]`` for every identity setting that differs."""
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
-def remove_outputs(config: StageConfig) -> None:
-    """Delete every output of the stage (``--overwrite``)."""
-    for path in config.outputs():
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+    return (all(record.get(key) == value for key, value in expected_record(config).items())
+            and record.get(OUTPUTS) == fingerprints(config, config.outputs()))
 
 
 @contextmanager
 def stage_run(config: StageConfig, *, overwrite: bool = False, resumes: bool = False) -> Iterator[dict[str, Any]]:
-    """Run a stage under its completion record; see the module docstring.
+    """Run a stage under its completion record, one run per folder at a time (a lock).
 
     Args:
         config: the stage's settings.
@@ -168,10 +134,6 @@ def stage_run(config: StageConfig, *, overwrite: bool = False, resumes: bool = F
 
     Yields:
         The earlier record (``{}`` when none or discarded), e.g. for cumulative timings.
-
-    Raises:
-        InputError: another run of the stage is writing here, or (``resumes``) the earlier
-            output does not match these settings.
     """
     path = record_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +144,11 @@ def stage_run(config: StageConfig, *, overwrite: bool = False, resumes: bool = F
             raise InputError(f"{config.record_dir()}: another {config.STAGE} run is writing here; wait for it") from None
         previous = read_record(config) or {}
         if overwrite:
-            remove_outputs(config)
+            for output in config.outputs():
+                if output.is_dir():
+                    shutil.rmtree(output)
+                else:
+                    output.unlink(missing_ok=True)
             previous = {}
         elif resumes:
             _check_resumable(config, previous)
@@ -203,9 +169,9 @@ def _check_resumable(config: StageConfig, previous: dict[str, Any]) -> None:
             "another tool made it); pass --overwrite to redo it"
         )
     # Settings that only select tasks may change: the rows already made stay valid.
-    keep = config.selecting()
-    old = {k: v for k, v in (previous.get(SETTINGS) or {}).items() if k not in keep}
-    diff = settings_diff(old, {k: v for k, v in config.settings(identity_only=True).items() if k not in keep})
+    old, new = previous.get(SETTINGS) or {}, config.settings(identity_only=True)
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted((set(old) | set(new)) - config.selecting())
+            if old.get(k) != new.get(k)]
     if diff:
         raise InputError(
             f"{config.record_dir()}: earlier {config.STAGE} output was made with other settings "

@@ -1,26 +1,21 @@
 """Stage settings declared once: a frozen dataclass whose fields carry default and help.
 
-Each stage has one ``Config`` (``gen/config.py``, ``replay/config.py``, ...) built from
-:func:`setting` fields. The click command of the stage and the options of ``run`` are
-derived from those fields (:mod:`pipeline.options`), and a notebook builds the same object,
-so a default or a help text is written in exactly one place::
-
-    @dataclass(frozen=True)
-    class GenerateConfig(StageConfig):
-        STAGE: ClassVar[str] = "generate"
-        max_new_tokens: int = setting(2000, help="Generation budget per problem.", minimum=1)
+Each stage has one ``Config`` (``gen/config.py``, ...) built from :func:`setting` fields; its
+click command and the ``run`` options are derived from them (:mod:`pipeline.options`), and a
+notebook builds the same object, so a default or a help text is written in exactly one place.
 
 A field is part of the output's identity unless declared ``identity=False`` (how often to
-commit, how many workers, whether to overwrite): the completion record compares only
-identity settings, so a resumed run may change the others. A field declared ``selects=True``
-(``--limit``, ``--start``) says which tasks the stage covers: a change makes the stage run
-again, and a resuming stage keeps the rows it already has.
+commit, how many workers, whether to overwrite): the completion record compares only identity
+settings, so a resumed run may change the others. A ``selects=True`` field (``--limit``,
+``--start``) says which tasks the stage covers: a change makes the stage run again, and a
+resuming stage keeps the rows it already has.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -51,13 +46,7 @@ class Setting:
     envvar: str | None = None
 
 
-def setting(
-    default: Any = MISSING,
-    *,
-    help: str,
-    default_factory: Callable[[], Any] | None = None,
-    **cli: Any,
-) -> Any:
+def setting(default: Any = MISSING, *, help: str, default_factory: Callable[[], Any] | None = None, **cli: Any) -> Any:
     """A dataclass field with its command-line description (see :class:`Setting`)."""
     meta = {METADATA_KEY: Setting(help=help, **cli)}
     if default_factory is not None:
@@ -72,11 +61,7 @@ def describe(f: dataclasses.Field) -> Setting:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """Base of every stage's settings: the stage's name and its settings as plain data.
-
-    Subclasses set ``STAGE`` (the command name) and implement :meth:`inputs`,
-    :meth:`outputs` and :meth:`record_dir` from their resolved paths.
-    """
+    """Base of every stage's settings: ``STAGE`` (the command name), paths, and the settings as plain data."""
 
     STAGE: ClassVar[str] = ""
 
@@ -88,10 +73,9 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         """Paths given as strings become paths; each field's ``minimum`` and ``choices`` are checked."""
-        hints = typing.get_type_hints(type(self))
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, str) and _unwrap_optional(hints[f.name]) is Path:
+            if isinstance(value, str) and field_type(type(self), f.name) is Path:
                 object.__setattr__(self, f.name, Path(value))  # frozen: set once, while constructing
         check_ranges_and_choices(self)
         chained = getattr(super(), "__post_init__", None)  # a settings mixin's own checks
@@ -117,11 +101,7 @@ class StageConfig:
 
     def settings(self, *, identity_only: bool = False) -> dict[str, Any]:
         """The settings as JSON-ready values, every default included."""
-        return {
-            f.name: plain(getattr(self, f.name))
-            for f in fields(self)
-            if not identity_only or describe(f).identity
-        }
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self) if not identity_only or describe(f).identity}
 
     def selecting(self) -> frozenset[str]:
         """Names of the settings that only select tasks (``selects=True``)."""
@@ -129,13 +109,11 @@ class StageConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "StageConfig":
-        """A config from ``{field: value}`` (unknown keys refused; missing ones default)."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(values) - names
+        """A config from plain ``{field: value}`` data (unknown keys refused, missing ones default)."""
+        unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"{cls.__name__}: unknown settings {sorted(unknown)}")
-        hints = typing.get_type_hints(cls)
-        return cls(**{k: coerce(hints[k], v) for k, v in values.items()})
+        return cls(**{k: coerce(field_type(cls, k), v) for k, v in values.items()})
 
 
 def plain(value: Any) -> Any:
@@ -151,28 +129,24 @@ def plain(value: Any) -> Any:
     return value
 
 
-def coerce(hint: Any, value: Any) -> Any:
-    """``value`` (plain data, as :func:`plain` writes it) as the type ``hint`` names."""
+def coerce(kind: Any, value: Any) -> Any:
+    """``value`` (plain data) as the type ``kind`` (a field type without ``| None``) names."""
     if value is None:
         return None
-    base = _unwrap_optional(hint)
-    if base is Path:
+    if kind is Path:
         return Path(value)
-    if typing.get_origin(base) is tuple:
+    if typing.get_origin(kind) is tuple:
         return tuple(value)
     return value
 
 
-def _unwrap_optional(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
-        return args[0]
-    return hint
-
-
 def field_type(cls: type, name: str) -> Any:
     """The type of field ``name`` without ``| None``."""
-    return _unwrap_optional(typing.get_type_hints(cls)[name])
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return hint
 
 
 def check_ranges_and_choices(config: Any) -> None:

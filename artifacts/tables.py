@@ -50,31 +50,25 @@ def read_table(path: str | Path, *, what: str = "table", suffixes: Sequence[str]
     try:
         if suffix == ".parquet":
             return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path, keep_default_na=False)
+        text = path.read_text()
         if suffix == ".jsonl":
-            return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
-        if suffix == ".json":
-            data = json.loads(path.read_text())
-            if not isinstance(data, list):
-                raise InputError(f"{path}: expected a JSON array of rows")
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            data = json.loads(text)
+        if isinstance(data, list):
             return pd.DataFrame(data)
-        return pd.read_csv(path, keep_default_na=False)
-    except InputError:
-        raise
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, ValueError) as exc:
+    except Exception as exc:  # json, unicode, OS and pyarrow errors alike
         raise InputError(f"{path}: cannot read the {what} ({exc.__class__.__name__}: {exc})") from exc
-    except Exception as exc:  # pyarrow raises several types for a damaged parquet file
-        raise InputError(f"{path}: cannot read the {what} ({exc.__class__.__name__}: {exc})") from exc
+    raise InputError(f"{path}: expected a JSON array of rows")
 
 
 def read_dataset(path: str | Path, *, required: Sequence[str] = DATASET_REQUIRED) -> pd.DataFrame:
     """Read an evaluated dataset parquet: one row per task, sorted by ``task_id``.
 
     ``test_passed`` and the verdict columns present are read as bool, ``task_id`` as int64,
-    ``cyclomatic_complexity`` (when present) as nullable Int64.
-
-    Raises:
-        InputError: the file is missing or unreadable, lacks a required column, repeats a
-            task id or has a null ``test_passed``.
+    ``cyclomatic_complexity`` (when present) as nullable Int64; one-line :class:`InputError` otherwise.
     """
     path = Path(path)
     if not path.is_file():
@@ -89,14 +83,11 @@ def read_dataset(path: str | Path, *, required: Sequence[str] = DATASET_REQUIRED
     if df[keys.TASK_ID].duplicated().any():
         dup = df.loc[df[keys.TASK_ID].duplicated(), keys.TASK_ID].iloc[0]
         raise InputError(f"{path}: task_id {dup} appears more than once; expected one row per task")
-    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
-        if column in df.columns and df[column].isna().any():
+    passes = [c for c in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS) if c in df.columns]
+    for column in passes:
+        if df[column].isna().any():
             raise InputError(f"{path}: {column} has null values; expected True/False for every task")
-    df = df.copy()
-    df[keys.TASK_ID] = df[keys.TASK_ID].astype(np.int64)
-    for column in (keys.TEST_PASSED, *VERDICT_PASS_COLUMNS):
-        if column in df.columns:
-            df[column] = df[column].astype(bool)
+    df = df.astype({keys.TASK_ID: np.int64, **dict.fromkeys(passes, bool)})
     if keys.CYCLOMATIC_COMPLEXITY in df.columns:
         df[keys.CYCLOMATIC_COMPLEXITY] = pd.to_numeric(df[keys.CYCLOMATIC_COMPLEXITY]).astype("Int64")
     return df.sort_values(keys.TASK_ID, ignore_index=True)

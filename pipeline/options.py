@@ -16,6 +16,7 @@ Only values the user gave are passed on, so each config's own defaults apply.
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
@@ -35,49 +36,36 @@ GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVI
 
 def flag_of(cls: type[StageConfig], name: str) -> str:
     """The stage command's flag of field ``name`` (``--max-new-tokens``)."""
-    f = next(f for f in fields(cls) if f.name == name)
-    return describe(f).flag or "--" + name.replace("_", "-")
+    return describe(_field(cls, name)).flag or "--" + name.replace("_", "-")
 
 
-def _default_text(f: Any) -> str | bool:
-    meta = describe(f)
-    if meta.default_text is not None:
-        return meta.default_text
-    if f.default is MISSING or f.default in (None, False, ()):
-        return False
-    return str(f.default.value if hasattr(f.default, "value") else f.default)
+def _field(cls: type[StageConfig], name: str) -> Any:
+    return next(f for f in fields(cls) if f.name == name)
 
 
 def click_option(cls: type[StageConfig], name: str, *, flag: str | None = None, param: str | None = None,
-                 help_prefix: str = "", show_default: bool = True) -> click.Option:
+                 help_prefix: str = "") -> click.Option:
     """The click option of one config field; its default stays the config's (None: not given)."""
-    param = param or name
-    f = next(f for f in fields(cls) if f.name == name)
-    meta = describe(f)
-    flag = flag or flag_of(cls, name)
-    kind = field_type(cls, name)
-    default = _default_text(f) if show_default else False
-    help_text = help_prefix + meta.help + (f"  [default: {default}]" if default else "")
-    kwargs: dict[str, Any] = {"help": help_text, "hidden": meta.hidden, "envvar": meta.envvar,
-                              "show_default": False, "metavar": meta.metavar}
+    f = _field(cls, name)
+    meta, kind, flag, param = describe(f), field_type(cls, name), flag or flag_of(cls, name), param or name
+    default = meta.default_text
+    if default is None and f.default is not MISSING and f.default not in (None, False, ()):
+        default = str(getattr(f.default, "value", f.default))
+    kwargs: dict[str, Any] = {"help": help_prefix + meta.help + (f"  [default: {default}]" if default else ""),
+                              "hidden": meta.hidden, "envvar": meta.envvar, "show_default": False,
+                              "metavar": meta.metavar, "default": None}
     if kind is bool:
         decls = [f"{flag}/--no-{flag[2:]}"] if meta.negatable else [flag]
-        return click.Option([*decls, param], is_flag=True, default=None, **kwargs)
-    multiple = getattr(kind, "__origin__", None) is tuple
-    return click.Option([flag, param], type=_click_type(kind, meta), multiple=multiple, default=None, **kwargs)
-
-
-def _click_type(kind: Any, meta: Any) -> Any:
+        return click.Option([*decls, param], is_flag=True, **kwargs)
     if meta.choices:
-        return click.Choice(meta.choices)
-    if kind is Path:
-        return click.Path(path_type=Path)
-    if kind in (int, float) and meta.minimum is not None:
-        range_type = click.IntRange if kind is int else click.FloatRange
-        return range_type(min=meta.minimum, min_open=meta.min_open)
-    if kind in (int, float, str):
-        return kind
-    return str  # tuple[str, ...] and the like: each item a word
+        click_type: Any = click.Choice(meta.choices)
+    elif kind is Path:
+        click_type = click.Path(path_type=Path)
+    elif kind in (int, float) and meta.minimum is not None:
+        click_type = (click.IntRange if kind is int else click.FloatRange)(min=meta.minimum, min_open=meta.min_open)
+    else:
+        click_type = kind if kind in (int, float, str) else str  # tuple[str, ...] and the like: each item a word
+    return click.Option([flag, param], type=click_type, multiple=typing.get_origin(kind) is tuple, **kwargs)
 
 
 def click_params(cls: type[StageConfig]) -> list[click.Option]:
@@ -125,9 +113,5 @@ def run_click_option(option: RunOption, configs: Mapping[str, type[StageConfig]]
 
 def stage_values(stage: str, options: Mapping[str, RunOption], values: Mapping[str, Any]) -> dict[str, Any]:
     """``{field: value}`` for ``stage`` from the ``run`` values that were given."""
-    out = {}
-    for run_name, value in values.items():
-        for target_stage, name in options[run_name].targets if run_name in options else ():
-            if target_stage == stage:
-                out[name] = value
-    return out
+    return {name: value for run_name, value in values.items() if run_name in options
+            for target, name in options[run_name].targets if target == stage}

@@ -1,10 +1,8 @@
 """``run``: every stage in order, each in its own process, skipping those already done.
 
-A stage is skipped, without starting a process, when its completion record matches what it
-would run now (:func:`artifacts.records.is_current`): same identity settings, same inputs,
-same code, outputs untouched. Anything else starts the stage, which resumes from its own
-per-task commits. Each stage runs in a fresh interpreter so the memory vLLM holds is given
-back before TransformerLens loads the model again.
+A stage whose completion record matches what it would run now (:func:`artifacts.records.is_current`)
+is skipped without starting a process; any other starts and resumes from its per-task commits.
+A fresh interpreter per stage gives back vLLM's memory before TransformerLens loads the model.
 """
 
 from __future__ import annotations
@@ -43,15 +41,11 @@ class StageTiming:
 
 def apply_preset(values: Mapping[str, Any], preset: str | None, *, data_dir: Path) -> tuple[dict[str, Any], bool]:
     """The ``run`` values with a preset's filled in (explicit values win), and whether to prepare the demo model."""
-    values = dict(values)
     if preset is None:
-        return values, False
+        return dict(values), False
     if preset != DEMO_PRESET:
         raise InputError(f"--preset {preset!r}: unknown preset (known: {DEMO_PRESET})")
-    prepare = values.get("model") is None
-    for key, value in {**DEMO_VALUES, "model": Layout(data_dir).demo_model}.items():
-        values.setdefault(key, value)
-    return values, prepare
+    return {**DEMO_VALUES, "model": Layout(data_dir).demo_model, **values}, values.get("model") is None
 
 
 def check_sandbox(values: Mapping[str, Any]) -> None:
@@ -65,21 +59,20 @@ def check_sandbox(values: Mapping[str, Any]) -> None:
 def build_configs(values: Mapping[str, Any], options: Mapping[str, RunOption], *,
                   prepare_demo_model: bool = False) -> list[StageConfig]:
     """Each stage's settings for the ``run`` values, in order."""
-    configs = []
+    configs = [stage.config_class().from_mapping(stage_values(stage.name, options, values)) for stage in PIPELINE]
     if prepare_demo_model:
-        configs.append(PREPARE_DEMO_MODEL.config_class()(data_dir=values["data_dir"], output_dir=Path(values["model"])))
-    for stage in PIPELINE:
-        configs.append(stage.config_class().from_mapping(stage_values(stage.name, options, values)))
+        demo_config = PREPARE_DEMO_MODEL.config_class()
+        configs.insert(0, demo_config(data_dir=values["data_dir"], output_dir=Path(values["model"])))
     return configs
 
 
 def run_pipeline(configs: Sequence[StageConfig], *, echo: Callable[[str], None] = print,
                  child: Sequence[str] = CHILD) -> list[StageTiming]:
-    """Run every stage that is not current, each in its own process; stop at the first failure.
-
-    Raises:
-        StageFailed: a stage exited non-zero (its own message is already on stderr).
-    """
+    """Run every stage that is not current, each in its own process; StageFailed at the first failure."""
+    # The project is not installed: the child finds it through PYTHONPATH, whatever the working
+    # directory that relative paths in the settings are read from.
+    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     timings = []
     for config in configs:
         if not config.overwrite and is_current(config):
@@ -88,20 +81,13 @@ def run_pipeline(configs: Sequence[StageConfig], *, echo: Callable[[str], None] 
             continue
         echo(f"== {config.STAGE}: running")
         start = time.perf_counter()
-        code = subprocess.call([*child, config.STAGE, json.dumps(config.settings())], env=_child_env())
+        code = subprocess.call([*child, config.STAGE, json.dumps(config.settings())], env=env)
         elapsed = time.perf_counter() - start
         timings.append(StageTiming(config.STAGE, elapsed, True))
         if code != 0:
             raise StageFailed(config.STAGE, code)
         echo(f"== {config.STAGE}: done in {elapsed:.1f}s")
     return timings
-
-
-def _child_env() -> dict[str, str]:
-    # The project is not installed (see pyproject.toml): the child finds it through PYTHONPATH,
-    # whatever the working directory that relative paths in the settings are read from.
-    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path}
 
 
 class StageFailed(RuntimeError):

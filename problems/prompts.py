@@ -25,7 +25,6 @@ class PromptStyle(str, Enum):
 
     @property
     def uses_chat_template(self) -> bool:
-        """Whether the prompt text goes through the tokenizer's chat template."""
         return self is PromptStyle.CHAT
 
 
@@ -42,11 +41,8 @@ def format_tests(test_list: Sequence[str], *, double_assert: bool = False) -> st
         double_assert: prefix ``assert `` unconditionally (the earlier phases' bug), so a
             line that already starts with ``assert`` reads ``assert assert ...``.
     """
-    lines = []
-    for test in test_list:
-        test = test.strip()
-        lines.append(test if test.startswith(ASSERT) and not double_assert else f"{ASSERT} {test}")
-    return "\n".join(lines)
+    tests = (test.strip() for test in test_list)
+    return "\n".join(t if t.startswith(ASSERT) and not double_assert else f"{ASSERT} {t}" for t in tests)
 
 
 def build_prompt(text: str, test_list: Sequence[str], *, double_assert: bool = False) -> str:

@@ -23,18 +23,11 @@ MBPP_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def load_mbpp(path: str | Path | None) -> tuple[pd.DataFrame, str]:
-    """Load MBPP from ``path`` (``.jsonl``, ``.json`` array or ``.parquet``), or the hub.
+    """The normalized problems and a description of their source.
 
     Args:
-        path: a local file, or ``None`` to download ``google-research-datasets/mbpp``
-            (config ``full``, every split) from the Hugging Face hub.
-
-    Returns:
-        The normalized problems frame and a description of the source.
-
-    Raises:
-        InputError: the file is missing, unreadable, of unknown format, lacks a
-            required column or repeats a task id; or the hub cannot be reached.
+        path: a ``.jsonl``, ``.json`` array or ``.parquet`` file, or ``None`` to download
+            ``google-research-datasets/mbpp`` (config ``full``, every split) from the hub.
     """
     if path is None:
         df, source = _load_from_hub(), f"hf://{HUB_DATASET}/{HUB_CONFIG}"
@@ -67,14 +60,8 @@ def _normalize(df: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
-    out = pd.DataFrame(
-        {
-            "task_id": df["task_id"].astype("int64"),
-            "text": df["text"].astype(str),
-            "code": df["code"].astype(str),
-            "test_list": df["test_list"].map(_as_str_list),
-        }
-    )
+    out = pd.DataFrame({"task_id": df["task_id"].astype("int64"), "text": df["text"].astype(str),
+                        "code": df["code"].astype(str), "test_list": df["test_list"].map(_as_str_list)})
     for col in OPTIONAL_STR_COLUMNS:
         out[col] = df[col].fillna("").astype(str) if col in df.columns else ""
     for col in OPTIONAL_LIST_COLUMNS:

@@ -8,6 +8,7 @@ Output schema (``validation_mbpp.parquet``, sorted by ``task_id``):
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -27,15 +28,7 @@ SPLIT_NAMES = ("sae", "hyperparams", "validation")
 SPLIT_RATIOS = (5, 1, 4)  # 50/10/40, dealt round-robin in blocks of ten
 N_BINS = 10
 DEFAULT_SEED = 42
-COLUMNS = (
-    "task_id",
-    "text",
-    "code",
-    "test_list",
-    "test_setup_code",
-    "challenge_test_list",
-    "cyclomatic_complexity",
-)
+COLUMNS = ("task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list", "cyclomatic_complexity")
 
 
 @dataclass(frozen=True)
@@ -71,45 +64,31 @@ def read_task_ids(path: str | Path) -> list[int]:
 
 
 def stratified_split(complexity: pd.Series, *, seed: int = DEFAULT_SEED) -> dict[str, list[int]]:
-    """Split task ids into sae / hyperparams / validation by cyclomatic complexity.
+    """Split task ids (``complexity``'s index) into sae / hyperparams / validation, sorted.
 
-    The research method: 10 equal-width bins over complexity, each bin shuffled by one
-    seeded numpy generator, then all tasks dealt round-robin, bin after bin, in blocks
-    of ten: 5 to sae, 1 to hyperparams, 4 to validation. On the 974 MBPP problems this
-    gives the research split's sizes (489 / 97 / 388), but not its exact ids (the
-    original shuffle order is not recoverable): pass the published id list with
-    ``--task-ids`` to reproduce the research split itself.
-
-    Args:
-        complexity: complexity values indexed by task id.
-        seed: numpy seed of the shuffle.
-
-    Returns:
-        Sorted task ids for each split name.
+    The research method: 10 equal-width bins over complexity, each bin shuffled by one seeded
+    numpy generator, then all tasks dealt round-robin, bin after bin, in blocks of ten: 5 to
+    sae, 1 to hyperparams, 4 to validation. On the 974 MBPP problems this gives the research
+    split's sizes (489 / 97 / 388) but not its ids (the original shuffle order is lost): pass
+    the published id list with ``--task-ids`` to reproduce the research split itself.
     """
     rng = np.random.RandomState(seed)
     values = complexity.to_numpy(dtype=float)
     edges = np.linspace(values.min(), values.max(), N_BINS + 1)
     bins = np.clip(np.digitize(values, edges[1:-1], right=False), 0, N_BINS - 1)
-    pattern = [name for name, k in zip(SPLIT_NAMES, SPLIT_RATIOS) for _ in range(k)]
-    out: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
     ids = complexity.index.to_numpy()
-    dealt = 0
+    dealt = []
     for b in range(N_BINS):
         members = ids[bins == b].copy()
         rng.shuffle(members)
-        for task_id in members:
-            out[pattern[dealt % len(pattern)]].append(int(task_id))
-            dealt += 1
-    return {name: sorted(v) for name, v in out.items()}
+        dealt += members.tolist()
+    pattern = itertools.cycle([name for name, k in zip(SPLIT_NAMES, SPLIT_RATIOS) for _ in range(k)])
+    names = [next(pattern) for _ in dealt]
+    return {name: sorted(int(t) for t, n in zip(dealt, names) if n == name) for name in SPLIT_NAMES}
 
 
 def build_validation_split(
-    *,
-    mbpp_path: str | Path | None,
-    task_ids_path: str | Path | None,
-    output_dir: str | Path,
-    seed: int = DEFAULT_SEED,
+    *, mbpp_path: str | Path | None, task_ids_path: str | Path | None, output_dir: str | Path, seed: int = DEFAULT_SEED
 ) -> SplitResult:
     """Build ``validation_mbpp.parquet`` and ``split_metadata.json`` in ``output_dir``.
 
@@ -119,9 +98,6 @@ def build_validation_split(
             stratified split with ``seed``.
         output_dir: destination folder (created when missing).
         seed: seed of the stratified split (ignored with ``task_ids_path``).
-
-    Raises:
-        InputError: bad MBPP file, bad id list, or ids missing from MBPP.
     """
     mbpp, source = load_mbpp(mbpp_path)
     mbpp = mbpp.assign(cyclomatic_complexity=mbpp["code"].map(cyclomatic_complexity).astype("int64"))
@@ -134,21 +110,17 @@ def build_validation_split(
     else:
         ids = stratified_split(mbpp.set_index("task_id")["cyclomatic_complexity"], seed=seed)["validation"]
         selection = f"stratified split (10 complexity bins, seed {seed}, 50/10/40)"
-    problems = (
-        mbpp[mbpp["task_id"].isin(ids)].sort_values("task_id").reset_index(drop=True).loc[:, list(COLUMNS)]
-    )
-    output_dir = Path(output_dir)
-    parquet_path = output_dir / PROBLEMS_FILE
-    metadata_path = output_dir / SPLIT_METADATA_FILE
+    problems = mbpp[mbpp["task_id"].isin(ids)].sort_values("task_id").reset_index(drop=True).loc[:, list(COLUMNS)]
     cc = problems["cyclomatic_complexity"]
+    given = task_ids_path is not None
     metadata = {
         "creation_timestamp": datetime.now(timezone.utc).isoformat(),
         "source": source,
         "source_sha256": sha256_file(mbpp_path) if mbpp_path is not None else None,
-        "task_ids_file": str(task_ids_path) if task_ids_path is not None else None,
-        "task_ids_sha256": sha256_file(task_ids_path) if task_ids_path is not None else None,
+        "task_ids_file": str(task_ids_path) if given else None,
+        "task_ids_sha256": sha256_file(task_ids_path) if given else None,
         "selection": selection,
-        "seed": seed if task_ids_path is None else None,
+        "seed": None if given else seed,
         "n_source_problems": int(len(mbpp)),
         "n_problems": int(len(problems)),
         "n_with_test_setup_code": int((problems["test_setup_code"].str.len() > 0).sum()),
@@ -157,12 +129,13 @@ def build_validation_split(
             "max": int(cc.max()) if len(cc) else None,
             "mean": float(cc.mean()) if len(cc) else None,
             "median": float(cc.median()) if len(cc) else None,
-            "counts": {str(k): int(v) for k, v in sorted(Counter(cc.tolist()).items())},
+            "counts": {str(k): int(v) for k, v in cc.value_counts().sort_index().items()},
         },
     }
-    write_parquet(parquet_path, problems)
-    write_json(metadata_path, metadata)
-    return SplitResult(problems, parquet_path, metadata_path, metadata)
+    output_dir = Path(output_dir)
+    write_parquet(output_dir / PROBLEMS_FILE, problems)
+    write_json(output_dir / SPLIT_METADATA_FILE, metadata)
+    return SplitResult(problems, output_dir / PROBLEMS_FILE, output_dir / SPLIT_METADATA_FILE, metadata)
 
 
 def read_problems(path: str | Path) -> pd.DataFrame:

@@ -1,8 +1,7 @@
-"""Keys of ``activations_metadata.json`` and of the compact feature-layer vectors file.
+"""Keys of ``activations_metadata.json``, the per-task activation files and the compact vectors file.
 
-Written by replay (``replay/stage.py``); read by evaluate, features and report. Every key
-another stage reads is named here once; the rest of the file (provenance, counts, timings)
-is described in ``data/README.md``.
+Written by replay; read by evaluate, features and report. The rest of the metadata
+(provenance, counts, timings) is described in ``data/README.md``.
 """
 
 from __future__ import annotations

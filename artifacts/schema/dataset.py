@@ -1,10 +1,7 @@
-"""Names of the evaluated dataset: its file names, columns and ``metadata.json`` keys.
+"""The evaluated dataset's file names, columns and ``metadata.json`` keys (meanings: ``data/README.md``).
 
-``metadata.json`` itself is ``artifacts.layout.DATASET_METADATA_FILE``.
-
-Written by evaluate (``evaluate/dataset.py``); read by report and by the downstream
-analyses (steering 7.6, AUROC 7.12, comparison 7.9), whose names these are. Meanings:
-``data/README.md``.
+Written by evaluate (``evaluate/dataset.py``); read by report and by the downstream analyses
+(steering 7.6, AUROC 7.12, comparison 7.9), whose names these are.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Names of the generate stage's files that cross a stage boundary: parquet columns and metadata keys.
+"""The generate stage's parquet columns and metadata keys that another stage reads (data/README.md: all).
 
-Written by generate (``gen/store.py``, ``gen/metadata.py``); read by replay (the token ids;
-which model and dtype made them), evaluate (completions, completeness, exclusions, prompt
-style, library versions) and report (finish reasons, token counts, stage costs).
-data/README.md describes every column and key; the ones below are those another stage
-reads, so they are named here once.
+Written by generate (``gen/store.py``, ``gen/metadata.py``); read by replay (token ids, model,
+dtype), evaluate (completions, completeness, exclusions, prompt style) and report (costs).
 """
 
 from __future__ import annotations

@@ -130,10 +130,10 @@ def test_code_version_covers_the_import_closure_and_nothing_else(tmp_path: Path)
     root = _project(tmp_path / "p", files)
     before = {pkg: code_version(pkg, root) for pkg in ("stage_a", "stage_b", "base")}
     (root / "other" / "x.py").write_text("Y = 3\n")
-    records._code_version.cache_clear()
+    records.code_version.cache_clear()
     assert {pkg: code_version(pkg, root) for pkg in before} == before, "an unimported package does not count"
     (root / "base" / "io.py").write_text("X = 2\n")  # reached through a function-level import
-    records._code_version.cache_clear()
+    records.code_version.cache_clear()
     after = {pkg: code_version(pkg, root) for pkg in before}
     assert all(after[pkg] != before[pkg] for pkg in before)
 

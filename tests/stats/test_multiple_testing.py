@@ -1,7 +1,6 @@
 import numpy as np
 
-from stats.multiple_testing import bh_q_values
-from stats.permutation import permutation_p_values
+from stats.permutation import bh_q_values, permutation_p_values
 
 
 def _textbook_bh(p: np.ndarray) -> np.ndarray:

@@ -1,8 +1,7 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from stats.bootstrap import bootstrap_auroc
-from stats.paired import paired_auroc_difference
+from stats.bootstrap import bootstrap_auroc, paired_auroc_difference
 
 
 def _runs(seed: int, n: int = 150, noise: float = 0.3):

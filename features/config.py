@@ -13,7 +13,7 @@ from artifacts.schema import features as fm
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, HOOK_POINTS
 from artifacts.model_type import ModelTypeSetting
 from artifacts.settings import StageConfig, setting
-from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
+from features.sae import DEFAULT_SAE_REPO, parse_sae_options
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,6 @@ from artifacts.schema.activations import HOOK_POINT, HOOK_POINTS, MODEL
 from artifacts.tables import read_dataset
 from features.vectors import RunVectors, read_run_vectors
 
-THIS_RUN = "this run"
-
 
 @dataclass(frozen=True)
 class Run:
@@ -28,7 +26,7 @@ class Run:
     dataset_path: Path
     passed: dict[int, bool]
     vectors: RunVectors
-    sequence_site: str | None = None  # the site of the per-task `sequence` arrays (and arr_0), None if unknown
+    sequence_site: str | None = None  # the site of the per-task `sequence` arrays (and arr_0), if known
 
     def counts(self) -> dict:
         """Tasks with vectors at some listed layer (and of them passed / failed), and tasks without."""
@@ -44,11 +42,7 @@ class Run:
         }
 
     def d_model(self) -> int:
-        """The vectors' width.
-
-        Raises:
-            InputError: no vectors at any listed layer, or vectors of different widths.
-        """
+        """The vectors' width; InputError without vectors or with vectors of different widths."""
         widths = {v.d_model for v in self.vectors.vectors.values()}
         if not widths:
             raise InputError(
@@ -68,7 +62,7 @@ class Run:
         return (self.vectors.metadata or {}).get(MODEL)
 
 
-def read_run(dataset_path: Path, activations_dir: Path, layers: Sequence[int], *, label: str = THIS_RUN,
+def read_run(dataset_path: Path, activations_dir: Path, layers: Sequence[int], *, label: str = "this run",
              arr0_site: str | None = None) -> Run:
     """A run's labels (``task_id``, ``test_passed``) and its vectors at ``layers``."""
     dataset = read_dataset(dataset_path, required=(keys.TASK_ID, keys.TEST_PASSED))
@@ -84,28 +78,20 @@ def read_compare_run(dataset_path: Path, activations_dir: Path, layers: Sequence
     run = read_run(dataset_path, activations_dir, layers, label="", arr0_site=site)
     meta = read_optional_json(Path(dataset_path).parent / DATASET_METADATA_FILE) or {}
     model = meta.get(keys.MODEL_NAME) or run.model()
-    label = Path(str(model)).name if model else f"compare ({Path(dataset_path).stem})"
-    return Run(label, run.dataset_path, run.passed, run.vectors, run.sequence_site)
+    return replace(run, label=Path(str(model)).name if model else f"compare ({Path(dataset_path).stem})")
 
 
 def inputs_block(run: Run, feature_list_path: Path) -> dict:
     """The metadata's ``inputs`` block: what was read, with content hashes."""
-    return {
-        "dataset": str(run.dataset_path),
-        "dataset_sha256": sha256_file(run.dataset_path),
-        "activations_dir": str(run.vectors.activations_dir),
-        "vectors_sha256": run.vectors.sha256(),
-        "feature_list": str(feature_list_path),
-        "feature_list_sha256": sha256_file(feature_list_path),
-    }
+    return {**_read_from(run), "vectors_sha256": run.vectors.sha256(), "feature_list": str(feature_list_path),
+            "feature_list_sha256": sha256_file(feature_list_path)}
 
 
 def compare_block(run: Run) -> dict:
     """The metadata's ``compare`` block, counts aside."""
-    return {
-        fm.COMPARE_LABEL: run.label,
-        "dataset": str(run.dataset_path),
-        "dataset_sha256": sha256_file(run.dataset_path),
-        "activations_dir": str(run.vectors.activations_dir),
-        fm.VECTOR_SOURCES: run.vectors.sources,
-    }
+    return {fm.COMPARE_LABEL: run.label, **_read_from(run), fm.VECTOR_SOURCES: run.vectors.sources}
+
+
+def _read_from(run: Run) -> dict:
+    return {"dataset": str(run.dataset_path), "dataset_sha256": sha256_file(run.dataset_path),
+            "activations_dir": str(run.vectors.activations_dir)}

@@ -1,15 +1,11 @@
-"""A run's last-prompt-token vectors per hook point and layer, from whatever the run stored.
+"""A run's last-prompt-token vectors per hook point and layer, from the first source it stored:
 
-Sources, in the order they are tried (the first that exists is used):
-
-1. ``ACTIVATIONS_DIR/feature_layer_vectors.npz`` (replay writes it; constants in
-   ``artifacts/schema/activations.py``): ``resid_pre`` and ``resid_post``
-   Float[ndarray, "task layer d_model"] of every layer the feature list names.
-2. ``ACTIVATIONS_DIR/task_activations/{task_id}_layer_{L}.npz`` with ``resid_pre_last`` and
-   ``resid_post_last`` (float32 (1, d_model)): both sites, at the stored layers only.
-3. The same files with only ``arr_0`` (float32 (1, d_model); e.g. an older run of the base
-   model): one site, the ``hook_point`` its ``activations_metadata.json`` names (or the one
-   given as ``arr0_site``). The other site is not scored.
+1. ``feature_layer_vectors.npz`` (replay writes it; ``artifacts/schema/activations.py``): both sites,
+   Float[ndarray, "task layer d_model"], at every layer the feature list names;
+2. ``task_activations/{task_id}_layer_{L}.npz`` with ``resid_pre_last`` and ``resid_post_last``
+   (float32 (1, d_model)): both sites, at the stored layers;
+3. the same files with only ``arr_0`` (an older run): the one site its ``activations_metadata.json``
+   names (or ``arr0_site``); the other site is not scored.
 
 Only the small keys are read from the per-task files (``np.load`` is lazy), never ``sequence``.
 """
@@ -18,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +29,7 @@ from artifacts.schema.activations import (
 
 @dataclass(frozen=True, eq=False)
 class LayerVectors:
-    """One layer's vectors at one hook point: row ``i`` of ``x`` (Float[ndarray, "task d_model"])
-    belongs to ``task_ids[i]`` (ascending)."""
+    """One layer's vectors at one hook point: row ``i`` of ``x`` (task, d_model) is ``task_ids[i]`` (ascending)."""
 
     layer: int
     hook_point: str
@@ -48,17 +43,13 @@ class LayerVectors:
 
 @dataclass(frozen=True, eq=False)
 class RunVectors:
-    """What one run stores, for the layers asked for.
-
-    ``vectors[(hook_point, layer)]`` where stored; ``not_stored[(hook_point, layer)]`` says why
-    not otherwise. ``sources[hook_point]`` names where that site's vectors came from.
-    """
+    """A run's vectors by ``(hook_point, layer)``, why the others are ``not_stored``, each site's source."""
 
     activations_dir: Path
     vectors: dict[tuple[str, int], LayerVectors]
     not_stored: dict[tuple[str, int], str]
     sources: dict[str, str]
-    metadata: dict | None = field(default=None)
+    metadata: dict | None = None
 
     def sha256(self) -> str:
         """Hash of every stored vector and its task id (what the scores depend on)."""
@@ -75,18 +66,8 @@ class RunVectors:
 def read_run_vectors(
     activations_dir: Path, *, layers: Sequence[int], task_ids: Sequence[int], arr0_site: str | None = None
 ) -> RunVectors:
-    """The vectors of ``layers`` for those of ``task_ids`` that have them (module docstring).
-
-    Args:
-        activations_dir: a run's activations folder (``feature_layer_vectors.npz``,
-            ``activations_metadata.json``, ``task_activations/``).
-        layers: the layers the feature list names.
-        task_ids: the dataset's tasks.
-        arr0_site: the site of ``arr_0`` when ``activations_metadata.json`` does not name it.
-
-    Raises:
-        InputError: nothing usable is stored, or a file is inconsistent.
-    """
+    """The vectors of ``layers`` for those of ``task_ids`` that have them; InputError when nothing usable is
+    stored or a file is inconsistent. ``arr0_site``: the site of ``arr_0`` when the metadata does not name it."""
     activations_dir = Path(activations_dir)
     metadata = read_optional_json(activations_dir / ACTIVATIONS_METADATA_FILE)
     wanted = np.asarray(sorted({int(t) for t in task_ids}), dtype=np.int64)
@@ -138,14 +119,8 @@ def _from_compact(path: Path, layers: Sequence[int], wanted: np.ndarray):
     return vectors, not_stored
 
 
-def _from_task_files(
-    activations_dir: Path,
-    task_folder: Path,
-    layers: Sequence[int],
-    wanted: np.ndarray,
-    metadata: dict | None,
-    arr0_site: str | None,
-) -> RunVectors:
+def _from_task_files(activations_dir: Path, task_folder: Path, layers: Sequence[int], wanted: np.ndarray,
+                     metadata: dict | None, arr0_site: str | None) -> RunVectors:
     vectors, not_stored = {}, {}
     keys_by_hook: dict[str, str] | None = None
     sources: dict[str, str] = {}
@@ -172,15 +147,12 @@ def _from_task_files(
     return RunVectors(activations_dir, vectors, not_stored, sources, metadata)
 
 
-def _site_keys(
-    sample: Path, metadata: dict | None, arr0_site: str | None
-) -> tuple[dict[str, str], dict[str, str], str]:
-    # Which key holds which site, decided from one file (every file of a run has the same keys).
+def _site_keys(sample: Path, metadata: dict | None, arr0_site: str | None) -> tuple[dict[str, str], dict[str, str], str]:
+    """Which key holds which site, each site's source, and why a site is missing (every file has the same keys)."""
     with np.load(sample, allow_pickle=False) as npz:
         keys = set(npz.files)
     if all(k in keys for k in NPZ_LAST.values()):
-        keys_by_hook = dict(NPZ_LAST)
-        return keys_by_hook, {h: f"{TASK_ACTIVATIONS_SUBDIR}/ {k}" for h, k in keys_by_hook.items()}, ""
+        return dict(NPZ_LAST), {h: f"{TASK_ACTIVATIONS_SUBDIR}/ {k}" for h, k in NPZ_LAST.items()}, ""
     if NPZ_ARR_0 not in keys:
         names = ", ".join(NPZ_LAST.values())
         raise InputError(f"{sample}: no {NPZ_ARR_0} nor {names}; not a replay contract file")

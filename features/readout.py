@@ -19,10 +19,9 @@ import numpy as np
 
 from artifacts.schema import features as fm
 from artifacts.schema.activations import HOOK_POINTS
-from features.runs import Run
+from features.runs import LayerVectors, Run
 from features.sae import LoadedSae
 from features.tokens import sample_tokens
-from features.vectors import LayerVectors
 from stats.auroc import auroc_columns
 from stats.null_latents import N_NULL_LATENTS, draw_null_latents
 from stats.probe import probe

@@ -1,24 +1,16 @@
-"""A layer's whole JumpReLU SAE: where it comes from (``--sae LAYER=PATH``, the Hugging Face hub, or a
-random stand-in), and reading or building it.
+"""A layer's whole JumpReLU SAE: found (``--sae LAYER=PATH``, else the Hugging Face hub), read, or built (a stand-in).
 
-The hub source is GemmaScope's 16k residual-stream SAEs of Gemma-2-2B (``--sae-repo``): layer ``L``
-is ``layer_{L}/width_16k/average_l0_{N}/params.npz`` (about 300 MB), ``N`` from
-:data:`CANONICAL_L0`; its arrays are float32 ``W_enc`` (d_model, d_sae), ``b_enc`` and
-``threshold`` (d_sae,), ``W_dec`` (d_sae, d_model), ``b_dec`` (d_model,). A layer whose file cannot
-be had is reported as unavailable with its reason, never silently dropped. The stage loads one
-layer at a time (two 151 MB matrices for Gemma-2-2B) and lets it go before the next.
+The hub holds GemmaScope's 16k residual-stream SAEs of Gemma-2-2B (``--sae-repo``), layer ``L`` at
+``layer_{L}/width_16k/average_l0_{N}/params.npz`` (~300 MB; ``N`` from :data:`CANONICAL_L0`). A
+layer without a file is reported with its reason, never silently dropped. The stage holds one
+layer at a time (two 151 MB matrices for Gemma-2-2B).
 
-Stand-ins (``--demo-saes``, for models GemmaScope does not cover) are built from a seed at run
-time, never stored, at the model's d_model and full width:
-
-- ``W_enc``: random unit columns, ``b_enc`` and ``threshold`` 0 (a latent fires on its side of a
-  random hyperplane through the origin);
-- the listed latents' columns from ``default_rng([seed, layer]).normal((d_model, k))`` (k listed
-  latents, ascending), normalized in float64, then cast: the columns the demo's earlier compact
-  stand-in files held, so its scores did not change;
-- every other column, ``W_dec`` (unit rows) and ``b_dec`` from ``default_rng([seed, layer, 1])``.
-
-They are NOT trained: the metadata and the report say so, and their fit is poor by construction.
+Stand-ins (``--demo-saes``, for models GemmaScope does not cover) are built from a seed, never
+stored, at full width: unit random ``W_enc`` columns with ``b_enc`` and ``threshold`` 0 (a latent
+fires on its side of a random hyperplane); the listed latents' columns from
+``default_rng([seed, layer]).normal((d_model, k))`` (ascending latents, normalized in float64: the
+columns the demo's earlier stand-in files held); the rest, unit ``W_dec`` rows and ``b_dec`` from
+``default_rng([seed, layer, 1])``. They are NOT trained (the metadata and the report say so).
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
-"""The features stage: does each listed SAE feature of the base model separate this run's outcomes?
+"""The features stage: load each layer's SAE once (``sae``), read it out on this run and a comparison run
+(``readout``), score and judge every listed feature x site (``table``, ``verdict``), and write the
+tables atomically, ``features_metadata.json`` last (names in ``artifacts/schema/features.py``).
 
-For each layer of the feature list, one at a time, the layer's whole SAE is loaded
-(``features/sae.py``) and used for all it is needed for (``features/readout.py``): its fit on this
-run's last-prompt vectors at both sites (``resid_pre``: where the features were selected;
-``resid_post``: where GemmaScope's SAEs were trained) and on sampled token vectors, the listed and
-null latents' activations, and probes. Then each feature x site is scored and given a verdict
-(``features/table.py``, ``features/verdict.py``); with a comparison run (normally the base model's)
-the same is done there, and each AUROC difference gets a paired interval. Tables are written
-atomically, ``features_metadata.json`` last (names in ``artifacts/schema/features.py``).
+Sites: ``resid_pre``, where the features were selected, and ``resid_post``, where GemmaScope's SAEs
+were trained.
 """
 
 from __future__ import annotations
@@ -33,7 +29,7 @@ from features.readout import Readout, read_out_layer
 from features.runs import Run, compare_block, inputs_block, read_compare_run, read_run
 from features.sae import (
     STAND_IN_SEED, Downloader, LoadedSae, SaeFile, SaeUnavailable, hf_download, load_layer_sae, locate_saes,
-    stand_in_saes,
+    parse_sae_options, stand_in_saes,
 )
 from features.table import difference_table, score_run
 from features.verdict import rules
@@ -71,6 +67,10 @@ class FeaturesResult:
         return self.tables.compare_scores
 
     @property
+    def scores_path(self) -> Path:
+        return self.output_dir / fm.FEATURE_SCORES_FILE
+
+    @property
     def compare_path(self) -> Path | None:
         return self.output_dir / fm.COMPARE_SCORES_FILE if self.compare_scores is not None else None
 
@@ -85,7 +85,7 @@ class FeaturesResult:
         lines = [
             f"features: {meta[fm.N_SCORED]} of {len(self.scores)} feature x hook-point rows scored on "
             f"{meta[fm.N_TASKS]} tasks ({meta[fm.N_PASSED]} passed){stand_in}; scored in {meta[fm.WALL_TIME_S]:.1f}s "
-            f"-> {self.output_dir / fm.FEATURE_SCORES_FILE}",
+            f"-> {self.scores_path}",
             f"verdicts at {HOOK_POINTS[0]}: " + ", ".join(f"{verdicts.get(v, 0)} {v}" for v in fm.VERDICTS),
         ]
         if self.compare_scores is not None:
@@ -104,7 +104,7 @@ def run(config: FeaturesConfig, *, download: Downloader = hf_download) -> Featur
     matching the activations, or (``require_all``) a layer without an SAE.
     """
     # Checked before the record, so that bad input leaves no output folder behind.
-    feature_list, local = config.feature_list_path(), config.sae_paths()
+    feature_list, local = config.feature_list_path(), parse_sae_options(config.sae_options)
     with stage_run(config, overwrite=config.overwrite):
         start = time.perf_counter()
         features = read_feature_list(feature_list)

@@ -59,21 +59,6 @@ def encode(sae: JumpReluSae, x: np.ndarray) -> np.ndarray:
     return pre
 
 
-def decode(sae: JumpReluSae, acts: np.ndarray) -> np.ndarray:
-    """Reconstruction ``acts @ W_dec + b_dec`` of a block: Float[ndarray, "vector d_model"].
-
-    A trained SAE is sparse (GemmaScope's L0 is ~70 of 16384), so only the rows of ``W_dec`` of the
-    block's active latents enter the product (the other latents contribute exact zeros).
-    """
-    active = np.flatnonzero(acts.any(axis=0))
-    if active.size < SPARSE_DECODE_BELOW * sae.d_sae:
-        x_hat = acts[:, active] @ sae.W_dec[active]
-    else:
-        x_hat = acts @ sae.W_dec
-    x_hat += sae.b_dec
-    return x_hat
-
-
 @dataclass(frozen=True)
 class SaeFit:
     """The fit over all vectors seen; ``kept_acts`` (vector, kept) holds the activations of the
@@ -113,7 +98,13 @@ class SaeFitAccumulator:
         self._active += int(np.count_nonzero(acts))
         if self.keep is not None:
             self._kept.append(acts[:, self.keep])
-        x_hat = decode(self.sae, acts)
+        # A trained SAE is sparse (GemmaScope's L0 is ~70 of 16384): decode with the active latents' rows only.
+        active = np.flatnonzero(acts.any(axis=0))
+        if active.size < SPARSE_DECODE_BELOW * self.sae.d_sae:
+            x_hat = acts[:, active] @ self.sae.W_dec[active]
+        else:
+            x_hat = acts @ self.sae.W_dec
+        x_hat += self.sae.b_dec
         residual = (xs - x_hat).astype(np.float64)
         self._sse += float(np.einsum("ij,ij->", residual, residual))
         # Chan et al.'s update of the sum of squared deviations from the running mean.
@@ -138,9 +129,8 @@ class SaeFitAccumulator:
         return SaeFit(n_vectors=self._n, fvu=float(fvu), l0=float(l0), kept_acts=kept)
 
 
-def sae_fit(
-    x: np.ndarray, sae: JumpReluSae, *, keep_latents: Sequence[int] | None = None, block_rows: int = BLOCK_ROWS
-) -> SaeFit:
+def sae_fit(x: np.ndarray, sae: JumpReluSae, *, keep_latents: Sequence[int] | None = None,
+            block_rows: int = BLOCK_ROWS) -> SaeFit:
     """FVU and L0 of ``sae`` on the vectors ``x`` (Float[ndarray, "vector d_model"])."""
     acc = SaeFitAccumulator(sae, keep_latents=keep_latents, block_rows=block_rows)
     acc.update(x)

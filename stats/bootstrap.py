@@ -68,11 +68,8 @@ def bootstrap_auroc(scores: np.ndarray, positive: np.ndarray, *, n_resamples: in
                     level: float = CI_LEVEL, seed: Seed = 0) -> Interval:
     """AUROC (``roc_auc_score``) of one feature and its stratified bootstrap interval; NaNs when a class is too small."""
     s, y = as_scores_labels(scores, positive)
-    if not enough_per_class(y):
-        return Interval(float("nan"), float("nan"), float("nan"))
-    weights = stratified_multiplicities(y, n_resamples, np.random.default_rng(seed))
-    low, high = percentile_interval(weighted_auroc(s, y, weights), level)
-    return Interval(auroc(s, y), low, high)
+    _, low, high = bootstrap_auroc_columns(s, y, n_resamples=n_resamples, level=level, seed=seed)
+    return Interval(auroc(s, y), float(low[0]), float(high[0]))
 
 
 def bootstrap_auroc_columns(scores: np.ndarray, positive: np.ndarray, *, n_resamples: int = N_BOOTSTRAP,

@@ -13,7 +13,7 @@ from artifacts.schema import features as fm
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, HOOK_POINTS
 from artifacts.model_type import ModelTypeSetting
 from artifacts.settings import StageConfig, setting
-from features.sae_source import DEFAULT_SAE_REPO, parse_sae_options
+from features.sae import DEFAULT_SAE_REPO, parse_sae_options
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,7 @@ class FeaturesConfig(StageConfig, AnalysisDirs, ModelTypeSetting):
 
     @property
     def compare_activations(self) -> Path | None:
-        """The comparison run's activations folder: ``--compare-activations`` itself when it holds the
-        vectors file or ``task_activations/``, else its parent (it names the ``task_activations`` folder)."""
+        """``--compare-activations`` when it holds the vectors file or ``task_activations/``, else its parent."""
         folder = self.compare_dir
         if folder is None:
             return None
@@ -94,11 +93,7 @@ class FeaturesConfig(StageConfig, AnalysisDirs, ModelTypeSetting):
         return folder if is_parent else folder.parent
 
     def compare_dataset_path(self) -> Path | None:
-        """``--compare-dataset``, else the one ``dataset*.parquet`` beside the comparison's activations folder.
-
-        Raises:
-            InputError: there is not exactly one such file.
-        """
+        """``--compare-dataset``, else the one ``dataset*.parquet`` beside the comparison's activations (InputError)."""
         if self.compare_dir is None or self.compare_dataset is not None:
             return self.compare_dataset
         candidates = self._compare_dataset_candidates()
@@ -113,13 +108,9 @@ class FeaturesConfig(StageConfig, AnalysisDirs, ModelTypeSetting):
     def _compare_dataset_candidates(self) -> list[Path]:
         return sorted(self.compare_activations.parent.glob("dataset*.parquet"))
 
-    def sae_paths(self) -> dict[int, Path]:
-        """``--sae`` files by layer (InputError when one is missing)."""
-        return parse_sae_options(self.sae_options)
-
     def inputs(self) -> list[Path]:
         candidates = [folder / name for folder in self.analysis_folders for name, _ in FILE_NAMES]
-        local = [Path(v.partition("=")[2]).expanduser() for v in self.sae_options]
+        local = parse_sae_options(self.sae_options, check_files=False).values()
         compare = []
         if self.compare_dir is not None:
             datasets = [self.compare_dataset] if self.compare_dataset else self._compare_dataset_candidates()

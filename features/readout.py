@@ -1,16 +1,10 @@
-"""Everything one layer's SAE is needed for, done while it is loaded (then it is let go).
+"""Everything one layer's SAE is needed for, done while it is loaded.
 
-For each run (this one, and the comparison run) and each site whose last-prompt vectors are
-stored at the layer:
-
-- the SAE's fit on those vectors (FVU, L0; ``positions`` last_prompt), keeping the activations
-  of the layer's listed latents and of the null latents (random latents of the same SAE, drawn
-  once per layer from a seed, so both runs get the same ones) from the same encoding;
-- the null latents' AUROCs for ``passed`` (the null of each listed feature's percentile);
-- two cross-validated probes for ``passed``: on the raw vectors and on the listed features.
-
-And for each run whose per-task ``sequence`` arrays hold the layer: the fit on a seeded sample of
-token vectors (``positions`` all_tokens, at the site replay stored them at: ``features/tokens.py``).
+For each run (this one, and the comparison run) and each site whose last-prompt vectors it stores
+at the layer: the SAE's fit (FVU, L0), keeping the activations of the listed latents and of the
+null latents (drawn once per layer from a seed, the same for both runs) from the same encoding;
+the null latents' AUROCs for ``passed``; probes for ``passed`` on the raw vectors and on the listed
+features. And for each run with ``sequence`` arrays at the layer: the fit on sampled token vectors.
 """
 
 from __future__ import annotations
@@ -25,14 +19,11 @@ import numpy as np
 
 from artifacts.schema import features as fm
 from artifacts.schema.activations import HOOK_POINTS
-from features.runs import Run
+from features.runs import LayerVectors, Run
 from features.sae import LoadedSae
 from features.tokens import sample_tokens
-from features.vectors import LayerVectors
 from stats.auroc import auroc_columns
-from stats.bootstrap import N_BOOTSTRAP
 from stats.null_latents import N_NULL_LATENTS, draw_null_latents
-from stats.permutation import N_PERMUTATIONS
 from stats.probe import probe
 from stats.sae_fit import SaeFitAccumulator, sae_fit
 
@@ -41,11 +32,8 @@ TOKEN_SEED_STREAM = 2  # seeds: nulls (seed, layer); probes (seed, layer, site, 
 
 @dataclass(frozen=True, eq=False)
 class SiteActs:
-    """One run's activations of a layer's listed latents at one site, and the null latents' AUROCs.
-
-    ``acts`` Float32[ndarray, "task k"], column ``j`` for latent ``latents[j]`` (ascending);
-    ``null_auroc`` Float[ndarray, "null"] scored for ``passed`` (``1 - x`` for ``failed``).
-    """
+    """One run's activations of a layer's listed latents at one site: ``acts`` (task, k), column ``j`` for
+    ``latents[j]`` (ascending); and the null latents' AUROCs for ``passed`` (``1 - x`` for ``failed``)."""
 
     layer: int
     hook_point: str
@@ -70,34 +58,25 @@ class Readout:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
-@dataclass(frozen=True)
-class ReadoutSettings:
-    """The numbers the readout depends on."""
+def read_out_layer(loaded: LoadedSae, listed: Sequence[int], runs: Sequence[tuple[str, Run]], *, seed: int,
+                   token_vectors: int, out: Readout) -> None:
+    """Fit, listed and null activations, probes and token fit of one layer's SAE (module docstring), into ``out``.
 
-    seed: int
-    token_vectors: int  # 0: every token
-    n_null_latents: int = N_NULL_LATENTS
-    n_bootstrap: int = N_BOOTSTRAP
-    n_permutations: int = N_PERMUTATIONS
-
-
-def read_out_layer(loaded: LoadedSae, listed: Sequence[int], runs: Sequence[tuple[str, Run]],
-                   settings: ReadoutSettings, out: Readout) -> None:
-    """Fit, listed and null activations, probes and token fit of one layer's SAE (module docstring), into ``out``."""
-    layer = loaded.layer
+    ``token_vectors``: token positions sampled per run (0: every one).
+    """
     latents = np.unique(np.asarray(list(listed), dtype=np.int64))
-    nulls = draw_null_latents(loaded.sae.d_sae, settings.n_null_latents, exclude=latents, seed=(settings.seed, layer))
+    nulls = draw_null_latents(loaded.sae.d_sae, N_NULL_LATENTS, exclude=latents, seed=(seed, loaded.layer))
     keep = np.r_[latents, nulls]
     for name, run in runs:
         for site_index, site in enumerate(HOOK_POINTS):
-            vectors = run.vectors.vectors.get((site, layer))
+            vectors = run.vectors.vectors.get((site, loaded.layer))
             if vectors is not None:
-                _read_site(loaded, vectors, run, (name, site_index), latents, keep, settings, out)
-        _fit_tokens(loaded, run, name, settings, out)
+                _read_site(loaded, vectors, run, (name, site_index), latents, keep, seed, out)
+        _fit_tokens(loaded, run, name, seed, token_vectors, out)
 
 
 def _read_site(loaded: LoadedSae, vectors: LayerVectors, run: Run, where: tuple[str, int], latents: np.ndarray,
-               keep: np.ndarray, settings: ReadoutSettings, out: Readout) -> None:
+               keep: np.ndarray, seed: int, out: Readout) -> None:
     """One run and site: the fit on the last-prompt vectors, the kept activations, the probes."""
     name, site_index = where
     layer, site = loaded.layer, vectors.hook_point
@@ -111,19 +90,18 @@ def _read_site(loaded: LoadedSae, vectors: LayerVectors, run: Run, where: tuple[
     out.acts[(name, site, layer)] = SiteActs(layer, site, vectors.task_ids, passed, latents, listed_acts, null_auroc)
     with _timed(out, "probes"):
         for inputs, x, stream in ((fm.INPUTS_RESIDUAL, vectors.x, 0), (fm.INPUTS_LISTED, listed_acts, 1)):
-            result = probe(x, passed, seed=(settings.seed, layer, site_index, stream), n_bootstrap=settings.n_bootstrap,
-                           n_permutations=settings.n_permutations)
+            result = probe(x, passed, seed=(seed, layer, site_index, stream))
             out.probes.append(fm.ProbeRow(name, layer, site, inputs, int(passed.size), result.n_folds, result.auroc,
                                           result.auroc_ci_low, result.auroc_ci_high, result.p_value))
 
 
-def _fit_tokens(loaded: LoadedSae, run: Run, name: str, settings: ReadoutSettings, out: Readout) -> None:
+def _fit_tokens(loaded: LoadedSae, run: Run, name: str, seed: int, token_vectors: int, out: Readout) -> None:
     """The fit on sampled token vectors of the run's ``sequence`` arrays at this layer, when it has them."""
     if run.sequence_site is None:
         return
     with _timed(out, "all_tokens"):
         sample = sample_tokens(run.vectors.activations_dir, loaded.layer, sorted(run.passed),
-                               n=settings.token_vectors, seed=(settings.seed, loaded.layer, TOKEN_SEED_STREAM))
+                               n=token_vectors, seed=(seed, loaded.layer, TOKEN_SEED_STREAM))
         if sample is None:
             return
         acc = SaeFitAccumulator(loaded.sae)

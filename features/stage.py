@@ -1,22 +1,9 @@
-"""The features stage: does each listed SAE feature of the base model separate this run's outcomes?
+"""The features stage: load each layer's SAE once (``sae``), read it out on this run and a comparison run
+(``readout``), score and judge every listed feature x site (``table``, ``verdict``), and write the
+tables atomically, ``features_metadata.json`` last (names in ``artifacts/schema/features.py``).
 
-For each layer of the feature list (Phase 2.10's, else 2.5's), one layer at a time, the layer's
-whole SAE is loaded (``features/sae_source.py`` finds it, ``features/sae.py`` reads or builds it)
-and used for everything it is needed for (``features/readout.py``): its fit (FVU, L0) on this
-run's last-prompt vectors at both hook sites (``resid_pre`` first: the features were selected
-there; ``resid_post``: where GemmaScope's SAEs were trained) and on a sample of the stored token
-vectors, the listed and null latents' activations, and dense probes. Then each listed feature x
-site is scored (``features/table.py``, ``features/score.py``: AUROC, bootstrap interval,
-permutation p-value, BH q-value, null percentile) and given a verdict (``features/verdict.py``).
-With a comparison run (another model's activations and dataset, normally the base model's) the
-same is done there, and each feature's AUROC difference gets a paired interval
-(``features/compare.py``). Files, written atomically, metadata last: ``feature_scores.parquet``,
-``sae_fit.parquet``, ``probes.parquet``, with a comparison ``compare_feature_scores.parquet`` and
-``feature_differences.parquet``, and ``features_metadata.json`` (names in
-``artifacts/schema/features.py``).
-
-The stage recomputes whenever it runs; ``run`` skips it when its completion record is current
-(``artifacts/records.py``).
+Sites: ``resid_pre``, where the features were selected, and ``resid_post``, where GemmaScope's SAEs
+were trained.
 """
 
 from __future__ import annotations
@@ -37,16 +24,14 @@ from artifacts.files import write_json, write_parquet
 from artifacts.records import stage_run
 from artifacts.schema import features as fm
 from artifacts.schema.activations import HOOK_POINTS
-from features.compare import difference_table
 from features.config import FeaturesConfig
-from features.readout import Readout, ReadoutSettings, read_out_layer
+from features.readout import Readout, read_out_layer
 from features.runs import Run, compare_block, inputs_block, read_compare_run, read_run
-from features.sae import LoadedSae, load_layer_sae
-from features.sae_source import (
-    Downloader, SaeFile, SaeUnavailable, StandInSae, hf_download, locate_saes, stand_in_saes,
+from features.sae import (
+    STAND_IN_SEED, Downloader, LoadedSae, SaeFile, SaeUnavailable, hf_download, load_layer_sae, locate_saes,
+    parse_sae_options, stand_in_saes,
 )
-from features.stand_in import STAND_IN_SEED
-from features.table import score_run
+from features.table import difference_table, score_run
 from features.verdict import rules
 from stats.bootstrap import N_BOOTSTRAP
 from stats.folds import MAX_FOLDS
@@ -87,7 +72,7 @@ class FeaturesResult:
 
     @property
     def compare_path(self) -> Path | None:
-        return self.output_dir / fm.COMPARE_SCORES_FILE if self.tables.compare_scores is not None else None
+        return self.output_dir / fm.COMPARE_SCORES_FILE if self.compare_scores is not None else None
 
     @property
     def metadata_path(self) -> Path:
@@ -112,82 +97,51 @@ class FeaturesResult:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _Saes:
-    """Where each layer's SAE comes from, and the layers without one."""
-
-    found: list[SaeFile | StandInSae]
-    unavailable: list[SaeUnavailable]
-
-    @property
-    def skipped(self) -> dict[int, str]:
-        return {u.layer: u.reason for u in self.unavailable}
-
-
 def run(config: FeaturesConfig, *, download: Downloader = hf_download) -> FeaturesResult:
     """Read out and score the listed features on this run (and a comparison run) under the stage's completion record.
 
-    Args:
-        config: the stage's settings.
-        download: ``hf_hub_download``-like function (tests inject one).
-
-    Raises:
-        InputError: bad input, an SAE not matching the activations, or (``require_all``) a
-            layer without an SAE.
+    ``download`` is ``hf_hub_download``-like (tests inject one). InputError on bad input, an SAE not
+    matching the activations, or (``require_all``) a layer without an SAE.
     """
     # Checked before the record, so that bad input leaves no output folder behind.
-    feature_list, local = config.feature_list_path(), config.sae_paths()
+    feature_list, local = config.feature_list_path(), parse_sae_options(config.sae_options)
     with stage_run(config, overwrite=config.overwrite):
         start = time.perf_counter()
         features = read_feature_list(feature_list)
-        ours, other = _read_runs(config, sorted({f.layer for f in features}))
-        saes = _find_saes(config, features, local, download)
-        readout, records = _read_out(config, features, saes, ours, other)
-        tables = _score(config, features, readout, records, saes, ours, other)
-        metadata = _metadata(config, feature_list, features, (ours, other), records, saes, tables,
+        layers = sorted({f.layer for f in features})
+        ours = read_run(config.dataset, config.activations, layers)
+        other = None if config.compare_dir is None else read_compare_run(
+            config.compare_dataset_path(), config.compare_activations, layers, config.compare_site)
+        if config.demo_saes:
+            found, unavailable = stand_in_saes(layers, local=local, seed=STAND_IN_SEED), []
+        else:
+            found, unavailable = locate_saes(layers, local=local, repo=config.sae_repo, download=download)
+        if unavailable and config.require_all:
+            detail = "; ".join(f"layer {u.layer}: {u.reason}" for u in unavailable)
+            raise InputError(f"--require-all: {len(unavailable)} layer(s) without an SAE ({detail})")
+        readout, records = _read_out(config, features, found, ours, other)
+        tables = _score(config, features, readout, records, unavailable, ours, other)
+        metadata = _metadata(config, feature_list, features, (ours, other), records, unavailable, tables,
                              seconds=dict(readout.seconds), wall=round(time.perf_counter() - start, 3))
         result = _write(config, tables, metadata)
-    for skipped in saes.unavailable:
+    for skipped in unavailable:
         print(f"warning: layer {skipped.layer} not scored: {skipped.reason}", file=sys.stderr)
     return result
 
 
-def _read_runs(config: FeaturesConfig, layers: Sequence[int]) -> tuple[Run, Run | None]:
-    """This run, and the comparison run when asked for."""
-    ours = read_run(config.dataset, config.activations, layers)
-    if config.compare_dir is None:
-        return ours, None
-    other = read_compare_run(config.compare_dataset_path(), config.compare_activations, layers, config.compare_site)
-    return ours, other
-
-
-def _find_saes(config: FeaturesConfig, features: Sequence[ListedFeature], local: dict[int, Path],
-               download: Downloader) -> _Saes:
-    """Where every layer's SAE comes from: ``--sae`` files, stand-ins (``--demo-saes``) or the hub."""
-    layers = sorted({f.layer for f in features})
-    if config.demo_saes:
-        return _Saes(stand_in_saes(layers, local=local, seed=STAND_IN_SEED), [])
-    found, unavailable = locate_saes(layers, local=local, repo=config.sae_repo, download=download)
-    if unavailable and config.require_all:
-        detail = "; ".join(f"layer {u.layer}: {u.reason}" for u in unavailable)
-        raise InputError(f"--require-all: {len(unavailable)} layer(s) without an SAE ({detail})")
-    return _Saes(list(found), unavailable)
-
-
-def _read_out(config: FeaturesConfig, features: Sequence[ListedFeature], saes: _Saes, ours: Run,
+def _read_out(config: FeaturesConfig, features: Sequence[ListedFeature], found: Sequence, ours: Run,
               other: Run | None) -> tuple[Readout, dict[int, dict]]:
     """Each layer's SAE, loaded one at a time, read out on both runs; the metadata's record of each SAE."""
     runs = [(fm.RUN_THIS, ours)] + ([(fm.RUN_COMPARE, other)] if other is not None else [])
-    settings = ReadoutSettings(seed=config.seed, token_vectors=config.token_vectors)
     readout, records = Readout(), {}
-    for source in saes.found:
+    for source in found:
         listed = [f.feature_idx for f in features if f.layer == source.layer]
         start = time.perf_counter()
         loaded = load_layer_sae(source, listed, d_model=ours.d_model())
         readout.seconds["sae_load"] += time.perf_counter() - start
         for _, scored in runs:
             _check_d_model(loaded, scored)
-        read_out_layer(loaded, listed, runs, settings, readout)
+        read_out_layer(loaded, listed, runs, seed=config.seed, token_vectors=config.token_vectors, out=readout)
         records[loaded.layer] = _sae_record(loaded, len(set(listed)))
         del loaded  # one layer's matrices at a time
     return readout, records
@@ -203,19 +157,20 @@ def _check_d_model(loaded: LoadedSae, run: Run) -> None:
 
 
 def _score(config: FeaturesConfig, features: Sequence[ListedFeature], readout: Readout, records: dict[int, dict],
-           saes: _Saes, ours: Run, other: Run | None) -> Tables:
+           unavailable: Sequence[SaeUnavailable], ours: Run, other: Run | None) -> Tables:
     """The score tables of both runs, the comparison's differences, and the fit and probe tables."""
     start = time.perf_counter()
     ids = {layer: r[fm.SAE_ID] for layer, r in records.items()}
+    skipped = {u.layer: u.reason for u in unavailable}
     reference = fm.RUN_COMPARE if other is not None else None
-    scores = score_run(fm.RUN_THIS, ours, features, readout, ids, saes.skipped, config.seed, reference=reference)
+    scores = score_run(fm.RUN_THIS, ours, features, readout, ids, skipped, config.seed, reference=reference)
     fits = pd.DataFrame([asdict(r) for r in readout.fits], columns=list(fm.SAE_FIT_COLUMNS))
     probes = pd.DataFrame([asdict(r) for r in readout.probes], columns=list(fm.PROBE_COLUMNS))
     readout.seconds["statistics"] += time.perf_counter() - start
     if other is None:
         return Tables(scores, fits, probes)
     start = time.perf_counter()
-    compare_scores = score_run(fm.RUN_COMPARE, other, features, readout, ids, saes.skipped, config.seed)
+    compare_scores = score_run(fm.RUN_COMPARE, other, features, readout, ids, skipped, config.seed)
     differences = difference_table(features, readout.acts, config.seed)
     readout.seconds["compare"] += time.perf_counter() - start
     return Tables(scores, fits, probes, compare_scores, differences)
@@ -232,11 +187,14 @@ def _sae_record(loaded: LoadedSae, n_listed: int) -> dict:
 
 
 def _metadata(config: FeaturesConfig, feature_list: Path, features: Sequence[ListedFeature],
-              runs: tuple[Run, Run | None], records: dict[int, dict], saes: _Saes, tables: Tables, *,
-              seconds: dict[str, float], wall: float) -> dict:
+              runs: tuple[Run, Run | None], records: dict[int, dict], unavailable: Sequence[SaeUnavailable],
+              tables: Tables, *, seconds: dict[str, float], wall: float) -> dict:
     """``features_metadata.json`` (keys in ``artifacts/schema/features.py``)."""
     ours, other = runs
     listed = [records[layer] for layer in sorted(records)]
+    skipped = [{fm.SKIPPED_LAYER: u.layer, fm.SKIPPED_REASON: u.reason,
+                fm.SKIPPED_FEATURES: [f"{f.group}[{f.rank}] #{f.feature_idx}" for f in features if f.layer == u.layer]}
+               for u in unavailable]
     return {
         fm.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fm.INPUTS: inputs_block(ours, feature_list),
@@ -248,11 +206,7 @@ def _metadata(config: FeaturesConfig, feature_list: Path, features: Sequence[Lis
         fm.HOOK_POINTS_KEY: list(HOOK_POINTS),
         fm.SAES: listed,
         fm.STAND_IN_SAES: any(r[fm.SAE_STAND_IN] for r in listed),
-        fm.SKIPPED_LAYERS: [
-            {fm.SKIPPED_LAYER: u.layer, fm.SKIPPED_REASON: u.reason,
-             fm.SKIPPED_FEATURES: _feature_names(features, u.layer)}
-            for u in saes.unavailable
-        ],
+        fm.SKIPPED_LAYERS: skipped,
         **ours.counts(),
         fm.N_FEATURES: len(features),
         fm.N_SCORED: int(tables.scores["scored"].sum()),
@@ -261,10 +215,6 @@ def _metadata(config: FeaturesConfig, feature_list: Path, features: Sequence[Lis
         fm.STEP_SECONDS: {step: round(value, 3) for step, value in sorted(seconds.items())},
         fm.WALL_TIME_S: wall,
     }
-
-
-def _feature_names(features: Sequence[ListedFeature], layer: int) -> list[str]:
-    return [f"{f.group}[{f.rank}] #{f.feature_idx}" for f in features if f.layer == layer]
 
 
 def _write(config: FeaturesConfig, tables: Tables, metadata: dict) -> FeaturesResult:

@@ -1,4 +1,17 @@
-"""The score table of one run: one row per listed feature and hook site (``artifacts/schema/features.py``)."""
+"""The tables of scores: one row per listed feature x hook site of a run (``artifacts/schema/features.py``),
+and with a comparison run the paired AUROC differences; every statistic from ``stats``.
+
+Per feature column (all columns of a group on the same tasks; ``positive`` is the feature's own
+class: passed tasks for a "correct" feature, failed ones for an "incorrect" one):
+
+- AUROC and its 95 % stratified percentile bootstrap interval (tasks resampled within each class);
+- p-value: one-sided label permutations (10,000), then BH q-values over every scored row of the run;
+- percentile among the layer's null latents;
+- F1: the best threshold on all tasks, the cross-validated F1 (threshold fitted on the other folds);
+  firing fractions and mean activations per class.
+
+Every statistic is NaN where a class has fewer than 2 tasks, never an exception.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +27,55 @@ from artifacts.schema import features as fm
 from artifacts.schema.activations import HOOK_POINTS
 from features.readout import Readout, SiteActs
 from features.runs import Run
-from features.score import score_columns
 from features.verdict import decide
-from stats.multiple_testing import bh_q_values
+from stats.bootstrap import N_BOOTSTRAP, bootstrap_auroc_columns, paired_auroc_difference
+from stats.f1 import best_f1_threshold, cross_validated_f1
+from stats.folds import MAX_FOLDS
+from stats.labels import Seed
 from stats.null_latents import null_percentile
+from stats.permutation import N_PERMUTATIONS, bh_q_values, permutation_p_values
 
+# Seeds: the bootstrap (*seed, 0), the permutations (*seed, 1), the F1 folds (*seed, 2); each is
+# shared by all columns of a labelling, so a column's numbers do not depend on the others.
+BOOTSTRAP_STREAM, PERMUTATION_STREAM, FOLD_STREAM = 0, 1, 2
 NAN_VALUES = dict(auroc=np.nan, auroc_ci_low=np.nan, auroc_ci_high=np.nan, fire_frac=np.nan, fire_frac_passed=np.nan,
                   fire_frac_failed=np.nan, mean_act_passed=np.nan, mean_act_failed=np.nan, f1_cv=np.nan, f1_cv_folds=0,
                   f1_threshold=np.nan, f1_all_positive=np.nan, p_value=np.nan, q_value=np.nan, null_percentile=np.nan)
+
+
+def score_columns(acts: np.ndarray, positive: np.ndarray, *, seed: Seed, n_bootstrap: int = N_BOOTSTRAP,
+                  n_permutations: int = N_PERMUTATIONS, max_folds: int = MAX_FOLDS) -> dict[str, np.ndarray]:
+    """Every statistic of every column of ``acts`` (task, feature) for ``positive`` (task, feature).
+
+    Returns ``{name: Float[ndarray, "feature"]}``: ``auroc``, ``auroc_ci_low``, ``auroc_ci_high``,
+    ``p_value``, ``fire_frac``, ``fire_frac_positive``, ``fire_frac_negative``, ``mean_act_positive``,
+    ``mean_act_negative``, ``f1_cv``, ``f1_cv_folds``, ``f1_threshold``, ``f1_all_positive``.
+    """
+    acts = np.asarray(acts, dtype=np.float64)
+    positive = np.asarray(positive, dtype=bool)
+    base = (seed,) if isinstance(seed, (int, np.integer)) else tuple(seed)
+    auroc, low, high = bootstrap_auroc_columns(acts, positive, n_resamples=n_bootstrap, seed=(*base, BOOTSTRAP_STREAM))
+    p = permutation_p_values(acts, positive, n_permutations=n_permutations, seed=(*base, PERMUTATION_STREAM))
+    fires = acts > 0
+    n_pos, n_neg = positive.sum(axis=0), (~positive).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an empty class gives NaN
+        out = {"auroc": auroc, "auroc_ci_low": low, "auroc_ci_high": high, "p_value": p,
+               "fire_frac": fires.mean(axis=0) if acts.shape[0] else np.full(acts.shape[1], np.nan),
+               "fire_frac_positive": (fires & positive).sum(axis=0) / n_pos,
+               "fire_frac_negative": (fires & ~positive).sum(axis=0) / n_neg,
+               "mean_act_positive": np.where(positive, acts, 0).sum(axis=0) / n_pos,
+               "mean_act_negative": np.where(~positive, acts, 0).sum(axis=0) / n_neg}
+    k = acts.shape[1]
+    out |= {name: np.full(k, np.nan) for name in ("f1_cv", "f1_threshold", "f1_all_positive")}
+    out["f1_cv_folds"] = np.zeros(k, dtype=np.int64)
+    for j in range(k):
+        y = positive[:, j]
+        out["f1_threshold"][j] = best_f1_threshold(acts[:, j], y)[0]
+        out["f1_cv"][j], out["f1_cv_folds"][j] = cross_validated_f1(acts[:, j], y, max_folds=max_folds,
+                                                                    seed=(*base, FOLD_STREAM))
+        n_pos_j = int(y.sum())
+        out["f1_all_positive"][j] = 2 * n_pos_j / (y.size + n_pos_j) if n_pos_j else np.nan
+    return out
 
 
 @dataclass(frozen=True)
@@ -42,35 +96,23 @@ class _Entry:
 def score_run(run_name: str, run: Run, features: Sequence[ListedFeature], readout: Readout,
               saes: Mapping[int, str], skipped: Mapping[int, str], seed: int, *,
               reference: str | None = None) -> pd.DataFrame:
-    """Every listed feature at every hook site of ``run``, scored or with the reason it is not.
+    """Every listed feature at every hook site of ``run`` (``fm.RUN_THIS`` or ``fm.RUN_COMPARE`` in
+    ``readout``), scored or with the reason it is not.
 
-    Args:
-        run_name: ``fm.RUN_THIS`` or ``fm.RUN_COMPARE`` (the readout's key of this run).
-        run: its labels and vectors.
-        features: the feature list.
-        readout: what the layers' SAEs gave.
-        saes: the SAE id of each layer that has one.
-        skipped: why each layer without an SAE has none.
-        seed: the statistics' seed.
-        reference: the run whose last-prompt FVU the verdict's fit rule compares with
-            (``fm.RUN_COMPARE``), or None for the absolute bound (``features/verdict.py``).
+    ``saes``: the SAE id of each layer with one; ``skipped``: why each other layer has none;
+    ``reference``: the run whose last-prompt FVU the verdict's fit rule compares with, or None.
     """
-    entries = [_entry(run_name, run, f, site, readout, skipped) for f in features for site in HOOK_POINTS]
-    values = _statistics(entries, seed)
+    entries = []
+    for f in features:
+        for site in HOOK_POINTS:
+            acts = readout.acts.get((run_name, site, f.layer))
+            reason = None if acts is not None else (
+                skipped.get(f.layer) or run.vectors.not_stored.get((site, f.layer)) or "no SAE for this layer")
+            entries.append(_Entry(f, site, "passed" if f.group == "correct" else "failed", acts, reason))
     fvu = _fvu_by_site(readout, run_name)
     reference_fvu = _fvu_by_site(readout, reference) if reference else {}
-    rows = [_row(e, v, run, saes, (fvu, reference_fvu)) for e, v in zip(entries, values)]
+    rows = [_row(e, v, run, saes, fvu, reference_fvu) for e, v in zip(entries, _statistics(entries, seed))]
     return pd.DataFrame([asdict(r) for r in rows], columns=list(fm.SCORE_COLUMNS))
-
-
-def _entry(run_name: str, run: Run, f: ListedFeature, site: str, readout: Readout,
-           skipped: Mapping[int, str]) -> _Entry:
-    positive_class = "passed" if f.group == "correct" else "failed"
-    acts = readout.acts.get((run_name, site, f.layer))
-    reason = None
-    if acts is None:
-        reason = skipped.get(f.layer) or run.vectors.not_stored.get((site, f.layer)) or "no SAE for this layer"
-    return _Entry(f, site, positive_class, acts, reason)
 
 
 def _statistics(entries: Sequence[_Entry], seed: int) -> list[dict]:
@@ -113,17 +155,16 @@ def _fvu_by_site(readout: Readout, run_name: str) -> dict[tuple[str, int], float
             if r.run == run_name and r.positions == fm.POSITIONS_LAST_PROMPT}
 
 
-def _row(e: _Entry, values: dict, run: Run, saes: Mapping[int, str], fvus: tuple[Mapping, Mapping]) -> fm.ScoreRow:
-    f = e.feature
-    fvu, reference_fvu = fvus
-    task_ids = e.acts.task_ids if e.acts is not None else _stored_task_ids(run, e.site, f.layer)
+def _row(e: _Entry, values: dict, run: Run, saes: Mapping[int, str], fvu: Mapping,
+         reference_fvu: Mapping) -> fm.ScoreRow:
+    f, key = e.feature, (e.site, e.feature.layer)
+    vectors = run.vectors.vectors.get(key)  # the scored tasks when scored
+    task_ids = vectors.task_ids if vectors is not None else np.zeros(0, dtype=np.int64)
     n_passed = int(run.passed_of(task_ids).sum())
-    key = (e.site, f.layer)
     sae_fvu = float(fvu.get(key, math.nan))
     verdict, why = decide(scored=e.acts is not None, reason=e.reason, n_passed=n_passed,
                           n_failed=task_ids.size - n_passed, q_value=values["q_value"],
                           ci_low=values["auroc_ci_low"], fvu=sae_fvu, reference_fvu=reference_fvu.get(key, math.nan))
-    vectors = run.vectors.vectors.get(key)
     return fm.ScoreRow(
         group=f.group, rank=f.rank, layer=f.layer, feature_idx=f.feature_idx, hook_point=e.site,
         positive_class=e.positive_class, scored=e.acts is not None, not_scored_reason=e.reason,
@@ -133,6 +174,28 @@ def _row(e: _Entry, values: dict, run: Run, saes: Mapping[int, str], fvus: tuple
     )
 
 
-def _stored_task_ids(run: Run, site: str, layer: int) -> np.ndarray:
-    vectors = run.vectors.vectors.get((site, layer))
-    return np.zeros(0, dtype=np.int64) if vectors is None else vectors.task_ids
+def difference_table(features: Sequence[ListedFeature], acts: Mapping[tuple[str, str, int], SiteActs],
+                     seed: int) -> pd.DataFrame:
+    """Per listed feature x site, this run's AUROC minus the comparison run's on the tasks both hold, with a
+    paired bootstrap interval (NaN where either run lacks the feature).
+
+    Seeded by ``(seed, layer, feature, site)``, so identical runs differ by exactly 0 in every resample.
+    """
+    rows = []
+    for f in features:
+        for site_index, site in enumerate(HOOK_POINTS):
+            ours, other = acts.get((fm.RUN_THIS, site, f.layer)), acts.get((fm.RUN_COMPARE, site, f.layer))
+            nan = float("nan")
+            values = dict(n_shared_tasks=0, auroc_this=nan, auroc_compare=nan, auroc_difference=nan,
+                          difference_ci_low=nan, difference_ci_high=nan)
+            if ours is not None and other is not None:
+                shared, i, j = np.intersect1d(ours.task_ids, other.task_ids, return_indices=True)
+                flip = f.group != "correct"
+                d = paired_auroc_difference(ours.column(f.feature_idx)[i], ours.passed[i] ^ flip,
+                                            other.column(f.feature_idx)[j], other.passed[j] ^ flip,
+                                            seed=(seed, f.layer, f.feature_idx, site_index))
+                values = dict(n_shared_tasks=int(shared.size), auroc_this=d.auroc_a, auroc_compare=d.auroc_b,
+                              auroc_difference=d.difference, difference_ci_low=d.low, difference_ci_high=d.high)
+            rows.append(fm.DifferenceRow(group=f.group, rank=f.rank, layer=f.layer, feature_idx=f.feature_idx,
+                                         hook_point=site, **values))
+    return pd.DataFrame([asdict(r) for r in rows], columns=list(fm.DIFFERENCE_COLUMNS))

@@ -1,14 +1,10 @@
-"""Token vectors of a run's stored ``sequence`` arrays, for the SAE's fit beyond the last prompt token.
+"""A seeded sample of a run's stored token vectors (``sequence`` arrays), for the SAE's fit beyond the last prompt token.
 
-Replay stores, per task and best layer, ``task_activations/{task_id}_layer_{L}.npz`` with
-``sequence`` (float16 (n_tokens, d_model), every position at the run's hook point, the one
-``activations_metadata.json`` names). Encoding every token of 388 tasks (~155k vectors per
-layer) with a 16k SAE takes minutes, so a seeded uniform sample of ``n`` token positions is
-drawn over all tasks' positions (``n = 0``: every position), and read task by task.
-
-Position 0 is left out: the first token's residual vector is an outlier (on the demo run its norm
-is 22419 against a median of 162 over the other positions), so that one vector per task would
-dominate both sums of the FVU; SAE evaluations leave it (BOS in Gemma) out for that reason.
+Replay stores per task and best layer a float16 ``sequence`` (n_tokens, d_model) at the run's hook
+point. Encoding every token of 388 tasks with a 16k SAE takes minutes, so ``n`` positions are drawn
+uniformly over all tasks' positions (``n = 0``: every one) and read task by task. Position 0 is left
+out: the first token's vector is an outlier (norm 22419 against a median 162 on the demo run) that
+would dominate the FVU; SAE evaluations leave it (BOS in Gemma) out for that reason.
 """
 
 from __future__ import annotations
@@ -25,8 +21,7 @@ from artifacts.schema.activations import NPZ_SEQUENCE, NPZ_TOKEN_IDS
 from stats.labels import Seed
 
 SKIPPED_POSITIONS = 1  # position 0 (module docstring)
-# Vectors handed to the SAE at once: a sample holds a few per task, and encoding them task by task
-# would stream the whole encoder (151 MB for Gemma-2-2B) from memory for every handful of vectors.
+# Vectors encoded at once: task by task would stream the whole encoder (151 MB) for every few vectors.
 BATCH_VECTORS = 1024
 
 
@@ -56,16 +51,11 @@ class TokenSample:
 
 def sample_tokens(activations_dir: Path, layer: int, task_ids: Sequence[int], *, n: int,
                   seed: Seed) -> TokenSample | None:
-    """A uniform sample of ``n`` positions (all when ``n`` is 0 or at least their number), or None
-    when no task of ``task_ids`` has a ``sequence`` at ``layer``.
-
-    Raises:
-        InputError: a file is unreadable.
-    """
+    """A uniform sample of ``n`` positions (all when ``n`` is 0 or at least their number); None when no
+    task of ``task_ids`` has a ``sequence`` at ``layer``."""
     folder = Path(activations_dir) / TASK_ACTIVATIONS_SUBDIR
     paths = [p for p in (folder / activation_file_name(int(t), layer) for t in sorted(task_ids)) if p.is_file()]
-    counts = [_n_positions(p) for p in paths]
-    kept = [(p, c) for p, c in zip(paths, counts) if c is not None and c > SKIPPED_POSITIONS]
+    kept = [(p, c) for p, c in ((p, _n_positions(p)) for p in paths) if c is not None and c > SKIPPED_POSITIONS]
     if not kept:
         return None
     sizes = np.array([c - SKIPPED_POSITIONS for _, c in kept], dtype=np.int64)

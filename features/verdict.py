@@ -3,36 +3,26 @@
 Rules, in order (the first that applies decides; the report prints them from the metadata):
 
 1. *cannot tell* when the feature was not scored;
-2. *cannot tell* when a class (passed or failed tasks) has fewer than :data:`MIN_CLASS_TASKS`
-   tasks, or the layer's SAE does not fit this run's last-prompt vectors at the site:
-   FVU above :data:`FVU_BOUND`, or, when a reference run is given (``--compare-activations``,
-   normally the base model the SAEs were trained on), above the reference's FVU at the same layer
-   and site plus :data:`FVU_MARGIN`, and never above :data:`FVU_CEILING`;
+2. *cannot tell* when a class has fewer than :data:`MIN_CLASS_TASKS` tasks, or the layer's SAE does
+   not fit this run's last-prompt vectors at the site: FVU above :data:`FVU_BOUND`, or with a
+   reference run (``--compare-activations``, normally the base model the SAEs were trained on)
+   above its FVU at the same layer and site plus :data:`FVU_MARGIN`, never above :data:`FVU_CEILING`;
 3. *carries over* when q < :data:`ALPHA` and the AUROC interval lies above 0.5;
 4. *does not carry over* when q >= :data:`ALPHA`;
 5. *cannot tell* otherwise (q < ALPHA but the interval reaches 0.5: the tests disagree).
 
 Why these numbers:
 
-- ``ALPHA`` 0.05: the false discovery rate of the Benjamini-Hochberg q-values, across all listed
-  features x sites of the run.
-- ``FVU_BOUND`` 0.5: the SAE must explain at least half of the variance of the very vectors the
-  features are read from; above it, the reconstruction error is as large as what the latents
-  capture and an activation near zero no longer means "feature absent". Deliberately loose: the
-  FVU of last-prompt-token vectors is measured against their own spread (388 vectors at one
-  token position), smaller than the spread of the text the SAEs were trained on, so it reads
-  higher than GemmaScope's published FVUs for the same SAE. A random stand-in SAE reads FVU far
-  above 1 (``features/stand_in.py``).
-- ``FVU_MARGIN`` 0.1: with the base model's run, the question is whether the SAE describes the
-  instruct model's vectors about as well as those of the model it was trained on, on the same
-  tasks, positions and site (which removes the inflation above): at most 10 points more of the
-  variance left unexplained. Kissane et al. ("SAEs (usually) transfer between base and chat
-  models") judge transfer the same way, a base-trained SAE on base against chat activations; it
-  held for Mistral-7B and Qwen 1.5 0.5B and failed for Gemma v1 2B, so it must be measured here.
-- ``FVU_CEILING`` 1: an SAE that explains the vectors no better than their mean does not
-  describe them, however badly it does on the reference run too.
-- ``MIN_CLASS_TASKS`` 10: with fewer tasks in a class, the bootstrap interval resamples a handful
-  of tasks and understates the uncertainty (with one task, every resample holds that task).
+- ``ALPHA`` 0.05: the false discovery rate of the BH q-values over all feature x site rows of the run.
+- ``FVU_BOUND`` 0.5: the SAE must explain half the variance of the vectors the features are read
+  from, else an activation near zero no longer means "feature absent". Loose on purpose: last-prompt
+  vectors are measured against their own (small) spread, so FVU reads higher than GemmaScope's
+  published values. A random stand-in SAE reads far above 1.
+- ``FVU_MARGIN`` 0.1: against the base model's run (same tasks, positions and site, which removes
+  that inflation), at most 10 points more variance unexplained. Kissane et al. ("SAEs (usually)
+  transfer between base and chat models") judge transfer this way; it failed for Gemma v1 2B.
+- ``FVU_CEILING`` 1: an SAE no better than the vectors' mean does not describe them.
+- ``MIN_CLASS_TASKS`` 10: with fewer tasks in a class the bootstrap understates the uncertainty.
 """
 
 from __future__ import annotations

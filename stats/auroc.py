@@ -1,15 +1,10 @@
 """AUROC: P(score of a positive task > score of a negative one), ties counting one half.
 
-Three forms, one definition:
-
-- :func:`auroc`: one feature, ``sklearn.metrics.roc_auc_score``.
-- :func:`auroc_columns`: many features at once from midranks (the Mann-Whitney U statistic,
-  ``U = R_pos - n_pos (n_pos + 1) / 2``, ``AUROC = U / (n_pos n_neg)``); the null latents need
-  thousands of AUROCs per layer, where one scikit-learn call each would cost seconds.
-- :func:`weighted_auroc`: one feature under many task weightings at once (the multiplicities of
-  bootstrap resamples), from one sort of the negative scores.
-
-The tests check all three against ``roc_auc_score``.
+:func:`auroc` is ``roc_auc_score``; :func:`auroc_columns` computes many features at once from
+midranks (Mann-Whitney ``U = R_pos - n_pos (n_pos + 1) / 2``, ``AUROC = U / (n_pos n_neg)``: the
+null latents need thousands per layer); :func:`weighted_auroc` scores one feature under many
+task weightings (bootstrap multiplicities) from one sort. The tests check all three against
+``roc_auc_score``.
 """
 
 from __future__ import annotations
@@ -22,10 +17,7 @@ from stats.labels import MIN_PER_CLASS, as_score_columns, as_scores_labels, enou
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """AUROC of ``scores`` (Float[ndarray, "task"]) for the class ``positive`` (Bool[ndarray, "task"]).
-
-    NaN when a class has fewer than ``MIN_PER_CLASS`` tasks.
-    """
+    """AUROC of Float[ndarray, "task"] scores for the class ``positive``; NaN when a class is too small."""
     s, y = as_scores_labels(scores, positive)
     if not enough_per_class(y):
         return float("nan")
@@ -33,14 +25,9 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def auroc_columns(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """AUROC of every column: Float[ndarray, "feature"].
+    """AUROC of every column of ``scores`` (task, feature): Float[ndarray, "feature"].
 
-    Args:
-        scores: Float[ndarray, "task feature"] (a 1-D array is one feature).
-        positive: Bool[ndarray, "task"] shared by the features, or Bool[ndarray, "task feature"].
-
-    Returns:
-        One AUROC per feature; NaN where a class has fewer than ``MIN_PER_CLASS`` tasks.
+    ``positive`` is Bool[ndarray, "task"] or one labelling per column; NaN where a class is too small.
     """
     s, y = as_score_columns(scores, positive)
     out = np.full(s.shape[1], np.nan)
@@ -58,20 +45,11 @@ def auroc_columns(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def weighted_auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUROC of one feature under each row of task weights: Float[ndarray, "resample"].
+    """AUROC of one feature under each row of Float[ndarray, "resample task"] weights: Float[ndarray, "resample"].
 
-    With integer weights (a bootstrap resample's multiplicities) this is the AUROC of the
-    resample: ``sum_ij w_i w_j [s_i > s_j, or 1/2 if equal] / (sum_pos w)(sum_neg w)`` over
-    positive i and negative j.
-
-    Args:
-        scores: Float[ndarray, "task"].
-        positive: Bool[ndarray, "task"].
-        weights: Float[ndarray, "resample task"], non-negative.
-
-    Returns:
-        NaN for a resample whose positive or negative weight is zero, and for all of them when
-        a class has fewer than ``MIN_PER_CLASS`` tasks.
+    ``sum_ij w_i w_j [s_i > s_j, or 1/2 if equal] / (sum_pos w)(sum_neg w)`` over positive i and
+    negative j: with integer weights, the AUROC of the resample. NaN for a resample without weight
+    in a class, and for all of them when a class is too small.
     """
     s, y = as_scores_labels(scores, positive)
     w = np.asarray(weights, dtype=np.float64)
@@ -82,26 +60,18 @@ def weighted_auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray
     return split_weighted_auroc(s[y], s[~y], w[:, y], w[:, ~y])
 
 
-def split_weighted_auroc(
-    pos: np.ndarray, neg: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray
-) -> np.ndarray:
-    """:func:`weighted_auroc` with the classes already apart: Float[ndarray, "resample"].
+def split_weighted_auroc(pos: np.ndarray, neg: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
+    """:func:`weighted_auroc` with the classes (scores and weights) already apart; no class size check.
 
-    ``pos`` Float[ndarray, "n_pos"] and ``neg`` Float[ndarray, "n_neg"] scores, ``w_pos``
-    Float[ndarray, "resample n_pos"] and ``w_neg`` Float[ndarray, "resample n_neg"] weights.
-    (Callers scoring many features under the same resamples split the weights once.) No class
-    size check: NaN only where a resample's class weight is zero.
-
-    From one sort of the negatives: the running sum of negative weight up to each positive's
-    score counts its wins, the negatives tied with it (between the left and right insertion
-    points) count one half. O(resample x task) per feature.
+    The running sum of negative weight up to each positive's score counts its wins; the negatives
+    tied with it (between the left and right insertion points) count one half.
     """
     order = np.argsort(neg, kind="stable")
     neg_sorted = neg[order]
     cum = np.zeros((w_neg.shape[0], neg.size + 1))
     np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])  # cum[:, m]: weight of the m lowest negatives
-    left = np.searchsorted(neg_sorted, pos, side="left")  # negatives strictly below
-    right = np.searchsorted(neg_sorted, pos, side="right")  # ... or tied
+    left = np.searchsorted(neg_sorted, pos, side="left")
+    right = np.searchsorted(neg_sorted, pos, side="right")
     numerator = 0.5 * np.einsum("bi,bi->b", w_pos, cum[:, left] + cum[:, right])
     denominator = w_pos.sum(axis=1) * cum[:, -1]
     out = np.full(w_pos.shape[0], np.nan)

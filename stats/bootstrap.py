@@ -1,13 +1,9 @@
-"""Stratified percentile bootstrap 95 % interval of AUROC.
+"""Stratified percentile bootstrap 95 % intervals of AUROC, for one run and paired between two runs.
 
-A resample draws, within each stratum (for one run: the two classes), as many tasks as the
-stratum holds, with replacement: class sizes stay fixed, so no resample lacks a class. A
-resample is represented by its multiplicities (how often each task was drawn), and its AUROC
-by :func:`stats.auroc.weighted_auroc`, so no resampled array is ever built. The interval is
-the 2.5th and 97.5th percentiles of the resampled AUROCs.
-
-Seeded: the same seed and task set give the same resamples, whichever other features are
-scored (every feature of one task set shares the resamples).
+A resample draws, within each stratum (for one run: the two classes), as many tasks as the stratum
+holds, with replacement, so no resample lacks a class. It is kept as multiplicities (how often each
+task was drawn) and scored by :func:`stats.auroc.weighted_auroc`, never as a resampled array.
+Seeded: the same seed and task set give the same resamples, whichever other features are scored.
 """
 
 from __future__ import annotations
@@ -32,14 +28,21 @@ class Interval:
     high: float
 
 
+@dataclass(frozen=True)
+class Difference:
+    """``auroc_a - auroc_b`` and its paired percentile interval (NaN where not computable)."""
+
+    auroc_a: float
+    auroc_b: float
+    difference: float
+    low: float
+    high: float
+
+
 def stratified_multiplicities(strata: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """How often each task is drawn in each resample: Float[ndarray, "resample task"].
 
-    Args:
-        strata: Int[ndarray, "task"] (or Bool), the stratum of each task; each stratum is
-            resampled with replacement to its own size, strata in ascending order of value.
-        n_resamples: rows.
-        rng: the draws.
+    Each stratum (value of ``strata``, ascending) is resampled with replacement to its own size.
     """
     strata = np.asarray(strata).ravel()
     counts = np.zeros((n_resamples, strata.size))
@@ -52,7 +55,7 @@ def stratified_multiplicities(strata: np.ndarray, n_resamples: int, rng: np.rand
 
 
 def percentile_interval(values: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
-    """The central ``level`` percentile interval of Float[ndarray, "resample"]; NaNs when any is NaN."""
+    """The central ``level`` percentile interval of ``values``; NaNs when any is NaN."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or np.isnan(values).any():
         return float("nan"), float("nan")
@@ -61,49 +64,19 @@ def percentile_interval(values: np.ndarray, level: float = CI_LEVEL) -> tuple[fl
     return float(low), float(high)
 
 
-def bootstrap_auroc(
-    scores: np.ndarray,
-    positive: np.ndarray,
-    *,
-    n_resamples: int = N_BOOTSTRAP,
-    level: float = CI_LEVEL,
-    seed: Seed = 0,
-) -> Interval:
-    """AUROC (``roc_auc_score``) and its stratified bootstrap interval for one feature.
-
-    Args:
-        scores: Float[ndarray, "task"].
-        positive: Bool[ndarray, "task"], the class the feature is listed for.
-        n_resamples: bootstrap resamples.
-        level: interval coverage.
-        seed: seeds the resamples.
-
-    Returns:
-        NaNs when a class has fewer than ``MIN_PER_CLASS`` tasks.
-    """
+def bootstrap_auroc(scores: np.ndarray, positive: np.ndarray, *, n_resamples: int = N_BOOTSTRAP,
+                    level: float = CI_LEVEL, seed: Seed = 0) -> Interval:
+    """AUROC (``roc_auc_score``) of one feature and its stratified bootstrap interval; NaNs when a class is too small."""
     s, y = as_scores_labels(scores, positive)
-    if not enough_per_class(y):
-        return Interval(float("nan"), float("nan"), float("nan"))
-    weights = stratified_multiplicities(y, n_resamples, np.random.default_rng(seed))
-    low, high = percentile_interval(weighted_auroc(s, y, weights), level)
-    return Interval(auroc(s, y), low, high)
+    _, low, high = bootstrap_auroc_columns(s, y, n_resamples=n_resamples, level=level, seed=seed)
+    return Interval(auroc(s, y), float(low[0]), float(high[0]))
 
 
-def bootstrap_auroc_columns(
-    scores: np.ndarray,
-    positive: np.ndarray,
-    *,
-    n_resamples: int = N_BOOTSTRAP,
-    level: float = CI_LEVEL,
-    seed: Seed = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AUROC, interval low and interval high of every column: three Float[ndarray, "feature"].
+def bootstrap_auroc_columns(scores: np.ndarray, positive: np.ndarray, *, n_resamples: int = N_BOOTSTRAP,
+                            level: float = CI_LEVEL, seed: Seed = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AUROC, interval low and high of every column of ``scores`` (task, feature): three Float[ndarray, "feature"].
 
-    Args:
-        scores: Float[ndarray, "task feature"].
-        positive: Bool[ndarray, "task"] or Bool[ndarray, "task feature"].
-        n_resamples, level, seed: as :func:`bootstrap_auroc`; a column gets the same interval
-            as :func:`bootstrap_auroc` of that column alone with the same seed.
+    A column gets the same interval as :func:`bootstrap_auroc` of that column alone with the same seed.
     """
     s, y = as_score_columns(scores, positive)
     point = auroc_columns(s, y)
@@ -118,3 +91,25 @@ def bootstrap_auroc_columns(
             resampled = split_weighted_auroc(s[labels, c], s[~labels, c], w_pos, w_neg)
             low[c], high[c] = percentile_interval(resampled, level)
     return point, low, high
+
+
+def paired_auroc_difference(scores_a: np.ndarray, positive_a: np.ndarray, scores_b: np.ndarray,
+                            positive_b: np.ndarray, *, n_resamples: int = N_BOOTSTRAP, level: float = CI_LEVEL,
+                            seed: Seed = 0) -> Difference:
+    """AUROC of run a minus that of run b on the same tasks (row i of both), with a paired bootstrap interval.
+
+    Each resample weights both runs with the same multiplicities, stratified on the four joint
+    outcomes, so both runs keep their class sizes; identical runs differ by exactly 0 in every
+    resample. NaNs when either run has a class that is too small.
+    """
+    sa, ya = as_scores_labels(scores_a, positive_a)
+    sb, yb = as_scores_labels(scores_b, positive_b)
+    if sa.size != sb.size:
+        raise ValueError(f"runs are paired on shared tasks: {sa.size} and {sb.size} tasks")
+    if not (enough_per_class(ya) and enough_per_class(yb)):
+        nan = float("nan")
+        return Difference(nan, nan, nan, nan, nan)
+    weights = stratified_multiplicities(2 * ya.astype(np.int64) + yb, n_resamples, np.random.default_rng(seed))
+    low, high = percentile_interval(weighted_auroc(sa, ya, weights) - weighted_auroc(sb, yb, weights), level)
+    a, b = auroc(sa, ya), auroc(sb, yb)
+    return Difference(a, b, a - b, low, high)

@@ -1,9 +1,4 @@
-"""F1 of a threshold rule on one feature's scores: the best threshold, and its cross-validated F1.
-
-The rule calls a task positive when its score exceeds the threshold. Cross-validated: each
-fold's threshold is fitted on the other folds only (:mod:`stats.folds`) and applied to the
-held-out fold; the held-out predictions of all folds are pooled into one F1.
-"""
+"""F1 of the rule "positive when score > threshold": the best threshold, and its cross-validated F1."""
 
 from __future__ import annotations
 
@@ -37,7 +32,7 @@ def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> tuple[float, 
 def cross_validated_f1(
     scores: np.ndarray, positive: np.ndarray, *, max_folds: int = MAX_FOLDS, seed: Seed = 0
 ) -> tuple[float, int]:
-    """Pooled out-of-fold F1 (module docstring) and the fold count; ``(nan, 0)`` without folds."""
+    """Pooled out-of-fold F1 (each fold's threshold fitted on the other folds) and the fold count; ``(nan, 0)`` without folds."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positive = np.asarray(positive, dtype=bool).ravel()
     folds = stratified_folds(positive, max_folds=max_folds, seed=seed)

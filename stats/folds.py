@@ -1,9 +1,7 @@
 """Stratified cross-validation folds (scikit-learn's ``StratifiedKFold``), one splitter for every caller.
 
-``k = min(max_folds, size of the smaller class)``, so every fold holds both classes; no folds
-when the smaller class has fewer than ``MIN_PER_CLASS`` tasks. Seeded: any ``Seed`` (an int or
-a sequence of ints) is turned into ``StratifiedKFold``'s integer ``random_state``, so callers
-derive independent streams as ``(*seed, i)``.
+``k = min(max_folds, size of the smaller class)``, so every fold holds both classes; no folds when
+that class has fewer than ``MIN_PER_CLASS`` tasks. Any ``Seed`` becomes the integer ``random_state``.
 """
 
 from __future__ import annotations
@@ -17,15 +15,14 @@ MAX_FOLDS = 5
 
 
 def fold_count(positive: np.ndarray, max_folds: int = MAX_FOLDS) -> int:
-    """Folds for the labels ``positive`` (Bool[ndarray, "task"]): 0 when a class has fewer than ``MIN_PER_CLASS``."""
+    """Folds for the labels ``positive``: 0 when a class has fewer than ``MIN_PER_CLASS`` tasks."""
     y = np.asarray(positive, dtype=bool).ravel()
     smaller = min(int(y.sum()), int((~y).sum()))
     return min(max_folds, smaller) if smaller >= MIN_PER_CLASS else 0
 
 
-def stratified_folds(
-    positive: np.ndarray, *, max_folds: int = MAX_FOLDS, seed: Seed = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def stratified_folds(positive: np.ndarray, *, max_folds: int = MAX_FOLDS,
+                     seed: Seed = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train, test)`` index arrays of each fold; an empty list when :func:`fold_count` is 0."""
     y = np.asarray(positive, dtype=bool).ravel()
     k = fold_count(y, max_folds)

@@ -1,8 +1,5 @@
-"""Null latents: random latents of the same SAE, scored on the same tasks and site.
-
-A listed feature's AUROC means "present" only if it stands out from what latents chosen
-without looking at the labels score. Its null percentile is where it falls among them.
-"""
+"""Null latents: random latents of the same SAE, scored on the same tasks and site, against which a
+listed feature's AUROC must stand out."""
 
 from __future__ import annotations
 
@@ -10,19 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stats.bootstrap import Seed
+from stats.labels import Seed
 
 N_NULL_LATENTS = 1000
 
 
-def draw_null_latents(
-    d_sae: int, n: int = N_NULL_LATENTS, *, exclude: Sequence[int] = (), seed: Seed = 0
-) -> np.ndarray:
-    """``n`` distinct latent indices of a ``d_sae``-wide SAE, none of ``exclude``: Int[ndarray, "latent"].
-
-    Ascending (so an SAE's columns are read in order); all the remaining latents when fewer
-    than ``n`` remain. Seeded: pass ``(seed, layer)`` for a different draw per layer.
-    """
+def draw_null_latents(d_sae: int, n: int = N_NULL_LATENTS, *, exclude: Sequence[int] = (),
+                      seed: Seed = 0) -> np.ndarray:
+    """``n`` distinct latents of a ``d_sae``-wide SAE, none of ``exclude``, ascending (all remaining when fewer)."""
     pool = np.setdiff1d(np.arange(d_sae, dtype=np.int64), np.asarray(list(exclude), dtype=np.int64))
     if n >= pool.size:
         return pool
@@ -30,13 +22,11 @@ def draw_null_latents(
 
 
 def null_percentile(observed: float, null_aurocs: np.ndarray) -> float:
-    """Percentile (0-100) of ``observed`` among ``null_aurocs`` (Float[ndarray, "latent"]).
+    """Percentile (0-100) of ``observed`` among the finite ``null_aurocs``, ties counting one half.
 
-    ``100 * (#{null < observed} + #{null == observed} / 2) / #null``: a latent that never fires
-    scores exactly 0.5, and ties count one half, so a listed feature that never fires sits in
-    the middle of never-firing nulls rather than at their top. The nulls must be scored for the
-    same class as the feature (``1 - auroc`` of a "passed" score is its "failed" score).
-    NaN nulls are left out; NaN when ``observed`` is NaN or no null is finite.
+    A latent that never fires scores exactly 0.5, so a listed feature that never fires sits in the
+    middle of the never-firing nulls, not at their top. The nulls must be scored for the feature's
+    class. NaN when ``observed`` is NaN or no null is finite.
     """
     null = np.asarray(null_aurocs, dtype=np.float64).ravel()
     null = null[~np.isnan(null)]

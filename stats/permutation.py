@@ -1,56 +1,34 @@
-"""One-sided label-permutation p-values of AUROC.
+"""One-sided label-permutation p-values of AUROC, and their Benjamini-Hochberg q-values.
 
-Null hypothesis: the feature's scores carry no information about the labels, so every
-arrangement of the labels over the tasks is equally likely. A permutation shuffles the labels
-(class sizes kept); its AUROC is computed from the scores' midranks, which do not change with
-the labels, so each permuted AUROC is one rank sum: the sum of the ranks of the tasks the
-permutation calls positive (the Mann-Whitney U, up to constants fixed by the class sizes).
-All permutations of a block are one matrix product, ``labels[perm] @ ranks``, and one set of
-permutations serves every feature of the task set.
-
-Direction: the feature is listed for its class (``positive``: passed tasks for "correct"
-features, failed tasks for "incorrect" ones), so the test is one-sided, counting permutations
-whose AUROC is at least the observed one:
-``p = (1 + #{permuted >= observed}) / (1 + n_permutations)`` (the +1 counts the observed
-labelling, which keeps the p-value valid for randomly drawn permutations; its smallest value
-is ``1 / (1 + n_permutations)``).
-
-Exact comparisons: midranks are multiples of 1/2, so rank sums are exact in float64 and
-``>=`` needs no tolerance.
+A permutation shuffles the labels (class sizes kept); the scores' midranks do not change, so each
+permuted AUROC is one rank sum and a block of permutations is one product ``labels[perm] @ ranks``,
+shared by every feature of the task set. The feature is listed for its class, so the test counts
+permutations at least as high: ``p = (1 + #{permuted >= observed}) / (1 + n_permutations)`` (the
++1, the observed labelling, keeps it valid for drawn permutations). Midranks are multiples of 1/2,
+so rank sums are exact in float64 and ``>=`` needs no tolerance.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import false_discovery_control, rankdata
 
-from stats.bootstrap import Seed
-from stats.labels import MIN_PER_CLASS, as_score_columns, as_scores_labels, enough_per_class, label_groups
+from stats.labels import MIN_PER_CLASS, Seed, as_score_columns, as_scores_labels, enough_per_class, label_groups
 
 N_PERMUTATIONS = 10_000
-BLOCK = 1000  # permutations per matrix product (memory: BLOCK x task float64, ~3 MB at 388 tasks)
+BLOCK = 1000  # permutations per matrix product (BLOCK x task float64, ~3 MB at 388 tasks)
 
 
-def permutation_p_values(
-    scores: np.ndarray,
-    positive: np.ndarray,
-    *,
-    n_permutations: int = N_PERMUTATIONS,
-    seed: Seed = 0,
-    min_per_class: int = MIN_PER_CLASS,
-) -> np.ndarray:
+def permutation_p_values(scores: np.ndarray, positive: np.ndarray, *, n_permutations: int = N_PERMUTATIONS,
+                         seed: Seed = 0, min_per_class: int = MIN_PER_CLASS) -> np.ndarray:
     """One-sided permutation p-value of every column's AUROC: Float[ndarray, "feature"].
 
     Args:
         scores: Float[ndarray, "task feature"] (a 1-D array is one feature).
         positive: Bool[ndarray, "task"] shared by the features, or Bool[ndarray, "task feature"].
-        n_permutations: label permutations (the same ones for every feature).
-        seed: seeds the permutations; a column gets the same p-value whichever others are scored.
-        min_per_class: fewer tasks in a class give NaN (the test itself is valid down to one,
-            which the probe's per-fold tests use).
-
-    Returns:
-        NaN where a class has fewer than ``min_per_class`` tasks.
+        n_permutations: label permutations, the same for every feature.
+        seed: seeds the permutations; a column's p-value does not depend on the other columns.
+        min_per_class: NaN below it (the test is valid down to one, which the probe's folds use).
     """
     s, y = as_score_columns(scores, positive)
     n_tasks, n_features = s.shape
@@ -73,15 +51,19 @@ def permutation_p_values(
     return out
 
 
-def permutation_p_value(
-    scores: np.ndarray,
-    positive: np.ndarray,
-    *,
-    n_permutations: int = N_PERMUTATIONS,
-    seed: Seed = 0,
-    min_per_class: int = MIN_PER_CLASS,
-) -> float:
-    """One-sided permutation p-value of one feature's AUROC (Float[ndarray, "task"] scores)."""
+def permutation_p_value(scores: np.ndarray, positive: np.ndarray, *, n_permutations: int = N_PERMUTATIONS,
+                        seed: Seed = 0, min_per_class: int = MIN_PER_CLASS) -> float:
+    """One-sided permutation p-value of one feature's AUROC."""
     s, y = as_scores_labels(scores, positive)
     p = permutation_p_values(s[:, None], y, n_permutations=n_permutations, seed=seed, min_per_class=min_per_class)
     return float(p[0])
+
+
+def bh_q_values(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values, same shape; NaN p-values (not scored) stay NaN and are not counted."""
+    p = np.asarray(p_values, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    tested = ~np.isnan(p)
+    if tested.any():
+        q[tested] = false_discovery_control(p[tested], method="bh")
+    return q

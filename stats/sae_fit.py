@@ -1,25 +1,14 @@
-"""How well a JumpReLU SAE describes a set of vectors: fraction of variance unexplained and L0.
+"""How well a JumpReLU SAE describes a set of vectors ``x`` (rows of Float[ndarray, "vector d_model"])::
 
-For vectors ``x`` (rows of X, Float[ndarray, "vector d_model"]) and an SAE
-(:class:`JumpReluSae`)::
+    acts  = relu(pre) * (pre > threshold),  pre = x @ W_enc + b_enc      # (d_sae,)
+    x_hat = acts @ W_dec + b_dec                                          # (d_model,)
+    FVU   = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2,  L0 = mean #{acts != 0}
 
-    pre   = x @ W_enc + b_enc                       # (d_sae,)
-    acts  = relu(pre) * (pre > threshold)           # JumpReLU
-    x_hat = acts @ W_dec + b_dec                    # (d_model,)
-    FVU   = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2     (sums and mean over the vectors)
-    L0    = mean number of latents with acts != 0
-
-FVU near 0: the SAE reconstructs the vectors; near or above 1: it explains no more than their
-mean does, and its latents cannot be read as the features they were on the model it was trained
-on. Pure numpy on arrays handed in (no file formats), so it sits here beside the other
-statistics and any stage can call it.
-
-Memory: vectors go through in blocks of rows, so beyond the SAE's own matrices (16384 x 2304
-float32 = 151 MB each for Gemma-2-2B) only a block's pre-activations (rows x d_sae) are held.
-Products run in the SAE's dtype (float32 for GemmaScope); sums accumulate in float64, and the
-variance uses Chan's pairwise update, so that residual streams with a large mean lose no
-precision. Vectors can arrive in any number of pieces (:class:`SaeFitAccumulator`), e.g. every
-token of every task, one task at a time.
+FVU near or above 1: the SAE explains no more than the vectors' mean, and its latents cannot be
+read as the features they were on its training model. Vectors go through in blocks of rows (only
+a block's rows x d_sae pre-activations are held beside the SAE), in any number of pieces
+(:class:`SaeFitAccumulator`). Products run in the SAE's dtype (float32 for GemmaScope); sums
+accumulate in float64 with Chan's pairwise variance update, so a large mean loses no precision.
 """
 
 from __future__ import annotations
@@ -30,19 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 BLOCK_ROWS = 256  # vectors encoded at once: 256 x 16384 float32 = 16 MB of pre-activations
-# Decode with only the block's active latents when fewer than this share of them fire (gathering
-# those rows of W_dec costs a copy; with most latents active the dense product is cheaper).
+# Decode with the active latents' rows of W_dec only when fewer than this share fire (else dense is cheaper).
 SPARSE_DECODE_BELOW = 0.5
 
 
 @dataclass(frozen=True, eq=False)
 class JumpReluSae:
-    """A whole JumpReLU SAE (GemmaScope's ``params.npz`` layout).
-
-    ``W_enc`` Float[ndarray, "d_model d_sae"], ``b_enc`` and ``threshold``
-    Float[ndarray, "d_sae"], ``W_dec`` Float[ndarray, "d_sae d_model"], ``b_dec``
-    Float[ndarray, "d_model"].
-    """
+    """A JumpReLU SAE in GemmaScope's layout: ``W_enc`` (d_model, d_sae), ``b_enc`` and ``threshold``
+    (d_sae,), ``W_dec`` (d_sae, d_model), ``b_dec`` (d_model,)."""
 
     W_enc: np.ndarray
     b_enc: np.ndarray
@@ -52,12 +36,7 @@ class JumpReluSae:
 
     def __post_init__(self) -> None:
         d_model, d_sae = np.shape(self.W_enc)
-        expected = {
-            "b_enc": (d_sae,),
-            "threshold": (d_sae,),
-            "W_dec": (d_sae, d_model),
-            "b_dec": (d_model,),
-        }
+        expected = {"b_enc": (d_sae,), "threshold": (d_sae,), "W_dec": (d_sae, d_model), "b_dec": (d_model,)}
         for name, shape in expected.items():
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"JumpReLU SAE: {name} has shape {np.shape(getattr(self, name))}, expected {shape}")
@@ -75,37 +54,15 @@ def encode(sae: JumpReluSae, x: np.ndarray) -> np.ndarray:
     """JumpReLU activations of a block of vectors: Float[ndarray, "vector d_sae"] in the SAE's dtype."""
     pre = np.asarray(x, dtype=sae.W_enc.dtype) @ sae.W_enc
     pre += sae.b_enc
-    # relu(pre) * (pre > threshold), in place: a latent is active when pre exceeds both 0 and
-    # its threshold (GemmaScope thresholds are positive, but the formula does not assume it).
+    # relu(pre) * (pre > threshold), in place (GemmaScope thresholds are positive; this does not assume it).
     pre *= (pre > sae.threshold) & (pre > 0)
     return pre
 
 
-def decode(sae: JumpReluSae, acts: np.ndarray) -> np.ndarray:
-    """Reconstruction ``acts @ W_dec + b_dec`` of a block: Float[ndarray, "vector d_model"].
-
-    A trained SAE is sparse (GemmaScope's L0 is ~70 of 16384 latents), so a block of vectors
-    touches a fraction of the latents: only those rows of ``W_dec`` enter the product, which
-    saves most of the decoding work (the same sum, up to float32 rounding order: the other
-    latents contribute exact zeros).
-    """
-    active = np.flatnonzero(acts.any(axis=0))
-    if active.size < SPARSE_DECODE_BELOW * sae.d_sae:
-        x_hat = acts[:, active] @ sae.W_dec[active]
-    else:
-        x_hat = acts @ sae.W_dec
-    x_hat += sae.b_dec
-    return x_hat
-
-
 @dataclass(frozen=True)
 class SaeFit:
-    """The fit over all vectors seen.
-
-    ``kept_acts``: Float32[ndarray, "vector kept"], the activations of the latents asked for
-    (``keep_latents``), in their order, so that scoring listed and null latents needs no
-    second encoding; None when none were asked for.
-    """
+    """The fit over all vectors seen; ``kept_acts`` (vector, kept) holds the activations of the
+    ``keep_latents`` in their order (listed and null latents need no second encoding), else None."""
 
     n_vectors: int
     fvu: float
@@ -141,7 +98,13 @@ class SaeFitAccumulator:
         self._active += int(np.count_nonzero(acts))
         if self.keep is not None:
             self._kept.append(acts[:, self.keep])
-        x_hat = decode(self.sae, acts)
+        # A trained SAE is sparse (GemmaScope's L0 is ~70 of 16384): decode with the active latents' rows only.
+        active = np.flatnonzero(acts.any(axis=0))
+        if active.size < SPARSE_DECODE_BELOW * self.sae.d_sae:
+            x_hat = acts[:, active] @ self.sae.W_dec[active]
+        else:
+            x_hat = acts @ self.sae.W_dec
+        x_hat += self.sae.b_dec
         residual = (xs - x_hat).astype(np.float64)
         self._sse += float(np.einsum("ij,ij->", residual, residual))
         # Chan et al.'s update of the sum of squared deviations from the running mean.
@@ -166,10 +129,9 @@ class SaeFitAccumulator:
         return SaeFit(n_vectors=self._n, fvu=float(fvu), l0=float(l0), kept_acts=kept)
 
 
-def sae_fit(
-    x: np.ndarray, sae: JumpReluSae, *, keep_latents: Sequence[int] | None = None, block_rows: int = BLOCK_ROWS
-) -> SaeFit:
-    """FVU and L0 of ``sae`` on the vectors ``x`` (Float[ndarray, "vector d_model"]); see the module docstring."""
+def sae_fit(x: np.ndarray, sae: JumpReluSae, *, keep_latents: Sequence[int] | None = None,
+            block_rows: int = BLOCK_ROWS) -> SaeFit:
+    """FVU and L0 of ``sae`` on the vectors ``x`` (Float[ndarray, "vector d_model"])."""
     acc = SaeFitAccumulator(sae, keep_latents=keep_latents, block_rows=block_rows)
     acc.update(x)
     return acc.result()

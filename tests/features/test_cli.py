@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from features.config import FeaturesConfig
+from features.sae import parse_sae_options
 from tests.features.synthetic import direction, feature_list, gemmascope_sae, write_run
 
 FEATURES = feature_list([(16, 14439), (17, 9162)], [(19, 5441)])
@@ -110,7 +111,7 @@ def test_repeated_sae_flags_and_the_library_paths(tmp_path, monkeypatch):
     sae.write_bytes(b"x")
     assert invoke("--sae", f"16={sae}", "--sae", f"19={sae}", "--data-dir", str(tmp_path)).exit_code == 0
     (config,) = seen
-    assert config.sae_paths() == {16: sae, 19: sae}
+    assert parse_sae_options(config.sae_options) == {16: sae, 19: sae}
     assert config.dataset == tmp_path / "phase7_3" / "dataset_instruct_temp_0_0.parquet"
     assert config.activations == tmp_path / "phase7_3" / "activations"
     assert config.folder == tmp_path / "phase7_3" / "features"

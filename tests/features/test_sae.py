@@ -7,8 +7,7 @@ import pytest
 
 from artifacts.errors import InputError
 from artifacts.files import sha256_file, write_npz
-from features.sae import FORMAT_GEMMASCOPE, load_layer_sae, read_params
-from features.sae_source import SaeFile
+from features.sae import FORMAT_GEMMASCOPE, SaeFile, load_layer_sae, read_params
 from tests.features.synthetic import D_SAE, gemmascope_sae
 
 KEYS = ("W_enc", "b_enc", "threshold", "W_dec", "b_dec")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from artifacts.errors import InputError
-from features.sae_source import CANONICAL_L0, DEFAULT_SAE_REPO, hub_filename, locate_saes, parse_sae_options
+from features.sae import CANONICAL_L0, DEFAULT_SAE_REPO, hub_filename, locate_saes, parse_sae_options
 
 
 class FakeHub:

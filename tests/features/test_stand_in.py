@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from artifacts.errors import InputError
-from features.sae import FORMAT_STAND_IN, load_layer_sae
-from features.sae_source import StandInSae, stand_in_saes
-from features.stand_in import params_sha256, stand_in_params
+from features.sae import FORMAT_STAND_IN, StandInSae, load_layer_sae, params_sha256, stand_in_params, stand_in_saes
 from stats.sae_fit import sae_fit
 from tests.features.synthetic import D_SAE
 

@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 
 from stats.auroc import auroc, auroc_columns, weighted_auroc
-from stats.bootstrap import bootstrap_auroc, bootstrap_auroc_columns
-from stats.multiple_testing import bh_q_values
+from stats.bootstrap import bootstrap_auroc, bootstrap_auroc_columns, paired_auroc_difference
 from stats.null_latents import null_percentile
-from stats.paired import paired_auroc_difference
-from stats.permutation import permutation_p_value, permutation_p_values
+from stats.permutation import bh_q_values, permutation_p_value, permutation_p_values
 from stats.probe import out_of_fold_scores, probe
 
 N = 20

@@ -1,4 +1,4 @@
-"""The statistics of a run's feature columns (features/score.py): AUROC against scikit-learn, its interval,
+"""The statistics of a run's feature columns (features/table.py): AUROC against scikit-learn, its interval,
 p-values, firing fractions; NaN, never an error, where a class is too small."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.score import score_columns
+from features.table import score_columns
 
 
 def synthetic_columns(n=200, n_pos=60, k=6, shift=4.0, seed=0):

@@ -8,7 +8,7 @@ import pytest
 from artifacts.errors import InputError
 from artifacts.files import write_npz
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, FV_RESID_POST, FV_RESID_PRE
-from features.vectors import read_run_vectors
+from features.runs import read_run_vectors
 from tests.features.synthetic import feature_list, write_run
 
 FEATURES = feature_list([(16, 1), (17, 2)], [(19, 3)])

@@ -21,7 +21,7 @@ import logging
 import re
 import shutil
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +48,6 @@ class FeatureVectors:
     layers: np.ndarray
     resid_pre: np.ndarray
     resid_post: np.ndarray
-
-    @classmethod
-    def from_rows(cls, rows: Mapping[int, tuple[np.ndarray, np.ndarray]], layers: Sequence[int]) -> FeatureVectors:
-        ids = sorted(rows)
-        pre, post = (np.stack([rows[t][site] for t in ids]).astype(np.float32, copy=False) for site in (0, 1))
-        return cls(np.asarray(ids, dtype=np.int64), np.asarray(layers, dtype=np.int64), pre, post)
-
-    def rows(self) -> Rows:
-        return {int(t): (self.resid_pre[i], self.resid_post[i]) for i, t in enumerate(self.task_id)}
 
 
 def write_feature_vectors(path: Path, vectors: FeatureVectors) -> None:
@@ -121,7 +112,7 @@ class FeatureVectorStore:
             if vectors is None:
                 clean = False
             else:
-                rows.update(vectors.rows())
+                rows.update((int(t), (vectors.resid_pre[i], vectors.resid_post[i])) for i, t in enumerate(vectors.task_id))
         return rows, clean
 
     def add(self, task_ids: Sequence[int], resid_pre: np.ndarray, resid_post: np.ndarray) -> None:
@@ -140,7 +131,8 @@ class FeatureVectorStore:
         missing = [t for t in ids if t not in rows]
         if missing:
             raise RuntimeError(f"no feature-layer vectors for task(s) {missing[:10]}")
-        vectors = FeatureVectors.from_rows({t: rows[t] for t in ids}, self.layers)
+        pre, post = (np.stack([rows[t][site] for t in ids]) for site in (0, 1))
+        vectors = FeatureVectors(np.asarray(ids, dtype=np.int64), np.asarray(self.layers, dtype=np.int64), pre, post)
         write_feature_vectors(self.path, vectors)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         return vectors

@@ -180,18 +180,10 @@ def run(config: ReplayConfig, *, show_progress: bool = True) -> ReplayResult:
         else:
             metadata = write_metadata(job, work, stats, prior, verify_meta)
     return ReplayResult(
-        activations_dir=config.activations_dir,
-        metadata_path=job.metadata_path,
-        feature_vectors_path=store.path,
-        n_tasks=len(job.tasks),
-        n_replayed=len(work.todo),
-        n_skipped=len(job.tasks) - len(work.todo),
-        n_feature_vectors_replayed=len(work.vectors_only),
-        n_tokens_replayed=stats.n_tokens,
-        wall_time_s=stats.wall_time_s,
-        tokens_per_s=stats.tokens_per_s,
-        verify=verified,
-        metadata=metadata,
+        activations_dir=config.activations_dir, metadata_path=job.metadata_path, feature_vectors_path=store.path,
+        n_tasks=len(job.tasks), n_replayed=len(work.todo), n_skipped=len(job.tasks) - len(work.todo),
+        n_feature_vectors_replayed=len(work.vectors_only), n_tokens_replayed=stats.n_tokens,
+        wall_time_s=stats.wall_time_s, tokens_per_s=stats.tokens_per_s, verify=verified, metadata=metadata,
     )
 
 
@@ -222,16 +214,13 @@ def prepare(config: ReplayConfig) -> Job:
 
 
 def read_earlier(job: Job) -> tuple[bool, dict[str, Any]]:
-    """Whether the run whose files this one resumes finished, and the metadata it left.
-
-    ``(False, {})`` when this run starts afresh (no completion record, or ``--overwrite``).
+    """Whether the run whose files this one resumes finished, and the metadata it left
+    (``(False, {})`` when this run starts afresh: no completion record, or ``--overwrite``).
 
     Raises:
         InputError: the files were made with another model or dtype that the settings left to
-            default. ``--model`` and ``--dtype`` default to what the generations were made with,
-            which the completion record cannot see (it holds the settings as given): a
-            regenerated folder may resolve them differently, and tasks whose tokens did not
-            change would keep the other model's activations.
+            default: the completion record holds the settings as given, not what they resolved
+            to from the generations, and tasks whose tokens did not change would keep them.
     """
     record = None if job.config.overwrite else read_record(job.config)
     if not record:

@@ -49,7 +49,7 @@ def suffixes(fmt: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, eq=False)
 class StoredActivations:
-    """The arrays of one ``.npz`` file."""
+    """The arrays of one ``.npz`` file; the field names are the schema's ``NPZ_KEYS``."""
 
     arr_0: np.ndarray
     resid_pre_last: np.ndarray
@@ -113,15 +113,9 @@ def read_activations(path: Path) -> StoredActivations:
     with np.load(path) as npz:
         if set(npz.files) != set(NPZ_KEYS):
             raise ValueError(f"{path}: keys {sorted(npz.files)}, expected {sorted(NPZ_KEYS)}")
-        return StoredActivations(
-            arr_0=npz[NPZ_ARR_0],
-            resid_pre_last=npz[NPZ_LAST[RESID_PRE]],
-            resid_post_last=npz[NPZ_LAST[RESID_POST]],
-            sequence=npz[NPZ_SEQUENCE],
-            token_ids=npz[NPZ_TOKEN_IDS],
-            n_prompt_tokens=int(npz[NPZ_N_PROMPT_TOKENS]),
-            hook_name=str(npz[NPZ_HOOK_NAME]),
-        )
+        arrays = {key: npz[key] for key in NPZ_KEYS}
+    scalars = {NPZ_N_PROMPT_TOKENS: int(arrays[NPZ_N_PROMPT_TOKENS]), NPZ_HOOK_NAME: str(arrays[NPZ_HOOK_NAME])}
+    return StoredActivations(**{**arrays, **scalars})
 
 
 def read_safetensors(path: Path) -> np.ndarray:

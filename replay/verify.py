@@ -38,6 +38,7 @@ from replay.model import ModelSpec
 from replay.store import activation_path, read_activations, read_safetensors, suffixes
 
 LOGIT_CHUNK = 256  # completion positions per lm_head call: 256 x 256k float32 logits = 256 MiB
+SEED = 0  # of the task sample (recorded in the verify block)
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,13 @@ def load_reference_model(spec: ModelSpec) -> Any:
 
 
 def verify_activations(*, spec: ModelSpec, tasks: Sequence[ReplayTask], folder: Path, layers: Sequence[int], site: str,
-                       n: int, fmt: str = "npz", feature_vectors_path: Path | None = None, seed: int = 0,
+                       n: int, fmt: str = "npz", feature_vectors_path: Path | None = None,
                        show_progress: bool = True) -> VerifyResult:
     """Compare the stored files of ``n`` sampled tasks with Hugging Face (see the module docstring).
 
     Args:
         spec: the model the activations were made with.
-        tasks: every replayed task (the sample is drawn from these, with ``seed``).
+        tasks: every replayed task (the sample is drawn from these, with ``SEED``).
         folder: the ``task_activations`` folder.
         layers: the stored layers.
         site: the stored hook point (``arr_0``'s).
@@ -89,7 +90,7 @@ def verify_activations(*, spec: ModelSpec, tasks: Sequence[ReplayTask], folder: 
         fmt: the ``--activation-format`` of the files.
         feature_vectors_path: the compact feature-layer vectors file, checked when it exists.
     """
-    sample = sorted(random.Random(seed).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
+    sample = sorted(random.Random(SEED).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
     compact = read_feature_vectors(feature_vectors_path) if feature_vectors_path and Path(feature_vectors_path).exists() else None
     worst: dict[str, float] = {}  # the largest error per check, absent until one is seen
 
@@ -122,9 +123,8 @@ def verify_activations(*, spec: ModelSpec, tasks: Sequence[ReplayTask], folder: 
         predicted = completion_argmax(model, final_hidden, n_prompt_tokens=task.n_prompt_tokens)
         n_positions += predicted.size
         n_matches += int(np.count_nonzero(predicted == task.token_ids[task.n_prompt_tokens :]))
-    del model
     return VerifyResult(
-        n_tasks=len(sample), task_ids=tuple(t.task_id for t in sample), seed=seed,
+        n_tasks=len(sample), task_ids=tuple(t.task_id for t in sample), seed=SEED,
         max_rel_error=worst.get("chosen", 0.0), resid_pre_max_rel_error=worst.get(RESID_PRE, 0.0),
         resid_post_max_rel_error=worst.get(RESID_POST, 0.0), feature_vectors_max_rel_error=worst.get("compact"),
         sequence_max_rel_error=worst.get("sequence"), fidelity=n_matches / n_positions if n_positions else None,

@@ -88,17 +88,14 @@ class Job:
 
 @dataclass(eq=False)
 class Work:
-    """What this run has to do: tasks to replay, and tasks replayed for their compact row only."""
+    """What this run has to do (tasks to replay, and tasks replayed for their compact row only)
+    and what it has done so far."""
 
     todo: list[ReplayTask]
+    todo_ids: set[int]
     vectors_only: list[ReplayTask]
     rows: Rows  # task id -> compact row, filled as batches finish
     rewrite: bool  # the compact file must be (re)written
-    todo_ids: set[int] = field(default_factory=set)
-
-
-@dataclass
-class ReplayStats:
     n_tokens: int = 0
     wall_time_s: float = 0.0
     load_time_s: float = 0.0
@@ -170,7 +167,7 @@ def run(config: ReplayConfig, *, show_progress: bool = True) -> ReplayResult:
     with stage_run(config, overwrite=config.overwrite, resumes=True):
         store = FeatureVectorStore(config.activations_dir, job.vector_layers, job.shape.d_model)
         work = find_work(job, store)
-        stats = replay_tasks(job, work, store, show_progress=show_progress)
+        replay_tasks(job, work, store, show_progress=show_progress)
         if work.rewrite:
             store.finish(work.rows, [t.task_id for t in job.tasks])
         files_unchanged = finished_before and not work.rewrite  # as the earlier, finished run left them
@@ -178,12 +175,12 @@ def run(config: ReplayConfig, *, show_progress: bool = True) -> ReplayResult:
         if files_unchanged and verified is None and all(prior.get(k) == v for k, v in _describe(job).items()):
             metadata = prior  # left untouched, so the stages that read it stay current
         else:
-            metadata = write_metadata(job, work, stats, prior, verify_meta)
+            metadata = write_metadata(job, work, prior, verify_meta)
     return ReplayResult(
         activations_dir=config.activations_dir, metadata_path=job.metadata_path, feature_vectors_path=store.path,
         n_tasks=len(job.tasks), n_replayed=len(work.todo), n_skipped=len(job.tasks) - len(work.todo),
-        n_feature_vectors_replayed=len(work.vectors_only), n_tokens_replayed=stats.n_tokens,
-        wall_time_s=stats.wall_time_s, tokens_per_s=stats.tokens_per_s, verify=verified, metadata=metadata,
+        n_feature_vectors_replayed=len(work.vectors_only), n_tokens_replayed=work.n_tokens,
+        wall_time_s=work.wall_time_s, tokens_per_s=work.tokens_per_s, verify=verified, metadata=metadata,
     )
 
 
@@ -244,39 +241,37 @@ def find_work(job: Job, store: FeatureVectorStore) -> Work:
     todo_ids = {task.task_id for task in todo}
     vectors_only = [task for task in job.tasks if task.task_id not in todo_ids and task.task_id not in rows]
     rewrite = bool(todo or vectors_only) or not clean or set(rows) != {task.task_id for task in job.tasks}
-    return Work(todo=todo, vectors_only=vectors_only, rows=rows, rewrite=rewrite, todo_ids=todo_ids)
+    return Work(todo=todo, todo_ids=todo_ids, vectors_only=vectors_only, rows=rows, rewrite=rewrite)
 
 
-def replay_tasks(job: Job, work: Work, store: FeatureVectorStore, *, show_progress: bool) -> ReplayStats:
+def replay_tasks(job: Job, work: Work, store: FeatureVectorStore, *, show_progress: bool) -> None:
     """Forward the work in batches; write each task's files and compact row as its batch finishes."""
-    stats = ReplayStats()
     everything = [*work.todo, *work.vectors_only]
     if not everything:
-        return stats
+        return
     start = time.perf_counter()
     bridge = load_bridge(job.spec)
-    stats.load_time_s = time.perf_counter() - start
+    work.load_time_s = time.perf_counter() - start
     try:
         start = time.perf_counter()
         with tqdm(total=len(everything), desc="replay", unit="task", disable=not show_progress) as bar:
             for batch in make_batches(everything, job.batch_size):
-                _replay_batch(job, work, store, bridge, batch, stats)
-                stats.n_tokens += sum(task.n_tokens for task in batch.tasks)
-                stats.wall_time_s = time.perf_counter() - start
+                _replay_batch(job, work, store, bridge, batch)
+                work.n_tokens += sum(task.n_tokens for task in batch.tasks)
+                work.wall_time_s = time.perf_counter() - start
                 bar.update(len(batch.tasks))
-                bar.set_postfix(tok_s=f"{stats.tokens_per_s or 0:.0f}")
+                bar.set_postfix(tok_s=f"{work.tokens_per_s or 0:.0f}")
     finally:
         # Free the model before a verify pass loads its own copy.
         del bridge
         gc.collect()
         torch.cuda.empty_cache()  # a no-op unless this process initialized CUDA
-    if stats.n_float16_overflow:
+    if work.n_float16_overflow:
         log.warning("%d activation values exceed the float16 range and are stored as inf in 'sequence' "
-                    "(arr_0 and the other last-prompt-token vectors are float32 and exact)", stats.n_float16_overflow)
-    return stats
+                    "(arr_0 and the other last-prompt-token vectors are float32 and exact)", work.n_float16_overflow)
 
 
-def _replay_batch(job: Job, work: Work, store: FeatureVectorStore, bridge: Any, batch: Batch, stats: ReplayStats) -> None:
+def _replay_batch(job: Job, work: Work, store: FeatureVectorStore, bridge: Any, batch: Batch) -> None:
     captures = capture_batch(bridge, batch, site=job.site, sequence_layers=job.layers, last_layers=job.vector_layers)
     # The compact rows first: a crash after them but before the per-task files leaves the
     # task unstored, so a rerun replays it and its row is renewed.
@@ -288,7 +283,7 @@ def _replay_batch(job: Job, work: Work, store: FeatureVectorStore, bridge: Any, 
             continue
         for layer in job.layers:
             row = job.vector_layers.index(layer)
-            stats.n_float16_overflow += write_task_layer(
+            work.n_float16_overflow += write_task_layer(
                 job.folder, task, layer, sequence=capture.sequence[layer], site=job.site,
                 last={site: capture.last[site][row] for site in keys.HOOK_POINTS}, fmt=job.config.activation_format,
             )
@@ -315,24 +310,23 @@ def verify_step(job: Job, unchanged: dict[str, Any] | None, *,
     return result, result.to_metadata()
 
 
-def write_metadata(job: Job, work: Work, stats: ReplayStats, prior: dict[str, Any],
-                   verify_meta: dict[str, Any] | None) -> dict[str, Any]:
+def write_metadata(job: Job, work: Work, prior: dict[str, Any], verify_meta: dict[str, Any] | None) -> dict[str, Any]:
     """Write ``activations_metadata.json`` (keys in data/README.md) and return it.
 
     Throughput adds up over every run that wrote the current files (``prior``: resumed runs).
     """
-    tokens = stats.n_tokens + int(prior.get("n_tokens_replayed") or 0)
-    wall = stats.wall_time_s + float(prior.get(keys.WALL_TIME_S) or 0.0)
+    tokens = work.n_tokens + int(prior.get("n_tokens_replayed") or 0)
+    wall = work.wall_time_s + float(prior.get(keys.WALL_TIME_S) or 0.0)
     metadata = {
         **_describe(job),
         "n_tokens_replayed": tokens,
         keys.WALL_TIME_S: wall,
         keys.TOKENS_PER_S: tokens / wall if wall > 0 else None,
-        "n_float16_overflow": stats.n_float16_overflow + int(prior.get("n_float16_overflow") or 0),
+        "n_float16_overflow": work.n_float16_overflow + int(prior.get("n_float16_overflow") or 0),
         "n_replayed": len(work.todo),
         "n_skipped": len(job.tasks) - len(work.todo),
         "n_feature_vectors_replayed": len(work.vectors_only),
-        "load_time_s": stats.load_time_s,
+        "load_time_s": work.load_time_s,
         keys.VERIFY: verify_meta,
         "transformer_lens" + keys.VERSION_SUFFIX: package_version("transformer-lens", "transformer_lens"),
         "transformers" + keys.VERSION_SUFFIX: package_version("transformers"),

@@ -66,17 +66,10 @@ def activation_path(folder: Path, task_id: int, layer: int, suffix: str = "npz")
 
 def write_task_layer(folder: Path, task: ReplayTask, layer: int, *, sequence: np.ndarray,
                      last: Mapping[str, np.ndarray], site: str, fmt: str = "npz") -> int:
-    """Write one task's files at one layer; returns how many values overflow float16.
-
-    Args:
-        folder: the ``task_activations`` folder.
-        task: the replayed task.
-        layer: the layer the arrays came from.
-        sequence: float32 ``(n_tokens, d_model)`` at ``site``.
-        last: site -> float32 ``(d_model,)``: this layer's last-prompt-token vectors.
-        site: the chosen hook point (``arr_0``'s).
-        fmt: the ``--activation-format``.
-    """
+    """Write one task's files at one layer into ``folder`` (``task_activations``); returns how
+    many values overflow float16. ``sequence`` is float32 ``(n_tokens, d_model)`` at ``site``
+    (the chosen hook point), ``last`` maps each site to its float32 ``(d_model,)`` last-prompt
+    vector at this layer."""
     row = lambda vec: np.ascontiguousarray(np.asarray(vec, dtype=np.float32).reshape(1, -1))  # noqa: E731
     arr_0 = row(sequence[task.n_prompt_tokens - 1])
     if not np.array_equal(arr_0, row(last[site])):

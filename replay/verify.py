@@ -78,18 +78,9 @@ def load_reference_model(spec: ModelSpec) -> Any:
 def verify_activations(*, spec: ModelSpec, tasks: Sequence[ReplayTask], folder: Path, layers: Sequence[int], site: str,
                        n: int, fmt: str = "npz", feature_vectors_path: Path | None = None,
                        show_progress: bool = True) -> VerifyResult:
-    """Compare the stored files of ``n`` sampled tasks with Hugging Face (see the module docstring).
-
-    Args:
-        spec: the model the activations were made with.
-        tasks: every replayed task (the sample is drawn from these, with ``SEED``).
-        folder: the ``task_activations`` folder.
-        layers: the stored layers.
-        site: the stored hook point (``arr_0``'s).
-        n: how many tasks to check (at most ``len(tasks)``).
-        fmt: the ``--activation-format`` of the files.
-        feature_vectors_path: the compact feature-layer vectors file, checked when it exists.
-    """
+    """Compare the stored files of ``n`` tasks sampled from ``tasks`` with Hugging Face (see the
+    module docstring): the per-task files in ``folder`` at ``layers`` (``arr_0`` at ``site``),
+    and the compact file at ``feature_vectors_path`` when it exists."""
     sample = sorted(random.Random(SEED).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
     compact = read_feature_vectors(feature_vectors_path) if feature_vectors_path and Path(feature_vectors_path).exists() else None
     worst: dict[str, float] = {}  # the largest error per check, absent until one is seen

@@ -95,7 +95,8 @@ class FeatureVectorStore:
         self.parts_dir = Path(activations_dir) / PARTS_SUBDIR
         self.layers = tuple(int(layer) for layer in layers)
         self.d_model = int(d_model)
-        self._next_part: int | None = None
+        # Parts are numbered on from an unfinished run's: the newest row of a task wins.
+        self._next_part = max((int(_PART_RE.match(p.name).group(1)) for p in self._parts()), default=-1) + 1
 
     def load_rows(self) -> tuple[Rows, bool]:
         """Rows of the compact file and the parts that fit this run's layers and width.
@@ -117,8 +118,6 @@ class FeatureVectorStore:
 
     def add(self, task_ids: Sequence[int], resid_pre: np.ndarray, resid_post: np.ndarray) -> None:
         """Write one batch's rows as a new part (float32 ``(len(task_ids), n_layers, d_model)``)."""
-        if self._next_part is None:
-            self._next_part = max((int(_PART_RE.match(p.name).group(1)) for p in self._parts()), default=-1) + 1
         order = np.argsort(np.asarray(task_ids, dtype=np.int64))
         vectors = FeatureVectors(np.asarray(task_ids, dtype=np.int64)[order], np.asarray(self.layers, dtype=np.int64),
                                  np.asarray(resid_pre, dtype=np.float32)[order], np.asarray(resid_post, dtype=np.float32)[order])

@@ -29,10 +29,6 @@ class ReplayTask:
     def n_tokens(self) -> int:
         return int(self.token_ids.shape[0])
 
-    @property
-    def completion_token_ids(self) -> np.ndarray:
-        return self.token_ids[self.n_prompt_tokens :]
-
 
 def read_generations(path: str | Path) -> list[ReplayTask]:
     """Tasks of ``generations.parquet``, sorted by ``task_id``.
@@ -57,21 +53,18 @@ def read_generations(path: str | Path) -> list[ReplayTask]:
     tasks = []
     for row in df.sort_values("task_id").itertuples(index=False):
         prompt = np.asarray(row.prompt_token_ids, dtype=np.int32)
-        completion = np.asarray(row.completion_token_ids, dtype=np.int32)
         if prompt.size == 0:
             raise InputError(f"{path}: task {row.task_id} has no prompt tokens")
         if "n_prompt_tokens" in df.columns and int(row.n_prompt_tokens) != prompt.size:
-            raise InputError(
-                f"{path}: task {row.task_id} n_prompt_tokens={row.n_prompt_tokens} but "
-                f"{prompt.size} prompt_token_ids; regenerate the file"
-            )
-        tasks.append(ReplayTask(int(row.task_id), np.concatenate([prompt, completion]), int(prompt.size)))
+            raise InputError(f"{path}: task {row.task_id} n_prompt_tokens={row.n_prompt_tokens} but "
+                             f"{prompt.size} prompt_token_ids; regenerate the file")
+        token_ids = np.concatenate([prompt, np.asarray(row.completion_token_ids, dtype=np.int32)])
+        tasks.append(ReplayTask(int(row.task_id), token_ids, int(prompt.size)))
     return tasks
 
 
-def read_generations_metadata(path: str | Path) -> dict[str, Any]:
+def read_generations_metadata(path: Path) -> dict[str, Any]:
     """``generations_metadata.json`` (model, revision, dtype, ...), which the replay mirrors."""
-    path = Path(path)
     meta = read_optional_json(path)
     if meta is None:
         raise InputError(f"{path}: generations metadata not found; run `python cli.py generate` first")

@@ -44,41 +44,32 @@ class ModelShape:
 
     n_layers: int
     d_model: int
-    model_type: str
     max_positions: int | None
 
 
 def same_model(a: str, b: str) -> bool:
     """Whether two model references name the same model (local folders compared resolved)."""
     pa, pb = Path(a), Path(b)
-    if pa.exists() and pb.exists():
-        return pa.resolve() == pb.resolve()
-    return a == b
+    return pa.resolve() == pb.resolve() if pa.exists() and pb.exists() else a == b
 
 
-def model_spec(
-    generations_meta: dict[str, Any], *, model: str | None, dtype: str | None, device: str
-) -> ModelSpec:
+def model_spec(generations_meta: dict[str, Any], *, model: str | None, dtype: str | None, device: str) -> ModelSpec:
     """The model the generations were made with, unless ``model`` / ``dtype`` override it.
 
     A different model is allowed (e.g. a local copy of the same checkpoint) but logged as a
     warning, since its activations then describe tokens another model chose.
     """
     generated_with = str(generations_meta[gen_keys.MODEL])
-    # "model" is as the user gave it (maybe a path relative to another directory); the
-    # generate stage also records the resolved folder of a local model.
+    # "model" is as the user gave it (maybe relative to another folder); generate also records
+    # the resolved folder of a local model.
     local = generations_meta.get(gen_keys.MODEL_PATH)
     if local and Path(local).is_dir():
         generated_with = str(local)
     if model is None or same_model(model, generated_with):
         name, revision = (model or generated_with), generations_meta.get(gen_keys.MODEL_REVISION)
     else:
-        log.warning(
-            "--model %s differs from the model the generations were made with (%s); "
-            "its activations describe tokens another model chose",
-            model,
-            generated_with,
-        )
+        log.warning("--model %s differs from the model the generations were made with (%s); "
+                    "its activations describe tokens another model chose", model, generated_with)
         name, revision = model, None
     if dtype is None:
         if not generations_meta.get(gen_keys.DTYPE):
@@ -97,12 +88,7 @@ def read_model_shape(spec: ModelSpec) -> ModelShape:
         raise InputError(f"model {spec.name}: cannot load its config ({exc}); pass --model with a local folder or hub name") from exc
     text = config.get_text_config()
     max_positions = getattr(text, "max_position_embeddings", None)
-    return ModelShape(
-        n_layers=int(text.num_hidden_layers),
-        d_model=int(text.hidden_size),
-        model_type=str(text.model_type),
-        max_positions=int(max_positions) if max_positions else None,
-    )
+    return ModelShape(int(text.num_hidden_layers), int(text.hidden_size), int(max_positions) if max_positions else None)
 
 
 def load_bridge(spec: ModelSpec) -> Any:
@@ -113,8 +99,8 @@ def load_bridge(spec: ModelSpec) -> Any:
     """
     from transformer_lens.model_bridge import TransformerBridge
 
-    # boot_transformers loads with attn_implementation="eager" unless the architecture
-    # adapter asks otherwise; the check below makes that guarantee explicit for Gemma-2.
+    # boot_transformers loads eager attention unless the architecture adapter asks otherwise;
+    # the check makes that guarantee explicit for Gemma-2.
     bridge = TransformerBridge.boot_transformers(spec.name, revision=spec.revision, dtype=spec.dtype, device=spec.device)
     bridge.eval()
     config = bridge.original_model.config

@@ -34,13 +34,12 @@ from artifacts.records import COMPLETE, read_record, stage_run
 from artifacts.schema import activations as keys
 from artifacts.schema import generations as gen_keys
 from artifacts.versions import package_version
-from replay.capture import Batch, CapturePlan, capture_batch, make_batches
+from replay.capture import Batch, capture_batch, make_batches
 from replay.config import ReplayConfig
 from replay.feature_vectors import FeatureVectorStore, Rows
 from replay.generations import ReplayTask, read_generations, read_generations_metadata
-from replay.hook_sites import HookSite
 from replay.model import ModelShape, ModelSpec, load_bridge, model_spec, read_model_shape, same_model
-from replay.store import ActivationFormat, is_stored, write_task_layer
+from replay.store import is_stored, suffixes, write_task_layer
 from replay.verify import VerifyResult, verify_activations
 
 log = logging.getLogger(__name__)
@@ -69,10 +68,14 @@ class Job:
     spec: ModelSpec
     shape: ModelShape
     best_layers: BestLayers
-    plan: CapturePlan
-    fmt: ActivationFormat
-    batch_size: int
+    layers: tuple[int, ...]  # the extraction layers: per-task files, every position at the hook point
+    vector_layers: tuple[int, ...]  # the compact file's: listed layers inside the model, plus `layers`
     outside: list[int]  # listed layers the model lacks (left out of the compact file)
+    batch_size: int
+
+    @property
+    def site(self) -> str:
+        return self.config.hook_point
 
     @property
     def folder(self) -> Path:
@@ -85,20 +88,14 @@ class Job:
 
 @dataclass(eq=False)
 class Work:
-    """What this run has to do: tasks to replay, and tasks replayed for their compact row only."""
+    """What this run has to do (tasks to replay, and tasks replayed for their compact row only)
+    and what it has done so far."""
 
     todo: list[ReplayTask]
+    todo_ids: set[int]
     vectors_only: list[ReplayTask]
     rows: Rows  # task id -> compact row, filled as batches finish
     rewrite: bool  # the compact file must be (re)written
-
-    @property
-    def todo_ids(self) -> set[int]:
-        return {task.task_id for task in self.todo}
-
-
-@dataclass
-class ReplayStats:
     n_tokens: int = 0
     wall_time_s: float = 0.0
     load_time_s: float = 0.0
@@ -167,32 +164,23 @@ def run(config: ReplayConfig, *, show_progress: bool = True) -> ReplayResult:
     """
     job = prepare(config)
     finished_before, prior = read_earlier(job)
-    check_resolved_defaults(job, prior)
     with stage_run(config, overwrite=config.overwrite, resumes=True):
-        store = FeatureVectorStore(config.activations_dir, job.plan.last_layers, job.shape.d_model)
+        store = FeatureVectorStore(config.activations_dir, job.vector_layers, job.shape.d_model)
         work = find_work(job, store)
-        stats = replay_tasks(job, work, store, show_progress=show_progress)
+        replay_tasks(job, work, store, show_progress=show_progress)
         if work.rewrite:
             store.finish(work.rows, [t.task_id for t in job.tasks])
         files_unchanged = finished_before and not work.rewrite  # as the earlier, finished run left them
         verified, verify_meta = verify_step(job, prior if files_unchanged else None, show_progress=show_progress)
-        if files_unchanged and verified is None and describes(prior, job):
+        if files_unchanged and verified is None and all(prior.get(k) == v for k, v in _describe(job).items()):
             metadata = prior  # left untouched, so the stages that read it stay current
         else:
-            metadata = write_metadata(job, work, stats, prior, verify_meta)
+            metadata = write_metadata(job, work, prior, verify_meta)
     return ReplayResult(
-        activations_dir=config.activations_dir,
-        metadata_path=job.metadata_path,
-        feature_vectors_path=store.path,
-        n_tasks=len(job.tasks),
-        n_replayed=len(work.todo),
-        n_skipped=len(job.tasks) - len(work.todo),
-        n_feature_vectors_replayed=len(work.vectors_only),
-        n_tokens_replayed=stats.n_tokens,
-        wall_time_s=stats.wall_time_s,
-        tokens_per_s=stats.tokens_per_s,
-        verify=verified,
-        metadata=metadata,
+        activations_dir=config.activations_dir, metadata_path=job.metadata_path, feature_vectors_path=store.path,
+        n_tasks=len(job.tasks), n_replayed=len(work.todo), n_skipped=len(job.tasks) - len(work.todo),
+        n_feature_vectors_replayed=len(work.vectors_only), n_tokens_replayed=work.n_tokens,
+        wall_time_s=work.wall_time_s, tokens_per_s=work.tokens_per_s, verify=verified, metadata=metadata,
     )
 
 
@@ -207,154 +195,105 @@ def prepare(config: ReplayConfig) -> Job:
     shape = read_model_shape(spec)
     layers = tuple(best.extraction_layers)
     check_layers(layers, shape.n_layers, spec.name)
-    _check_lengths(tasks, shape, spec.name)
-    vector_layers, outside = feature_vector_layers(best, shape.n_layers)
-    if outside:
-        log.warning(
-            "the feature list %s names layer(s) %s outside model %s (%d layers); they are left out of %s",
-            best.source, outside, spec.name, shape.n_layers, keys.FEATURE_VECTORS_FILE,
-        )
-    site = HookSite(config.hook_point)
-    plan = CapturePlan(site=site, sequence_layers=layers, last_layers=vector_layers, n_layers=shape.n_layers)
-    return Job(config=config, tasks=tasks, generations_meta=generations_meta, spec=spec, shape=shape,
-               best_layers=best, plan=plan, fmt=ActivationFormat(config.activation_format),
-               batch_size=config.batch_size or default_batch_size(spec), outside=outside)
-
-
-def feature_vector_layers(best_layers: BestLayers, n_layers: int) -> tuple[tuple[int, ...], list[int]]:
-    """The compact file's layers: every listed layer inside the model, plus the extraction layers.
-
-    With ``--layers`` alone (no feature list) these are just the extraction layers.
-
-    Returns:
-        The layers (ascending), and the listed layers left out because the model lacks them.
-    """
-    listed = set(best_layers.listed_layers)
-    outside = sorted(layer for layer in listed if not 0 <= layer < n_layers)
-    return tuple(sorted((listed - set(outside)) | set(best_layers.extraction_layers))), outside
-
-
-def _check_lengths(tasks: list[ReplayTask], shape: ModelShape, model: str) -> None:
-    if shape.max_positions is None:
-        return
-    too_long = [t.task_id for t in tasks if t.n_tokens > shape.max_positions]
+    too_long = [t.task_id for t in tasks if shape.max_positions is not None and t.n_tokens > shape.max_positions]
     if too_long:
-        raise InputError(
-            f"task(s) {too_long[:10]} are longer than the {shape.max_positions} positions of model {model}; "
-            "were the generations made with another model?"
-        )
+        raise InputError(f"task(s) {too_long[:10]} are longer than the {shape.max_positions} positions of model "
+                         f"{spec.name}; were the generations made with another model?")
+    # With --layers alone (no feature list) the compact file holds just the extraction layers.
+    listed = set(best.listed_layers)
+    outside = sorted(layer for layer in listed if not 0 <= layer < shape.n_layers)
+    if outside:
+        log.warning("the feature list %s names layer(s) %s outside model %s (%d layers); they are left out of %s",
+                    best.source, outside, spec.name, shape.n_layers, keys.FEATURE_VECTORS_FILE)
+    return Job(config=config, tasks=tasks, generations_meta=generations_meta, spec=spec, shape=shape, best_layers=best,
+               layers=layers, vector_layers=tuple(sorted((listed - set(outside)) | set(layers))), outside=outside,
+               batch_size=config.batch_size or default_batch_size(spec))
 
 
-def read_earlier(job: Job) -> tuple[bool, dict[str, Any] | None]:
-    """Whether the run whose files this one resumes finished, and the metadata it left.
+def read_earlier(job: Job) -> tuple[bool, dict[str, Any]]:
+    """Whether the run whose files this one resumes finished, and the metadata it left
+    (``(False, {})`` when this run starts afresh: no completion record, or ``--overwrite``).
 
-    ``(False, None)`` when this run starts afresh (no completion record, or ``--overwrite``).
+    Raises:
+        InputError: the files were made with another model or dtype that the settings left to
+            default: the completion record holds the settings as given, not what they resolved
+            to from the generations, and tasks whose tokens did not change would keep them.
     """
     record = None if job.config.overwrite else read_record(job.config)
     if not record:
-        return False, None
-    return bool(record.get(COMPLETE)), read_optional_json(job.metadata_path)
-
-
-def check_resolved_defaults(job: Job, prior: dict[str, Any] | None) -> None:
-    """Refuse to resume files made with another model or dtype that the settings left to default.
-
-    ``--model`` and ``--dtype`` default to what the generations were made with, which the
-    completion record cannot see (it holds the settings as given): a regenerated folder may
-    resolve them differently, and tasks whose tokens did not change would keep the other
-    model's activations.
-    """
-    if not prior:
-        return
+        return False, {}
+    prior = read_optional_json(job.metadata_path) or {}
     resolved = {keys.MODEL: (job.config.model, job.spec.name), keys.DTYPE: (job.config.dtype, job.spec.dtype_name)}
     for key, (given, value) in resolved.items():
-        if given is not None:
-            continue  # the completion record compares settings given
         old = prior.get(key)
-        if old is not None and not (same_model(str(old), value) if key == keys.MODEL else old == value):
+        if given is None and old is not None and not (same_model(str(old), value) if key == keys.MODEL else old == value):
             raise InputError(
                 f"{job.metadata_path}: existing activations were made with {key}={old}, not {value} (the "
                 "generations changed); pass --overwrite to redo them, or another --output-dir"
             )
+    return bool(record.get(COMPLETE)), prior
 
 
 def find_work(job: Job, store: FeatureVectorStore) -> Work:
     """Tasks without current files, and stored tasks without a compact row of this run's layers."""
     rows, clean = store.load_rows()
-    layers = job.plan.sequence_layers
-    todo = [task for task in job.tasks if not is_stored(job.folder, task, layers, job.fmt)]
+    todo = [task for task in job.tasks if not is_stored(job.folder, task, job.layers, job.config.activation_format)]
     todo_ids = {task.task_id for task in todo}
     vectors_only = [task for task in job.tasks if task.task_id not in todo_ids and task.task_id not in rows]
     rewrite = bool(todo or vectors_only) or not clean or set(rows) != {task.task_id for task in job.tasks}
-    return Work(todo=todo, vectors_only=vectors_only, rows=rows, rewrite=rewrite)
+    return Work(todo=todo, todo_ids=todo_ids, vectors_only=vectors_only, rows=rows, rewrite=rewrite)
 
 
-def replay_tasks(job: Job, work: Work, store: FeatureVectorStore, *, show_progress: bool) -> ReplayStats:
+def replay_tasks(job: Job, work: Work, store: FeatureVectorStore, *, show_progress: bool) -> None:
     """Forward the work in batches; write each task's files and compact row as its batch finishes."""
-    stats = ReplayStats()
     everything = [*work.todo, *work.vectors_only]
     if not everything:
-        return stats
-    bridge = _load_bridge(job, stats)
+        return
+    start = time.perf_counter()
+    bridge = load_bridge(job.spec)
+    work.load_time_s = time.perf_counter() - start
     try:
         start = time.perf_counter()
         with tqdm(total=len(everything), desc="replay", unit="task", disable=not show_progress) as bar:
             for batch in make_batches(everything, job.batch_size):
-                _replay_batch(job, work, store, bridge, batch, stats)
-                stats.n_tokens += batch.n_tokens
-                stats.wall_time_s = time.perf_counter() - start
+                _replay_batch(job, work, store, bridge, batch)
+                work.n_tokens += sum(task.n_tokens for task in batch.tasks)
+                work.wall_time_s = time.perf_counter() - start
                 bar.update(len(batch.tasks))
-                bar.set_postfix(tok_s=f"{stats.tokens_per_s or 0:.0f}")
+                bar.set_postfix(tok_s=f"{work.tokens_per_s or 0:.0f}")
     finally:
         # Free the model before a verify pass loads its own copy.
         del bridge
         gc.collect()
         torch.cuda.empty_cache()  # a no-op unless this process initialized CUDA
-    if stats.n_float16_overflow:
-        log.warning(
-            "%d activation values exceed the float16 range and are stored as inf in 'sequence' "
-            "(arr_0 and the other last-prompt-token vectors are float32 and exact)",
-            stats.n_float16_overflow,
-        )
-    return stats
+    if work.n_float16_overflow:
+        log.warning("%d activation values exceed the float16 range and are stored as inf in 'sequence' "
+                    "(arr_0 and the other last-prompt-token vectors are float32 and exact)", work.n_float16_overflow)
 
 
-def _load_bridge(job: Job, stats: ReplayStats) -> Any:
-    start = time.perf_counter()
-    bridge = load_bridge(job.spec)
-    stats.load_time_s = time.perf_counter() - start
-    if (bridge.cfg.n_layers, bridge.cfg.d_model) != (job.shape.n_layers, job.shape.d_model):
-        raise RuntimeError(f"{job.spec.name}: bridge has {bridge.cfg.n_layers} layers of width "
-                           f"{bridge.cfg.d_model}, config says {job.shape}")
-    return bridge
-
-
-def _replay_batch(job: Job, work: Work, store: FeatureVectorStore, bridge: Any, batch: Batch, stats: ReplayStats) -> None:
-    captures = capture_batch(bridge, batch, job.plan)
+def _replay_batch(job: Job, work: Work, store: FeatureVectorStore, bridge: Any, batch: Batch) -> None:
+    captures = capture_batch(bridge, batch, site=job.site, sequence_layers=job.layers, last_layers=job.vector_layers)
     # The compact rows first: a crash after them but before the per-task files leaves the
     # task unstored, so a rerun replays it and its row is renewed.
-    store.add([task.task_id for task in batch.tasks],
-              np.stack([c.resid_pre for c in captures]), np.stack([c.resid_post for c in captures]))
-    write_files = work.todo_ids
+    pre, post = (np.stack([c.last[site] for c in captures]) for site in keys.HOOK_POINTS)
+    store.add([task.task_id for task in batch.tasks], pre, post)
     for task, capture in zip(batch.tasks, captures):
-        work.rows[task.task_id] = (capture.resid_pre, capture.resid_post)
-        if task.task_id not in write_files:
+        work.rows[task.task_id] = (capture.last[keys.RESID_PRE], capture.last[keys.RESID_POST])
+        if task.task_id not in work.todo_ids:
             continue
-        for layer in job.plan.sequence_layers:
-            stats.n_float16_overflow += write_task_layer(
-                job.folder, task, layer, sequence=capture.sequence[layer], last=capture.last(layer),
-                site=job.plan.site, fmt=job.fmt,
+        for layer in job.layers:
+            row = job.vector_layers.index(layer)
+            work.n_float16_overflow += write_task_layer(
+                job.folder, task, layer, sequence=capture.sequence[layer], site=job.site,
+                last={site: capture.last[site][row] for site in keys.HOOK_POINTS}, fmt=job.config.activation_format,
             )
 
 
 def verify_step(job: Job, unchanged: dict[str, Any] | None, *,
                 show_progress: bool) -> tuple[VerifyResult | None, dict[str, Any] | None]:
     """``--verify N``: check N sampled tasks against Hugging Face, unless an equal or larger check
-    of the same files is on record.
-
-    Args:
-        unchanged: the metadata of the finished run that wrote these files, when this run
-            changed none of them (its check still holds); else None.
+    of the same files is on record (in ``unchanged``: the metadata of the finished run that wrote
+    these files, when this run changed none of them).
 
     Returns:
         The new check (None when none ran) and the ``verify`` block to record.
@@ -364,82 +303,70 @@ def verify_step(job: Job, unchanged: dict[str, Any] | None, *,
     if not n or (earlier is not None and earlier.get(keys.VERIFY_N_TASKS, 0) >= n):
         return None, earlier
     result = verify_activations(
-        spec=job.spec, tasks=job.tasks, folder=job.folder, layers=job.plan.sequence_layers, site=job.plan.site,
-        fmt=job.fmt, feature_vectors_path=job.config.activations_dir / keys.FEATURE_VECTORS_FILE, n=n,
-        show_progress=show_progress,
+        spec=job.spec, tasks=job.tasks, folder=job.folder, layers=job.layers, site=job.site,
+        fmt=job.config.activation_format, feature_vectors_path=job.config.activations_dir / keys.FEATURE_VECTORS_FILE,
+        n=n, show_progress=show_progress,
     )
     return result, result.to_metadata()
 
 
-def write_metadata(job: Job, work: Work, stats: ReplayStats, prior: dict[str, Any] | None,
-                   verify_meta: dict[str, Any] | None) -> dict[str, Any]:
-    """Write ``activations_metadata.json`` (keys in data/README.md) and return it."""
+def write_metadata(job: Job, work: Work, prior: dict[str, Any], verify_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """Write ``activations_metadata.json`` (keys in data/README.md) and return it.
+
+    Throughput adds up over every run that wrote the current files (``prior``: resumed runs).
+    """
+    tokens = work.n_tokens + int(prior.get("n_tokens_replayed") or 0)
+    wall = work.wall_time_s + float(prior.get(keys.WALL_TIME_S) or 0.0)
     metadata = {
         **_describe(job),
-        **_cumulative(prior, stats),
+        "n_tokens_replayed": tokens,
+        keys.WALL_TIME_S: wall,
+        keys.TOKENS_PER_S: tokens / wall if wall > 0 else None,
+        "n_float16_overflow": work.n_float16_overflow + int(prior.get("n_float16_overflow") or 0),
         "n_replayed": len(work.todo),
         "n_skipped": len(job.tasks) - len(work.todo),
         "n_feature_vectors_replayed": len(work.vectors_only),
-        "load_time_s": stats.load_time_s,
+        "load_time_s": work.load_time_s,
         keys.VERIFY: verify_meta,
         "transformer_lens" + keys.VERSION_SUFFIX: package_version("transformer-lens", "transformer_lens"),
         "transformers" + keys.VERSION_SUFFIX: package_version("transformers"),
         "torch" + keys.VERSION_SUFFIX: torch.__version__,
-        "safetensors" + keys.VERSION_SUFFIX: package_version("safetensors") if "safetensors" in job.fmt.suffixes else None,
+        "safetensors" + keys.VERSION_SUFFIX: (package_version("safetensors")
+                                              if "safetensors" in suffixes(job.config.activation_format) else None),
         "creation_timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_json(job.metadata_path, metadata)
     return metadata
 
 
-def describes(metadata: dict[str, Any] | None, job: Job) -> bool:
-    """Whether ``metadata`` describes what this run would write (counts and timings aside)."""
-    return bool(metadata) and all(metadata.get(key) == value for key, value in _describe(job).items())
-
-
 def _describe(job: Job) -> dict[str, Any]:
-    """The metadata keys that describe what is replayed and how."""
-    layers = list(job.plan.sequence_layers)
-    site, best = job.plan.site, job.best_layers
+    """The metadata keys that describe what is replayed and how (counts and timings aside)."""
+    best = job.best_layers
     return {
         keys.MODEL: job.spec.name,
         "model_revision": job.spec.revision,
         "generations_model": job.generations_meta[gen_keys.MODEL],
         keys.DTYPE: job.spec.dtype_name,
         keys.DEVICE: job.spec.device,
-        keys.HOOK_POINT: site.value,
-        keys.HOOK_POINT_EXPLANATION: site.explanation,
-        keys.HOOK_NAMES: [site.hook_name(layer) for layer in layers],
-        keys.LAYERS: layers,
+        keys.HOOK_POINT: job.site,
+        keys.HOOK_POINT_EXPLANATION: keys.HOOK_POINT_EXPLANATIONS[job.site],
+        keys.HOOK_NAMES: [keys.hook_name(job.site, layer) for layer in job.layers],
+        keys.LAYERS: list(job.layers),
         "n_layers": job.shape.n_layers,
         keys.D_MODEL: job.shape.d_model,
-        keys.ACTIVATION_FORMAT: job.fmt.value,
+        keys.ACTIVATION_FORMAT: job.config.activation_format,
         **best.to_metadata(),
         keys.FEATURE_VECTORS: {
             keys.FEATURE_VECTORS_FILE_KEY: keys.FEATURE_VECTORS_FILE,
-            keys.FEATURE_VECTORS_LAYERS: list(job.plan.last_layers),
+            keys.FEATURE_VECTORS_LAYERS: list(job.vector_layers),
             keys.FEATURE_VECTORS_N_TASKS: len(job.tasks),
             "listed_layers": list(best.listed_layers),
             "listed_layers_outside_model": job.outside,
         },
-        "forward_through_layer": job.plan.stop_at - 1,
+        "forward_through_layer": max(job.vector_layers),
         "generations_file": str(job.config.generations),
         "generations_sha256": sha256_file(job.config.generations),
         "batch_size": job.batch_size,
         keys.N_TASKS: len(job.tasks),
         keys.N_TOKENS: sum(task.n_tokens for task in job.tasks),
-    }
-
-
-def _cumulative(prior: dict[str, Any] | None, stats: ReplayStats) -> dict[str, Any]:
-    """Throughput over every run that wrote the current files (resumed runs add up)."""
-    prior = prior or {}
-    tokens = stats.n_tokens + int(prior.get("n_tokens_replayed") or 0)
-    wall = stats.wall_time_s + float(prior.get(keys.WALL_TIME_S) or 0.0)
-    overflow = stats.n_float16_overflow + int(prior.get("n_float16_overflow") or 0)
-    return {
-        "n_tokens_replayed": tokens,
-        keys.WALL_TIME_S: wall,
-        keys.TOKENS_PER_S: tokens / wall if wall > 0 else None,
-        "n_float16_overflow": overflow,
     }

@@ -1,20 +1,16 @@
 """``--verify N``: check stored activations against Hugging Face, and the replay's fidelity.
 
-For N sampled tasks, one Hugging Face forward (eager attention, same dtype and device) of
-the same token ids gives
+For N sampled tasks, one Hugging Face forward (eager attention, same dtype and device) of the
+same token ids gives
 
-(a) the reference residual stream, ``output_hidden_states``: ``resid_pre`` L is
-    ``hidden_states[L]`` and ``resid_post`` L is ``hidden_states[L + 1]``, except after the
-    last block, where Hugging Face applies the final norm: there the input of that norm is
-    read instead. Both hook points are checked. The error of a vector is
-    ``||stored - ref||_2 / ||ref||_2``; ``max_rel_error`` is the largest over the chosen hook
-    point's float32 last-prompt vectors of the per-task files (``arr_0``, and the
-    safetensors ``activation``: what downstream reads); ``resid_pre_max_rel_error`` and
-    ``resid_post_max_rel_error`` over every stored last-prompt vector at that site (the
-    per-task files' ``resid_*_last`` and the compact feature-layer file);
-    ``feature_vectors_max_rel_error`` over the compact file alone (both sites, all its
-    layers); ``sequence_max_rel_error`` over every position of the float16 ``sequence``
-    (bounded below by float16 rounding, about 2**-11 = 4.9e-4, not by the replay);
+(a) the reference residual stream at both hook points (:func:`reference_residuals`). The error
+    of a vector is ``||stored - ref||_2 / ||ref||_2``; ``max_rel_error`` is the largest over
+    the chosen hook point's float32 last-prompt vectors of the per-task files (``arr_0`` and
+    the safetensors ``activation``: what downstream reads); ``resid_pre_max_rel_error`` and
+    ``resid_post_max_rel_error`` over every stored last-prompt vector at that site (per-task
+    files and the compact file); ``feature_vectors_max_rel_error`` over the compact file alone;
+    ``sequence_max_rel_error`` over every position of the float16 ``sequence`` (bounded below
+    by float16 rounding, about 2**-11 = 4.9e-4, not by the replay);
 (b) replay fidelity: the fraction of completion positions whose argmax next token is the
     token vLLM generated. Logits are computed only at those positions and in chunks, since
     Gemma's vocabulary has 256k entries.
@@ -35,13 +31,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from replay.feature_vectors import FeatureVectors, read_feature_vectors
+from artifacts.schema.activations import HOOK_POINTS, NPZ_LAST, RESID_POST, RESID_PRE
+from replay.feature_vectors import read_feature_vectors
 from replay.generations import ReplayTask
-from replay.hook_sites import HookSite
 from replay.model import ModelSpec
-from replay.store import DEFAULT_ACTIVATION_FORMAT, ActivationFormat, activation_path, read_activations, read_safetensors
+from replay.store import activation_path, read_activations, read_safetensors, suffixes
 
 LOGIT_CHUNK = 256  # completion positions per lm_head call: 256 x 256k float32 logits = 256 MiB
+SEED = 0  # of the task sample (recorded in the verify block)
 
 
 @dataclass(frozen=True)
@@ -64,116 +61,66 @@ class VerifyResult:
         return {**asdict(self), "task_ids": list(self.task_ids)}
 
 
+def hidden_index(site: str, layer: int) -> int:
+    """Index of ``site`` at ``layer`` in :func:`reference_residuals`: resid_pre L is Hugging Face
+    ``hidden_states[L]``, resid_post L is ``hidden_states[L + 1]``."""
+    return layer + 1 if site == RESID_POST else layer
+
+
 def load_reference_model(spec: ModelSpec) -> Any:
     """The plain Hugging Face causal LM, eager attention, in ``spec``'s dtype and device."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        spec.name, revision=spec.revision, dtype=spec.dtype, attn_implementation="eager"
-    )
+    model = AutoModelForCausalLM.from_pretrained(spec.name, revision=spec.revision, dtype=spec.dtype, attn_implementation="eager")
     return model.to(spec.device).eval()
 
 
-def verify_activations(
-    *,
-    spec: ModelSpec,
-    tasks: Sequence[ReplayTask],
-    folder: Path,
-    layers: Sequence[int],
-    site: HookSite,
-    n: int,
-    fmt: ActivationFormat = DEFAULT_ACTIVATION_FORMAT,
-    feature_vectors_path: Path | None = None,
-    seed: int = 0,
-    show_progress: bool = True,
-) -> VerifyResult:
-    """Compare the stored files of ``n`` sampled tasks with Hugging Face (see module docstring).
-
-    Args:
-        spec: the model the activations were made with.
-        tasks: every replayed task (the sample is drawn from these).
-        folder: the ``task_activations`` folder.
-        layers: the stored layers.
-        site: the stored hook point (``arr_0``'s).
-        n: how many tasks to check (at most ``len(tasks)``).
-        fmt: which per-task files to read.
-        feature_vectors_path: the compact feature-layer vectors file, checked when it exists.
-        seed: seed of the sample.
-        show_progress: show a tqdm bar.
-    """
-    sample = sorted(random.Random(seed).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
+def verify_activations(*, spec: ModelSpec, tasks: Sequence[ReplayTask], folder: Path, layers: Sequence[int], site: str,
+                       n: int, fmt: str = "npz", feature_vectors_path: Path | None = None,
+                       show_progress: bool = True) -> VerifyResult:
+    """Compare the stored files of ``n`` tasks sampled from ``tasks`` with Hugging Face (see the
+    module docstring): the per-task files in ``folder`` at ``layers`` (``arr_0`` at ``site``),
+    and the compact file at ``feature_vectors_path`` when it exists."""
+    sample = sorted(random.Random(SEED).sample(list(tasks), min(n, len(tasks))), key=lambda t: t.task_id)
     compact = read_feature_vectors(feature_vectors_path) if feature_vectors_path and Path(feature_vectors_path).exists() else None
-    worst = _Worst()
+    worst: dict[str, float] = {}  # the largest error per check, absent until one is seen
+
+    def bump(key: str, stored: np.ndarray, reference: np.ndarray) -> None:
+        worst[key] = max(worst.get(key, 0.0), relative_error(stored, reference))
+
     model = load_reference_model(spec)
     n_positions = n_matches = 0
-    try:
-        for task in tqdm(sample, desc="verify", unit="task", disable=not show_progress):
-            residuals, final_hidden = reference_residuals(model, task.token_ids)
-            _check_task_files(worst, residuals, task, folder=folder, layers=layers, site=site, fmt=fmt)
-            if compact is not None:
-                _check_compact_row(worst, residuals, task, compact)
-            predicted = completion_argmax(model, final_hidden, n_prompt_tokens=task.n_prompt_tokens)
-            n_positions += predicted.size
-            n_matches += int(np.count_nonzero(predicted == task.completion_token_ids))
-    finally:
-        del model
+    for task in tqdm(sample, desc="verify", unit="task", disable=not show_progress):
+        residuals, final_hidden = reference_residuals(model, task.token_ids)
+        last = task.n_prompt_tokens - 1
+        for layer in layers:
+            ref = residuals[hidden_index(site, layer)]
+            if "npz" in suffixes(fmt):
+                stored = read_activations(activation_path(folder, task.task_id, layer))
+                bump("chosen", stored.arr_0[0], ref[last])
+                for at in HOOK_POINTS:
+                    bump(at, getattr(stored, NPZ_LAST[at])[0], residuals[hidden_index(at, layer)][last])
+                bump("sequence", stored.sequence, ref)
+            if "safetensors" in suffixes(fmt):
+                activation = read_safetensors(activation_path(folder, task.task_id, layer, "safetensors"))
+                bump("chosen", activation[0], ref[last])
+                bump(site, activation[0], ref[last])
+        if compact is not None and task.task_id in compact.task_id:  # the compact file's row, both sites
+            row = int(np.flatnonzero(compact.task_id == task.task_id)[0])
+            for at, vectors in zip(HOOK_POINTS, (compact.resid_pre, compact.resid_post)):
+                for i, layer in enumerate(compact.layers.tolist()):
+                    bump(at, vectors[row, i], residuals[hidden_index(at, layer)][last])
+                    bump("compact", vectors[row, i], residuals[hidden_index(at, layer)][last])
+        predicted = completion_argmax(model, final_hidden, n_prompt_tokens=task.n_prompt_tokens)
+        n_positions += predicted.size
+        n_matches += int(np.count_nonzero(predicted == task.token_ids[task.n_prompt_tokens :]))
     return VerifyResult(
-        n_tasks=len(sample),
-        task_ids=tuple(t.task_id for t in sample),
-        seed=seed,
-        max_rel_error=worst.get("chosen", 0.0),
-        resid_pre_max_rel_error=worst.get(HookSite.RESID_PRE, 0.0),
-        resid_post_max_rel_error=worst.get(HookSite.RESID_POST, 0.0),
-        feature_vectors_max_rel_error=worst.get("compact"),
-        sequence_max_rel_error=worst.get("sequence"),
-        fidelity=n_matches / n_positions if n_positions else None,
-        n_completion_positions=n_positions,
-        n_argmax_matches=n_matches,
+        n_tasks=len(sample), task_ids=tuple(t.task_id for t in sample), seed=SEED,
+        max_rel_error=worst.get("chosen", 0.0), resid_pre_max_rel_error=worst.get(RESID_PRE, 0.0),
+        resid_post_max_rel_error=worst.get(RESID_POST, 0.0), feature_vectors_max_rel_error=worst.get("compact"),
+        sequence_max_rel_error=worst.get("sequence"), fidelity=n_matches / n_positions if n_positions else None,
+        n_completion_positions=n_positions, n_argmax_matches=n_matches,
     )
-
-
-class _Worst:
-    """The largest error seen per key (absent until one is seen)."""
-
-    def __init__(self) -> None:
-        self.values: dict[Any, float] = {}
-
-    def bump(self, key: Any, value: float) -> None:
-        self.values[key] = max(self.values.get(key, value), value)
-
-    def get(self, key: Any, default: float | None = None) -> float | None:
-        return self.values.get(key, default)
-
-
-def _check_task_files(worst: _Worst, residuals: np.ndarray, task: ReplayTask, *, folder: Path, layers: Sequence[int],
-                      site: HookSite, fmt: ActivationFormat) -> None:
-    """The per-task files of one task: ``arr_0`` / ``activation`` ("chosen"), both sites' last vectors, ``sequence``."""
-    last = task.n_prompt_tokens - 1
-    for layer in layers:
-        ref = residuals[site.hidden_state_index(layer)]
-        if "npz" in fmt.suffixes:
-            stored = read_activations(activation_path(folder, task.task_id, layer))
-            worst.bump("chosen", relative_error(stored.arr_0[0], ref[last]))
-            for at in HookSite:
-                worst.bump(at, relative_error(stored.last(at)[0], residuals[at.hidden_state_index(layer)][last]))
-            worst.bump("sequence", relative_error(stored.sequence, ref))
-        if "safetensors" in fmt.suffixes:
-            activation = read_safetensors(activation_path(folder, task.task_id, layer, "safetensors"))
-            worst.bump("chosen", relative_error(activation[0], ref[last]))
-            worst.bump(site, relative_error(activation[0], ref[last]))
-
-
-def _check_compact_row(worst: _Worst, residuals: np.ndarray, task: ReplayTask, compact: FeatureVectors) -> None:
-    """The compact file's row of one task (when it has one): both sites, every layer."""
-    rows = np.flatnonzero(compact.task_id == task.task_id)
-    if rows.size == 0:
-        return
-    last = task.n_prompt_tokens - 1
-    for at, vectors in ((HookSite.RESID_PRE, compact.resid_pre), (HookSite.RESID_POST, compact.resid_post)):
-        for i, layer in enumerate(compact.layers.tolist()):
-            value = relative_error(vectors[rows[0], i], residuals[at.hidden_state_index(layer)][last])
-            worst.bump(at, value)
-            worst.bump("compact", value)
 
 
 def reference_residuals(model: Any, token_ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
@@ -182,34 +129,21 @@ def reference_residuals(model: Any, token_ids: np.ndarray) -> tuple[np.ndarray, 
     Returns:
         float32 ``(n_layers + 1, n_tokens, d_model)``: entry ``L`` is the input of block ``L``
         (``hidden_states[L]``), entry ``n_layers`` the output of the last block before the
-        final norm; and the normed hidden state ``(n_tokens, d_model)`` the unembedding reads.
+        final norm (Hugging Face's last hidden state has it applied); and the normed hidden
+        state ``(n_tokens, d_model)`` the unembedding reads.
     """
     decoder = model.get_decoder()
     n_layers = model.config.get_text_config().num_hidden_layers
     captured: dict[str, torch.Tensor] = {}
-
-    def keep_norm_input(_module: Any, args: tuple) -> None:
-        captured["pre_norm"] = args[0]
-
     ids = torch.as_tensor(token_ids, dtype=torch.long, device=model.device)[None]
-    handle = decoder.norm.register_forward_pre_hook(keep_norm_input)
+    handle = decoder.norm.register_forward_pre_hook(lambda _module, args: captured.update(pre_norm=args[0]))
     try:
         with torch.inference_mode():
             out = decoder(input_ids=ids, output_hidden_states=True)
     finally:
         handle.remove()
     stack = [*out.hidden_states[:n_layers], captured["pre_norm"]]
-    residuals = torch.stack([h[0] for h in stack]).to("cpu", torch.float32).numpy()
-    return residuals, out.last_hidden_state[0]
-
-
-def reference_activations(
-    model: Any, token_ids: np.ndarray, *, layers: Sequence[int], site: HookSite
-) -> tuple[dict[int, np.ndarray], torch.Tensor]:
-    """Hugging Face residual stream at ``layers`` and ``site`` (float32 ``(n_tokens, d_model)``
-    each), and the final normed hidden state ``(n_tokens, d_model)`` the unembedding reads."""
-    residuals, final_hidden = reference_residuals(model, token_ids)
-    return {layer: residuals[site.hidden_state_index(layer)] for layer in layers}, final_hidden
+    return torch.stack([h[0] for h in stack]).to("cpu", torch.float32).numpy(), out.last_hidden_state[0]
 
 
 def completion_argmax(model: Any, final_hidden: torch.Tensor, *, n_prompt_tokens: int) -> np.ndarray:
@@ -230,12 +164,10 @@ def completion_argmax(model: Any, final_hidden: torch.Tensor, *, n_prompt_tokens
 
 def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
     """Largest per-row ``||actual - reference||_2 / ||reference||_2`` (rows are positions)."""
-    actual = np.asarray(actual, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
+    actual, reference = np.asarray(actual, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if actual.shape != reference.shape:
         raise ValueError(f"shape {actual.shape} != reference shape {reference.shape}")
     if actual.size == 0:
         return 0.0
     diff = np.linalg.norm(actual - reference, axis=-1)
-    scale = np.maximum(np.linalg.norm(reference, axis=-1), np.finfo(np.float32).tiny)
-    return float(np.max(diff / scale))
+    return float(np.max(diff / np.maximum(np.linalg.norm(reference, axis=-1), np.finfo(np.float32).tiny)))

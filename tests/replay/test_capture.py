@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from replay.capture import CapturePlan, capture_batch, make_batches
+from artifacts.schema.activations import HOOK_POINTS, RESID_POST, RESID_PRE
+from replay.capture import capture_batch, make_batches
 from replay.generations import ReplayTask, read_generations
-from replay.hook_sites import HookSite
 from replay.model import ModelSpec, load_bridge, read_model_shape
-from replay.verify import load_reference_model, reference_activations, relative_error
+from replay.verify import hidden_index, load_reference_model, reference_residuals, relative_error
 from tests.replay import tolerances as tol
 
 # Loads the tiny Gemma-2 in Hugging Face and TransformerLens: in `make test`, not the fast lane.
@@ -39,8 +39,13 @@ def tasks(tiny_generations_dir: Path) -> list[ReplayTask]:
     return read_generations(tiny_generations_dir / "generations.parquet")
 
 
-def _plan(layers, site, last_layers=None) -> CapturePlan:
-    return CapturePlan(site=site, sequence_layers=tuple(layers), last_layers=tuple(last_layers or layers), n_layers=N_LAYERS)
+def _plan(layers, site, last_layers=None) -> dict:
+    return {"site": site, "sequence_layers": tuple(layers), "last_layers": tuple(last_layers or layers)}
+
+
+def _last(capture, layer, at, last_layers):
+    """One site's last-prompt-token vector of ``layer``."""
+    return capture.last[at][list(last_layers).index(layer)]
 
 
 def _captures(bridge, tasks, *, layers, site, batch_size, last_layers=None):
@@ -48,7 +53,7 @@ def _captures(bridge, tasks, *, layers, site, batch_size, last_layers=None):
     return {
         task.task_id: capture
         for batch in make_batches(tasks, batch_size)
-        for task, capture in zip(batch.tasks, capture_batch(bridge, batch, plan))
+        for task, capture in zip(batch.tasks, capture_batch(bridge, batch, **plan))
     }
 
 
@@ -67,57 +72,50 @@ def reference_model(spec: ModelSpec):
     return load_reference_model(spec)
 
 
-@pytest.mark.parametrize("site", list(HookSite))
+@pytest.mark.parametrize("site", HOOK_POINTS)
 def test_every_layer_equals_hugging_face_hidden_states(bridge, reference_model, tasks, site):
     layers = list(range(N_LAYERS))
     captured = _captures(bridge, tasks, layers=layers, site=site, batch_size=1)
     for task in tasks:
         capture = captured[task.task_id]
-        for at in HookSite:
-            reference, _ = reference_activations(reference_model, task.token_ids, layers=layers, site=at)
+        residuals, _ = reference_residuals(reference_model, task.token_ids)
+        for at in HOOK_POINTS:
             for layer in layers:
-                if at is site:
-                    err = relative_error(capture.sequence[layer], reference[layer])
+                reference = residuals[hidden_index(at, layer)]
+                if at == site:
+                    err = relative_error(capture.sequence[layer], reference)
                     assert err <= tol.SAME_COMPUTATION, (site, task.task_id, layer, err)
                     # The last-prompt vector and the sequence row are copies of one tensor.
-                    np.testing.assert_array_equal(capture.last(layer)[at], capture.sequence[layer][task.n_prompt_tokens - 1])
-                err = relative_error(capture.last(layer)[at], reference[layer][task.n_prompt_tokens - 1])
+                    np.testing.assert_array_equal(_last(capture, layer, at, layers), capture.sequence[layer][task.n_prompt_tokens - 1])
+                err = relative_error(_last(capture, layer, at, layers), reference[task.n_prompt_tokens - 1])
                 assert err <= tol.SAME_COMPUTATION, (at, task.task_id, layer, err)
 
 
 def test_last_vectors_are_each_rows_own_last_prompt_position(bridge, tasks):
     # Rows of one batch differ in length and prompt length: each keeps its own position.
-    every = _captures(bridge, tasks, layers=range(N_LAYERS), site=HookSite.RESID_PRE, batch_size=1)
-    batched = _captures(bridge, tasks, layers=[1], site=HookSite.RESID_PRE, batch_size=len(tasks), last_layers=[0, 1, 2])
+    every = _captures(bridge, tasks, layers=range(N_LAYERS), site=RESID_PRE, batch_size=1)
+    batched = _captures(bridge, tasks, layers=[1], site=RESID_PRE, batch_size=len(tasks), last_layers=[0, 1, 2])
     for task in tasks:
         got = batched[task.task_id]
-        assert got.resid_pre.shape == got.resid_post.shape == (3, 128) and set(got.sequence) == {1}
+        assert got.last[RESID_PRE].shape == got.last[RESID_POST].shape == (3, 128) and set(got.sequence) == {1}
         for row, layer in enumerate((0, 1, 2)):
             one = every[task.task_id].sequence
-            assert relative_error(got.resid_pre[row], one[layer][task.n_prompt_tokens - 1]) <= tol.BATCHED
-            assert relative_error(got.resid_post[row], one[layer + 1][task.n_prompt_tokens - 1]) <= tol.BATCHED
+            assert relative_error(got.last[RESID_PRE][row], one[layer][task.n_prompt_tokens - 1]) <= tol.BATCHED
+            assert relative_error(got.last[RESID_POST][row], one[layer + 1][task.n_prompt_tokens - 1]) <= tol.BATCHED
 
 
 def test_no_full_sequence_cache_is_used(bridge, tasks, monkeypatch):
     monkeypatch.setattr(bridge, "run_with_cache", lambda *a, **k: pytest.fail("run_with_cache caches every position"))
     batch = make_batches(tasks[:2], 2)[0]
-    captures = capture_batch(bridge, batch, _plan([], HookSite.RESID_PRE, last_layers=[0, 3]))
-    assert [c.sequence for c in captures] == [{}, {}] and captures[0].resid_post.shape == (2, 128)
-
-
-def test_plan_rules():
-    with pytest.raises(ValueError, match="must include"):
-        CapturePlan(HookSite.RESID_PRE, (1, 2), (1,), N_LAYERS)
-    with pytest.raises(ValueError, match="ascending"):
-        CapturePlan(HookSite.RESID_PRE, (), (2, 1), N_LAYERS)
-    assert CapturePlan(HookSite.RESID_PRE, (1,), (1, 2), N_LAYERS).stop_at == 3
+    captures = capture_batch(bridge, batch, **_plan([], RESID_PRE, last_layers=[0, 3]))
+    assert [c.sequence for c in captures] == [{}, {}] and captures[0].last[RESID_POST].shape == (2, 128)
 
 
 def test_resid_post_of_last_layer_is_before_the_final_norm(bridge, reference_model, tasks):
     # Hugging Face's last hidden state has the final norm applied; the hook must not.
     task = tasks[0]
     last = N_LAYERS - 1
-    captured = _capture_all(bridge, [task], layers=[last], site=HookSite.RESID_POST, batch_size=1)[task.task_id][last]
+    captured = _capture_all(bridge, [task], layers=[last], site=RESID_POST, batch_size=1)[task.task_id][last]
     model = reference_model
     with torch.inference_mode():
         normed = model(torch.as_tensor(task.token_ids[None], dtype=torch.long), output_hidden_states=True).hidden_states[-1]
@@ -127,8 +125,8 @@ def test_resid_post_of_last_layer_is_before_the_final_norm(bridge, reference_mod
 def test_batched_equals_one_by_one(bridge, tasks):
     assert len({t.n_tokens for t in tasks}) == len(tasks)  # every row of a batch is padded but one
     layers = [0, 2, 3]
-    one = _capture_all(bridge, tasks, layers=layers, site=HookSite.RESID_POST, batch_size=1)
-    batched = _capture_all(bridge, tasks, layers=layers, site=HookSite.RESID_POST, batch_size=len(tasks))
+    one = _capture_all(bridge, tasks, layers=layers, site=RESID_POST, batch_size=1)
+    batched = _capture_all(bridge, tasks, layers=layers, site=RESID_POST, batch_size=len(tasks))
     for task in tasks:
         for layer in layers:
             assert batched[task.task_id][layer].shape == (task.n_tokens, 128)
@@ -141,11 +139,11 @@ def test_padding_does_not_leak_into_real_positions(bridge, tasks):
     # Same shapes, different pad ids: real positions must be bit-identical (no rounding excuse).
     batch = make_batches(tasks, len(tasks))[0]
     other_pad = dataclasses.replace(batch, input_ids=batch.input_ids.masked_fill(batch.attention_mask == 0, 7))
-    plan = _plan([0, 3], HookSite.RESID_PRE)
-    for a, b in zip(capture_batch(bridge, batch, plan), capture_batch(bridge, other_pad, plan)):
+    plan = _plan([0, 3], RESID_PRE)
+    for a, b in zip(capture_batch(bridge, batch, **plan), capture_batch(bridge, other_pad, **plan)):
         for layer in (0, 3):
             np.testing.assert_array_equal(a.sequence[layer], b.sequence[layer])
-        np.testing.assert_array_equal(a.resid_post, b.resid_post)
+        np.testing.assert_array_equal(a.last[RESID_POST], b.last[RESID_POST])
 
 
 def test_make_batches_groups_by_length_longest_first(tasks):
@@ -172,7 +170,7 @@ def test_forward_stops_after_the_last_needed_layer(bridge, tasks, layers, last_l
     watched = [f"blocks.{layer}.attn.hook_in" for layer in range(N_LAYERS)] + ["ln_final.hook_out", "unembed.hook_in"]
     batch = make_batches(tasks[:2], 2)[0]
     with bridge.hooks(fwd_hooks=[(name, record) for name in watched]):
-        capture_batch(bridge, batch, _plan(layers, HookSite.RESID_POST, last_layers))
+        capture_batch(bridge, batch, **_plan(layers, RESID_POST, last_layers))
     ran = {int(name.split(".")[1]) for name in fired if name.startswith("blocks.")}
     assert ran == set(range(max(last_layers) + 1))
     assert "ln_final.hook_out" not in fired and "unembed.hook_in" not in fired

@@ -24,7 +24,6 @@ from artifacts.records import COMPLETE, is_current, read_record, record_path
 from artifacts.schema import activations as keys
 from replay.config import ReplayConfig
 from replay.generations import read_generations
-from replay.hook_sites import HookSite
 from replay.model import ModelSpec, model_spec
 from replay.stage import default_batch_size
 from replay.store import activation_path, read_activations
@@ -62,7 +61,7 @@ def test_resid_post_files_and_metadata(post_run, hf_model):
     meta = read_json(result.metadata_path)
     assert CONTRACT_KEYS <= meta.keys()
     assert (meta[keys.HOOK_POINT], meta[keys.LAYERS], meta[keys.D_MODEL], meta[keys.DTYPE]) == ("resid_post", [1], 128, "float32")
-    assert meta[keys.HOOK_POINT_EXPLANATION] == HookSite.RESID_POST.explanation
+    assert meta[keys.HOOK_POINT_EXPLANATION] == keys.HOOK_POINT_EXPLANATIONS["resid_post"]
     assert meta[keys.HOOK_NAMES] == ["blocks.1.hook_resid_post"] and meta[keys.ACTIVATION_FORMAT] == "npz"
     assert meta[keys.FEATURE_VECTORS][keys.FEATURE_VECTORS_LAYERS] == [0, 1, 2] and meta["forward_through_layer"] == 2
     assert meta["n_tokens_replayed"] == sum(t.n_tokens for t in tasks) and meta[keys.TOKENS_PER_S] > 0

@@ -6,34 +6,28 @@ import numpy as np
 import pytest
 
 from artifacts.layout import activation_file_name
-from artifacts.schema.activations import ACTIVATION_FORMATS, NPZ_KEYS, SAFETENSORS_KEY
-from replay.generations import ReplayTask
-from replay.hook_sites import HookSite
-from replay.store import (
-    ActivationFormat,
-    activation_path,
-    is_stored,
-    read_activations,
-    read_safetensors,
-    write_task_layer,
+from artifacts.schema.activations import (
+    ACTIVATION_FORMATS, HOOK_POINTS, NPZ_KEYS, NPZ_LAST, RESID_POST, RESID_PRE, SAFETENSORS_KEY, hook_name,
 )
+from replay.generations import ReplayTask
+from replay.store import activation_path, is_stored, read_activations, read_safetensors, suffixes, write_task_layer
 
 D_MODEL = 8
-PRE, POST = HookSite.RESID_PRE, HookSite.RESID_POST
+PRE, POST = RESID_PRE, RESID_POST
 
 
 def _task(task_id: int = 11, n_prompt: int = 3, n_completion: int = 2) -> ReplayTask:
     return ReplayTask(task_id, np.arange(10, 10 + n_prompt + n_completion, dtype=np.int32), n_prompt)
 
 
-def _arrays(task: ReplayTask, seed: int = 0) -> tuple[np.ndarray, dict[HookSite, np.ndarray]]:
+def _arrays(task: ReplayTask, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A sequence at the chosen site (resid_pre) and both sites' last-prompt vectors."""
     rng = np.random.default_rng(seed)
     sequence = rng.normal(size=(task.n_tokens, D_MODEL)).astype(np.float32)
     return sequence, {PRE: sequence[task.n_prompt_tokens - 1].copy(), POST: rng.normal(size=D_MODEL).astype(np.float32)}
 
 
-def _write(folder, task, layer=16, *, site=PRE, fmt=ActivationFormat.NPZ, seed=0):
+def _write(folder, task, layer=16, *, site=PRE, fmt="npz", seed=0):
     sequence, last = _arrays(task, seed)
     if site is POST:
         last = {PRE: last[POST], POST: last[PRE]}
@@ -81,7 +75,7 @@ def test_safetensors_holds_activation_equal_to_arr_0(tmp_path):
     from safetensors import safe_open
 
     task = _task()
-    _write(tmp_path, task, fmt=ActivationFormat.BOTH)
+    _write(tmp_path, task, fmt="both")
     path = activation_path(tmp_path, task.task_id, 16, "safetensors")
     assert path.name == activation_file_name(task.task_id, 16, "safetensors") == "11_layer_16.safetensors"
     with safe_open(str(path), framework="numpy") as fh:
@@ -95,10 +89,10 @@ def test_safetensors_holds_activation_equal_to_arr_0(tmp_path):
 
 def test_safetensors_only_writes_no_npz(tmp_path):
     task = _task()
-    assert _write(tmp_path, task, fmt=ActivationFormat.SAFETENSORS)[0] == 0
+    assert _write(tmp_path, task, fmt="safetensors")[0] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["11_layer_16.safetensors"]
-    assert is_stored(tmp_path, task, [16], ActivationFormat.SAFETENSORS)
-    assert not is_stored(tmp_path, task, [16], ActivationFormat.BOTH)
+    assert is_stored(tmp_path, task, [16], "safetensors")
+    assert not is_stored(tmp_path, task, [16], "both")
 
 
 def test_float16_overflow_is_counted(tmp_path):
@@ -110,7 +104,7 @@ def test_float16_overflow_is_counted(tmp_path):
     assert read_activations(activation_path(tmp_path, task.task_id, 0)).arr_0.max() == 0.0
 
 
-@pytest.mark.parametrize("fmt", list(ActivationFormat))
+@pytest.mark.parametrize("fmt", ACTIVATION_FORMATS)
 def test_is_stored_only_for_every_file_of_the_current_tokens(tmp_path, fmt):
     # Settings (hook point, model width, format) are the completion record's to check; the
     # files only have to exist and hold the task's current tokens.
@@ -128,6 +122,7 @@ def test_is_stored_only_for_every_file_of_the_current_tokens(tmp_path, fmt):
 
 
 def test_format_names_come_from_the_schema():
-    assert tuple(f.value for f in ActivationFormat) == ACTIVATION_FORMATS == ("npz", "safetensors", "both")
-    assert [s.value for s in HookSite] == ["resid_pre", "resid_post"]
-    assert HookSite.RESID_POST.hook_name(3) == "blocks.3.hook_resid_post" and PRE.npz_last_key == "resid_pre_last"
+    assert ACTIVATION_FORMATS == ("npz", "safetensors", "both")
+    assert [suffixes(fmt) for fmt in ACTIVATION_FORMATS] == [("npz",), ("safetensors",), ("npz", "safetensors")]
+    assert HOOK_POINTS == ("resid_pre", "resid_post") and NPZ_LAST[PRE] == "resid_pre_last"
+    assert hook_name(POST, 3) == "blocks.3.hook_resid_post"

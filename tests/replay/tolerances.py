@@ -108,11 +108,11 @@ def measure_model(model_path: Path, generations: Path, *, batch_sizes=BATCH_SIZE
     """Worst relative error per comparison for one model and its generations, at the current thread count."""
     import torch
 
-    from replay.capture import CapturePlan, capture_batch, make_batches
+    from artifacts.schema.activations import HOOK_POINTS
+    from replay.capture import capture_batch, make_batches
     from replay.generations import read_generations
-    from replay.hook_sites import HookSite
     from replay.model import ModelSpec, load_bridge
-    from replay.verify import load_reference_model, reference_residuals, relative_error
+    from replay.verify import hidden_index, load_reference_model, reference_residuals, relative_error
 
     tasks = read_generations(generations)[:n_tasks]
     spec = ModelSpec(str(model_path), None, torch.float32, "cpu")
@@ -122,21 +122,22 @@ def measure_model(model_path: Path, generations: Path, *, batch_sizes=BATCH_SIZE
     refs = {task.task_id: reference_residuals(hf, task.token_ids)[0] for task in tasks}
     worst = {"same_computation": 0.0, "batched": 0.0, "prompt_only": 0.0}
     one_by_one = {}
-    for batch_size, site in itertools.product((1, *batch_sizes), HookSite):
+    for batch_size, site in itertools.product((1, *batch_sizes), HOOK_POINTS):
         key = "same_computation" if batch_size == 1 else "batched"
         sequence_layers = layers if prompt_only else ()  # the demo's check reads last-prompt vectors only
-        plan = CapturePlan(site=site, sequence_layers=sequence_layers, last_layers=layers, n_layers=n_layers)
+        plan = {"site": site, "sequence_layers": sequence_layers, "last_layers": layers}
         for batch in make_batches(tasks, batch_size):
-            for task, capture in zip(batch.tasks, capture_batch(bridge, batch, plan)):
+            for task, capture in zip(batch.tasks, capture_batch(bridge, batch, **plan)):
                 ref, last = refs[task.task_id], task.n_prompt_tokens - 1
                 for layer in layers:
                     if layer in capture.sequence:
-                        error = relative_error(capture.sequence[layer], ref[site.hidden_state_index(layer)])
+                        error = relative_error(capture.sequence[layer], ref[hidden_index(site, layer)])
                         worst[key] = max(worst[key], error)
-                    for at, vector in capture.last(layer).items():
-                        worst[key] = max(worst[key], relative_error(vector, ref[at.hidden_state_index(layer)][last]))
+                    for at in HOOK_POINTS:
+                        vector = capture.last[at][layers.index(layer)]
+                        worst[key] = max(worst[key], relative_error(vector, ref[hidden_index(at, layer)][last]))
                         if batch_size == 1:
-                            one_by_one[(task.task_id, at.hidden_state_index(layer))] = vector
+                            one_by_one[(task.task_id, hidden_index(at, layer))] = vector
     if prompt_only:
         for task in tasks:
             earlier = earlier_capture(hf, task.token_ids[: task.n_prompt_tokens])

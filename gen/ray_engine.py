@@ -29,7 +29,7 @@ from artifacts.errors import InputError
 from artifacts.schema import generations as keys
 from artifacts.versions import package_version
 from gen.config import RAY
-from gen.device_policy import BATCH_INVARIANT_ENV, CPU_KVCACHE_ENV, CPU_RESERVED_ENV
+from gen.device_policy import BATCH_INVARIANT_ENV, CPU_ENV
 from gen.engine import Completion, EngineConfig
 
 INSTALL_HINT = "pip install 'pva-baseline[cluster]'"
@@ -202,9 +202,11 @@ def forwarded_env(config: EngineConfig, *, device: str, data_parallel_size: int)
     Several CPU replicas on one machine would bind their threads to the same cores (vLLM's
     ``auto``), so they run unbound, each with its Ray CPU share's threads (``OMP_NUM_THREADS``).
     """
-    env = {name: os.environ[name] for name in (CPU_KVCACHE_ENV, CPU_RESERVED_ENV, CPU_BIND_ENV) if os.environ.get(name)}
-    if device == "cpu" and data_parallel_size > 1:
-        env.setdefault(CPU_BIND_ENV, "nobind")
+    env = {}
+    if device == "cpu":
+        env = {name: os.environ[name] for name in (*CPU_ENV, CPU_BIND_ENV) if os.environ.get(name)}
+        if data_parallel_size > 1:
+            env.setdefault(CPU_BIND_ENV, "nobind")
     if config.batch_invariant:
         env[BATCH_INVARIANT_ENV] = "1"  # read when vLLM starts, as VllmEngine sets it
     return env

@@ -209,7 +209,10 @@ def test_replica_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")
     monkeypatch.delenv(CPU_BIND_ENV, raising=False)
     one = forwarded_env(_config(), device="cpu", data_parallel_size=1)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    one = forwarded_env(_config(), device="cpu", data_parallel_size=1)
     assert one["VLLM_CPU_KVCACHE_SPACE"] == "3" and CPU_BIND_ENV not in one
+    assert one["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # CPU replicas' engines run in fewer processes too
     # Two CPU replicas must not bind their threads to the same cores.
     assert forwarded_env(_config(), device="cpu", data_parallel_size=2)[CPU_BIND_ENV] == "nobind"
     assert CPU_BIND_ENV not in forwarded_env(_config(), device="cuda", data_parallel_size=2)

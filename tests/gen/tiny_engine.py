@@ -25,7 +25,10 @@ from gen.vllm_engine import VllmEngine, sampling_params
 N_TASKS = 12
 MAX_NEW_TOKENS = 128
 CHUNK = 4  # the earlier loop's chunk, scaled down
-TEST_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "TOKENIZERS_PARALLELISM": "false"}
+# generate's CPU defaults (gen.device_policy), with a small KV cache: the in-process engine below is
+# configured as generate's own.
+TEST_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            "TOKENIZERS_PARALLELISM": "false"}
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,20 @@ REPORT_SUBDIR = "report"
 def activation_file_name(task_id: int, layer: int, suffix: str = "npz") -> str:
     """``{task_id}_layer_{L}.{suffix}``: the per-task, per-layer activation file the downstream code reads."""
     return f"{int(task_id)}_layer_{int(layer)}.{suffix}"
+
+
+class GenerationsInput:
+    """Paths mixin (with a ``StageConfig`` that has ``output_dir`` and ``generations_path`` fields)
+    of a stage that reads the generations and writes into the stage folder."""
+
+    @property
+    def folder(self) -> Path:
+        return self.output_dir or self.layout.phase7_3
+
+    @property
+    def generations(self) -> Path:
+        return self.generations_path or self.folder / GENERATIONS_FILE
+
+    @property
+    def generations_metadata(self) -> Path:
+        return self.generations.parent / GENERATIONS_METADATA_FILE

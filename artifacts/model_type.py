@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from artifacts.layout import ACTIVATIONS_SUBDIR
 
 from artifacts.schema import dataset as keys
 from artifacts.settings import setting
@@ -29,3 +32,16 @@ class ModelTypeSetting:
     def dataset_file(self) -> str:
         """``dataset_instruct_temp_0_0.parquet`` or ``dataset_base_temp_0_0.parquet``."""
         return keys.dataset_file_name(self.model_type)
+
+
+class DatasetInput:
+    """Paths mixin (with ``ModelTypeSetting`` and ``dataset_path``/``activations_dir`` fields) of a stage
+    that reads the evaluated dataset and the activations beside it."""
+
+    @property
+    def dataset(self) -> Path:
+        return self.dataset_path or self.layout.phase7_3 / self.dataset_file
+
+    @property
+    def activations(self) -> Path:
+        return self.activations_dir or self.dataset.parent / ACTIVATIONS_SUBDIR

@@ -11,7 +11,7 @@ from artifacts.layout import (
     ACTIVATIONS_SUBDIR,
     DATASET_METADATA_FILE,
     GENERATIONS_FILE,
-    GENERATIONS_METADATA_FILE,
+    GenerationsInput,
 )
 from artifacts.model_type import ModelTypeSetting
 from artifacts.schema import dataset as keys
@@ -22,7 +22,7 @@ from evaluate.verdict import Verdict
 
 
 @dataclass(frozen=True)
-class EvaluateConfig(StageConfig, ModelTypeSetting):
+class EvaluateConfig(StageConfig, ModelTypeSetting, GenerationsInput):
     """Score each completion against its MBPP tests; write the dataset parquet, metadata.json and phase_output.json.
 
     Every completion is scored under both verdicts (robust and legacy); --verdict picks the one
@@ -60,21 +60,8 @@ class EvaluateConfig(StageConfig, ModelTypeSetting):
         help="bwrap: isolated with bubblewrap. process: resource limits only, NOT isolated.")
 
     @property
-    def folder(self) -> Path:
-        return self.output_dir or self.layout.phase7_3
-
-    @property
-    def generations(self) -> Path:
-        return self.generations_path or self.folder / GENERATIONS_FILE
-
-    @property
     def problems(self) -> Path:
         return self.problems_path or self.layout.problems
-
-    @property
-    def generations_metadata(self) -> Path:
-        """Read when present: model, prompt style, excluded tasks."""
-        return self.generations.parent / GENERATIONS_METADATA_FILE
 
     @property
     def activations_metadata(self) -> Path:

@@ -11,13 +11,13 @@ from artifacts.feature_list import FILE_NAMES, AnalysisDirs, find_best_layers
 from artifacts.layout import ACTIVATIONS_SUBDIR, TASK_ACTIVATIONS_SUBDIR
 from artifacts.schema import features as fm
 from artifacts.schema.activations import FEATURE_VECTORS_FILE, HOOK_POINTS
-from artifacts.model_type import ModelTypeSetting
+from artifacts.model_type import DatasetInput, ModelTypeSetting
 from artifacts.settings import StageConfig, setting
 from features.sae import DEFAULT_SAE_REPO, parse_sae_options
 
 
 @dataclass(frozen=True)
-class FeaturesConfig(StageConfig, AnalysisDirs, ModelTypeSetting):
+class FeaturesConfig(StageConfig, AnalysisDirs, ModelTypeSetting, DatasetInput):
     """Each listed SAE feature vs test_passed: AUROC with a bootstrap interval, permutation p-value, BH q-value,
     percentile among random latents and a verdict; the SAE's fit (FVU, L0) and dense probes beside them.
 
@@ -66,14 +66,6 @@ class FeaturesConfig(StageConfig, AnalysisDirs, ModelTypeSetting):
     def __post_init__(self) -> None:
         super().__post_init__()
         parse_sae_options(self.sae_options, check_files=False)
-
-    @property
-    def dataset(self) -> Path:
-        return self.dataset_path or self.layout.phase7_3 / self.dataset_file
-
-    @property
-    def activations(self) -> Path:
-        return self.activations_dir or self.dataset.parent / ACTIVATIONS_SUBDIR
 
     @property
     def folder(self) -> Path:

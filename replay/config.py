@@ -8,13 +8,13 @@ from typing import ClassVar
 
 from artifacts.device import DEVICE_CHOICES, DTYPE_NAMES
 from artifacts.feature_list import AnalysisSettings
-from artifacts.layout import ACTIVATIONS_SUBDIR, GENERATIONS_FILE, GENERATIONS_METADATA_FILE, TASK_ACTIVATIONS_SUBDIR
+from artifacts.layout import ACTIVATIONS_SUBDIR, GENERATIONS_FILE, TASK_ACTIVATIONS_SUBDIR, GenerationsInput
 from artifacts.schema.activations import ACTIVATION_FORMATS, HOOK_POINTS, RESID_PRE
 from artifacts.settings import StageConfig, setting
 
 
 @dataclass(frozen=True)
-class ReplayConfig(StageConfig, AnalysisSettings):
+class ReplayConfig(StageConfig, AnalysisSettings, GenerationsInput):
     """Replay prompt + completion token ids through TransformerLens; store activations at the best layers,
     and the last-prompt-token vectors of every layer the SAE feature list names."""
 
@@ -50,18 +50,6 @@ class ReplayConfig(StageConfig, AnalysisSettings):
     verify: int = setting(
         0, minimum=0, metavar="N", identity=False,
         help="Check N sampled tasks against Hugging Face hidden states and report replay fidelity.")
-
-    @property
-    def folder(self) -> Path:
-        return self.output_dir or self.layout.phase7_3
-
-    @property
-    def generations(self) -> Path:
-        return self.generations_path or self.folder / GENERATIONS_FILE
-
-    @property
-    def generations_metadata(self) -> Path:
-        return self.generations.parent / GENERATIONS_METADATA_FILE
 
     @property
     def activations_dir(self) -> Path:

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from artifacts.layout import (
-    ACTIVATIONS_METADATA_FILE, ACTIVATIONS_SUBDIR, DATASET_METADATA_FILE, GENERATIONS_FILE,
+    ACTIVATIONS_METADATA_FILE, DATASET_METADATA_FILE, GENERATIONS_FILE,
     GENERATIONS_METADATA_FILE, REPORT_SUBDIR, TASK_ACTIVATIONS_SUBDIR,
 )
 from artifacts.schema import features as fm
-from artifacts.model_type import ModelTypeSetting
+from artifacts.model_type import DatasetInput, ModelTypeSetting
 from artifacts.settings import StageConfig, setting
 
 # Files of the report folder (a rerun removes those of its own that no longer apply).
@@ -31,7 +31,7 @@ def layer_plot_name(layer: int) -> str:
 
 
 @dataclass(frozen=True)
-class ReportConfig(StageConfig, ModelTypeSetting):
+class ReportConfig(StageConfig, ModelTypeSetting, DatasetInput):
     """Summarize pass rates, outcomes, costs and activation signal; write report.md and plots."""
 
     STAGE: ClassVar[str] = "report"
@@ -49,14 +49,6 @@ class ReportConfig(StageConfig, ModelTypeSetting):
         "per task agreement included.")
     output_dir: Path | None = setting(
         None, help=f"Destination folder [default: DATA_DIR/phase7_3/{REPORT_SUBDIR}].", identity=False)
-
-    @property
-    def dataset(self) -> Path:
-        return self.dataset_path or self.layout.phase7_3 / self.dataset_file
-
-    @property
-    def activations(self) -> Path:
-        return self.activations_dir or self.dataset.parent / ACTIVATIONS_SUBDIR
 
     @property
     def features_dir(self) -> Path:

@@ -39,7 +39,7 @@ def dataset_file_name(model_type: str) -> str:
     return DATASET_FILES[normalize_model_type(model_type)]
 
 
-# Verdicts (``evaluate --verdict``): the same strings as evaluate.outcomes.Verdict.
+# Verdicts (``evaluate --verdict``): the same strings as evaluate.verdict.Verdict.
 VERDICT_ROBUST = "robust"
 VERDICT_LEGACY = "legacy"
 

@@ -1,7 +1,6 @@
 """Keys of ``features_metadata.json`` and the columns of the features stage's tables.
 
-Written by the features stage (``features/stage.py``); read by the report (``report/features.py``,
-``report/feature_tables.py``).
+Written by the features stage (``features/stage.py``); read by the report (``report/features.py``).
 Hook sites (``resid_pre``, ``resid_post``) are the activations schema's
 (``artifacts/schema/activations.py``: ``RESID_PRE``, ``RESID_POST``, ``HOOK_POINTS``).
 """
@@ -165,7 +164,7 @@ class DifferenceRow:
     """One row of ``feature_differences.parquet``: a listed feature's AUROC here minus in the comparison run.
 
     On the tasks both runs have vectors for; the paired bootstrap resamples those tasks once for
-    both runs (stats/paired.py). NaN when either run has fewer than 2 tasks in a class.
+    both runs (stats/bootstrap.py). NaN when either run has fewer than 2 tasks in a class.
     """
 
     group: str

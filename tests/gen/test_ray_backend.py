@@ -4,7 +4,7 @@ The one-line error when Ray is missing (and exit 2 from the command line), which
 factory builds for which settings, the stage's metadata for an engine that reports itself and
 starts inside the run, and the pieces that keep the replicas' settings equal to the embedded
 engine's. The real Ray runs (token ids equal the embedded engine's on every task, SIGKILL of
-the driver and resume) are ``test_ray_kill_resume.py``: two Ray runs, the suite's only ones.
+the driver and resume) are ``tests/pipeline/test_kill_resume.py``: two Ray runs, the suite's only ones.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The stage with a scripted engine: selection, exclusion, resume, metadata, stop policy, prompt styles.
 
-The real vLLM engine runs in ``test_e2e_tiny.py`` and in the SIGKILL tests (tests/pipeline; on
-Ray: ``test_ray_kill_resume.py``).
+The real vLLM engine runs in ``test_e2e_tiny.py`` and in the SIGKILL tests
+(``tests/pipeline/test_kill_resume.py``, embedded and on Ray).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The tree's shape: imports flow one way (no cycles) and shared facts have one definition."""
+"""The tree's shape: imports flow one way (no cycles), shared facts have one definition, functions stay short."""
 
 from __future__ import annotations
 
@@ -126,3 +126,17 @@ def _where(pattern: str, *, include_tests: bool) -> set[str]:
 )
 def test_one_definition(what, pattern, home, include_tests):
     assert _where(pattern, include_tests=include_tests) == {home}, f"{what} must live in {home} only"
+
+
+MAX_FUNCTION_LINES = 60  # stage code reads as named steps
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = [
+        f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in _modules().values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long == [], long

@@ -79,8 +79,7 @@ DEMO_RUN_LAYERS = [16, 19]
 DEMO_RUN_VERIFY = 2  # tasks checked against Hugging Face hidden states
 # HF_HUB_OFFLINE: the features stage looks the GemmaScope SAEs up in the cache only, instead of
 # spending the hub client's retries (about 25 s a run) on a machine without the hub.
-DEMO_RUN_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "TOKENIZERS_PARALLELISM": "false",
-                "HF_HUB_OFFLINE": "1"}
+DEMO_RUN_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 
 
 @dataclass(frozen=True)

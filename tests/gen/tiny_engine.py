@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from gen.device_policy import apply_cpu_env_defaults
 from gen.engine import Completion, EngineConfig
 from gen.vllm_engine import VllmEngine, sampling_params
 
 N_TASKS = 12
 MAX_NEW_TOKENS = 128
 CHUNK = 4  # the earlier loop's chunk, scaled down
-# generate's CPU defaults (gen.device_policy), with a small KV cache: the in-process engine below is
-# configured as generate's own.
-TEST_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-            "TOKENIZERS_PARALLELISM": "false"}
+# A small KV cache for every engine of the tiny model; the rest of the vLLM-CPU environment is
+# generate's own default (gen.device_policy), applied to the in-process engine below as generate does.
+TEST_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ def tiny_vllm_run(tiny_gemma2: Path, problems_parquet: Path, tmp_path_factory: p
     with pytest.MonkeyPatch.context() as mp:
         for name, value in TEST_ENV.items():
             mp.setenv(name, value)
+        apply_cpu_env_defaults()  # as generate does before its engine starts (it leaves them set, as here)
         engine = VllmEngine(config)
         try:
             lent = _Lent(engine)
